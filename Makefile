@@ -1,0 +1,67 @@
+# Twitchcrement. Every target installs what it needs on a fresh clone; downloads are cached in .venv/ and .cache/.
+SHELL := /bin/bash
+PYTHON_VERSION ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+JARS := .cache/jars
+M2 := $(CURDIR)/.cache/m2
+JAR_SETS := spark kafka cassandra
+CLASSPATHS := $(foreach s,$(JAR_SETS),$(JARS)/$(s).classpath)
+export PYSPARK_PYTHON := $(CURDIR)/$(PY)
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
+
+.PHONY: setup venv jars services-up services-down services-status test test-fast demo lint clean distclean
+
+setup: venv jars
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@command -v $(PYTHON_VERSION) >/dev/null || { echo "error: $(PYTHON_VERSION) not found; install Python 3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON_VERSION) -m venv $(VENV)
+	@echo "Installing Python packages into $(VENV) (first run downloads about 450 MB) ..."
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --progress-bar on -r requirements.txt | grep -v -E '^(Requirement already satisfied|Collecting|Using cached|Looking in links)'; \
+		test $${PIPESTATUS[0]} -eq 0 || { echo "error: pip could not install requirements.txt (see above)"; exit 1; }
+	@# The project's packages (twitchcrement, services, ingest, jobs, dashboard) import from the checkout itself.
+	@$(PY) -c "import site, sys; open(site.getsitepackages()[0] + '/twitchcrement.pth', 'w').write(sys.argv[1] + '\\n')" "$(CURDIR)"
+	@$(PY) -c "import pyspark, kafka, msgpack, cassandra, dash, irc, twitchcrement" && touch $@
+
+jars: $(CLASSPATHS)
+$(JARS)/%.classpath: jvm/%.pom.xml
+	@command -v mvn >/dev/null || { echo "error: Maven (mvn) not found; install it (apt-get install maven)"; exit 1; }
+	@command -v java >/dev/null || { echo "error: Java not found; install a JDK 17 (apt-get install openjdk-17-jdk-headless)"; exit 1; }
+	@mkdir -p $(JARS)
+	@echo "Resolving JVM jars for $* from Maven Central into .cache/m2 ..."
+	@mvn -B -Dstyle.color=never -f $< -Dmaven.repo.local=$(M2) dependency:build-classpath -Dmdep.outputFile=$(CURDIR)/$@.tmp \
+		| { grep -E --line-buffered '^\[INFO\] Downloaded from|ERROR' | sed -u -E 's#^\[INFO\] Downloaded from central: .*/([^/]+) \(([^)]*)\)#  downloaded \1 (\2)#'; } ; \
+		test -s $@.tmp || { echo "error: Maven could not resolve jvm/$*.pom.xml (see above)"; exit 1; }
+	@mv $@.tmp $@
+
+services-up: setup
+	@$(PY) -m services up
+
+services-down: venv
+	@$(PY) -m services down
+
+services-status: venv
+	@$(PY) -m services status
+
+# The test run starts its own Kafka, Cassandra and Spark (see tests/conftest.py) on ports apart from the demo's.
+test: setup
+	@$(PY) -m pytest
+
+test-fast: setup
+	@$(PY) -m pytest -m "not slow"
+
+demo: services-up
+	@echo "Local services are up (the ingest, detector and dashboard join the demo as they land):"
+	@$(PY) -m services status
+
+lint: venv
+	@$(PY) -m ruff check . || echo "(ruff is not installed in the venv: pip install ruff)"
+
+clean:
+	rm -rf var test-artifacts spark-warehouse .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV) .cache

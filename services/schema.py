@@ -1,0 +1,97 @@
+"""The platform's Kafka topics and Cassandra tables, created idempotently on whatever cluster the config names."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from string import Template
+
+from twitchcrement import PROJECT_ROOT
+from twitchcrement.clients import cassandra_session, kafka_admin, kafka_consumer, kafka_producer
+from twitchcrement.config import Config
+
+log = logging.getLogger(__name__)
+
+CQL_FILE = PROJECT_ROOT / "conf" / "cassandra.cql"
+HEALTH_TOPIC = "twitchcrement-health"
+
+
+def platform_topics(config: Config) -> list[str]:
+    return [config["kafka.chat_topic"], config["kafka.spam_topic"], config["kafka.deadletter_topic"]]
+
+
+def ensure_topics(config: Config, topics: list[str] | None = None, partitions: int | None = None) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    wanted = platform_topics(config) if topics is None else topics
+    admin = kafka_admin(config)
+    try:
+        missing = [t for t in wanted if t not in set(admin.list_topics())]
+        for topic in missing:
+            try:
+                admin.create_topics([NewTopic(topic, partitions or config["kafka.partitions"],
+                                              config["kafka.replication_factor"])])
+            except TopicAlreadyExistsError:
+                pass  # created by someone else meanwhile: fine
+        if missing:
+            log.info("created topics", extra={"topics": ",".join(missing)})
+        return missing
+    finally:
+        admin.close()
+
+
+def kafka_round_trip(config: Config, timeout_s: float = 10.0) -> None:
+    """Produce one record and read it back: the broker really stores and serves data."""
+    from kafka import TopicPartition
+
+    ensure_topics(config, [HEALTH_TOPIC], partitions=1)
+    token = uuid.uuid4().bytes
+    producer = kafka_producer(config, linger_ms=0, retries=3)
+    try:
+        offset = producer.send(HEALTH_TOPIC, token).get(timeout=timeout_s).offset
+    finally:
+        producer.close(timeout=5)
+    consumer = kafka_consumer(config, enable_auto_commit=False, consumer_timeout_ms=int(timeout_s * 1000))
+    try:
+        partition = TopicPartition(HEALTH_TOPIC, 0)
+        consumer.assign([partition])
+        consumer.seek(partition, offset)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                if any(r.value == token for r in records):
+                    return
+        raise TimeoutError(f"wrote offset {offset} of {HEALTH_TOPIC} but could not read it back")
+    finally:
+        consumer.close()
+
+
+def cql_statements(config: Config) -> list[str]:
+    """conf/cassandra.cql with the keyspace and replication factor filled in, split into statements.
+
+    DDL takes no bind markers, so these two values are substituted; both are validated by the config
+    (a CQL identifier and a positive integer).
+    """
+    text = Template(CQL_FILE.read_text()).substitute(
+        keyspace=config["cassandra.keyspace"], replication_factor=int(config["cassandra.replication_factor"]))
+    text = re.sub(r"--[^\n]*", "", text)
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
+def ensure_tables(config: Config) -> None:
+    session = cassandra_session(config, keyspace=False)
+    try:
+        for statement in cql_statements(config):
+            session.execute(statement, timeout=60)
+        log.info("keyspace and tables ready", extra={"keyspace": config["cassandra.keyspace"]})
+    finally:
+        session.cluster.shutdown()
+
+
+def init(config: Config) -> None:
+    ensure_topics(config)
+    ensure_tables(config)

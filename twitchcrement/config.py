@@ -1,0 +1,340 @@
+"""Configuration: one TOML file in conf/, then environment overrides, then the original system's aliases.
+
+Every setting is declared once in SETTINGS (name, type, default, meaning); the README's configuration reference
+is generated from it. A wrong value fails at load time with an error naming the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from twitchcrement import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "twitchcrement.toml"
+ENV_PREFIX = "TWITCHCREMENT_"
+CONFIG_FILE_ENV = "TWITCHCREMENT_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid; the message names the key and where it came from."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str  # "section.name"
+    kind: str  # str | int | float | bool | list | table | hosts | port
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None] | None = None  # returns a complaint, or None when the value is fine
+
+    @property
+    def env_name(self) -> str:
+        return ENV_PREFIX + self.key.replace(".", "_").upper()
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
+
+
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_CQL_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_SIZE_RE = re.compile(r"^\d+[kmgKMG]$")
+
+
+def _topic(value: str) -> str | None:
+    return None if _TOPIC_RE.match(value) else "must be a Kafka topic name (letters, digits, '.', '_', '-')"
+
+
+def _cql_name(value: str) -> str | None:
+    return None if _CQL_NAME_RE.match(value) else "must be a lower-case CQL name (letters, digits, '_')"
+
+
+def _jvm_size(value: str) -> str | None:
+    return None if _SIZE_RE.match(value) else "must be a JVM memory size such as 512m or 2g"
+
+
+def _spark_conf(value: dict[str, str]) -> str | None:
+    wrong = [k for k in value if not k.startswith("spark.")]
+    return f"keys must start with 'spark.' (not {', '.join(wrong)})" if wrong else None
+
+
+SETTINGS: list[Setting] = [
+    # Kafka
+    Setting("kafka.bootstrap_servers", "hosts", None,
+            "Kafka bootstrap servers, host:port[,host:port]. Unset: the local broker that `make services-up` runs."),
+    Setting("kafka.chat_topic", "str", "chatmessage", "Topic of chat records (msgpack, key = channel).", _topic),
+    Setting("kafka.spam_topic", "str", "spammessage", "Topic of spam events and topic updates.", _topic),
+    Setting("kafka.deadletter_topic", "str", "chatmessage-deadletter",
+            "Topic where records that cannot be decoded go, with the reason.", _topic),
+    Setting("kafka.partitions", "int", 4, "Partitions of each topic the platform creates.", _positive),
+    Setting("kafka.replication_factor", "int", 1, "Replication factor of the topics the platform creates.", _positive),
+    Setting("kafka.connect_timeout_s", "float", 15.0, "How long to wait for a broker before giving up.", _positive),
+    # Cassandra
+    Setting("cassandra.hosts", "hosts", None,
+            "Cassandra contact points, host[,host]. Unset: the local node that `make services-up` runs."),
+    Setting("cassandra.port", "port", None, "CQL native port of cassandra.hosts (default 9042 for external hosts)."),
+    Setting("cassandra.keyspace", "str", "twitchcrement", "Keyspace of the platform's tables.", _cql_name),
+    Setting("cassandra.replication_factor", "int", 1, "SimpleStrategy replication factor of the keyspace.",
+            _positive),
+    Setting("cassandra.local_datacenter", "str", "datacenter1", "Data centre the drivers treat as local."),
+    Setting("cassandra.connect_timeout_s", "float", 15.0, "How long to wait for a node before giving up.",
+            _positive),
+    # Embedded services for the demo and the tests
+    Setting("local.data_dir", "str", "var/local",
+            "Where the local Kafka and Cassandra keep data and logs (relative to the project)."),
+    Setting("local.kafka_port", "port", 9092, "Client port of the local Kafka broker."),
+    Setting("local.kafka_controller_port", "port", 9093, "KRaft controller port of the local Kafka broker."),
+    Setting("local.kafka_heap", "str", "512m", "Heap of the local Kafka broker.", _jvm_size),
+    Setting("local.cassandra_port", "port", 9042, "CQL port of the local Cassandra node."),
+    Setting("local.cassandra_storage_port", "port", 7000, "Inter-node port of the local Cassandra node."),
+    Setting("local.cassandra_jmx_port", "port", 7199, "JMX port (loopback only) of the local Cassandra node."),
+    Setting("local.cassandra_heap", "str", "1g", "Heap of the local Cassandra node.", _jvm_size),
+    Setting("local.start_timeout_s", "float", 180.0, "How long a local service may take to become ready.",
+            _positive),
+    # Spark
+    Setting("spark.master", "str", "local[*]", "Spark master URL (local[*], spark://host:7077, yarn, k8s://...)."),
+    Setting("spark.app_name", "str", "twitchcrement", "Spark application name."),
+    Setting("spark.shuffle_partitions", "int", 4,
+            "spark.sql.shuffle.partitions: small on one machine (the default 200 made a job 18x slower).",
+            _positive),
+    Setting("spark.driver_memory", "str", "2g", "Driver heap (local mode: the whole job).", _jvm_size),
+    Setting("spark.checkpoint_dir", "str", "var/checkpoints",
+            "Where streaming queries keep their checkpoints (relative to the project, or a URL)."),
+    Setting("spark.conf", "table", {}, "Any other Spark settings, as \"spark.x.y\" = \"value\".", _spark_conf),
+    # Logging
+    Setting("logging.level", "str", "INFO", "Level of the platform's own loggers.",
+            _one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting("logging.format", "str", "logfmt", "logfmt (key=value lines) or json.", _one_of("logfmt", "json")),
+]
+
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+# The original system's variable names; aliases win over the file and over TWITCHCREMENT_* variables.
+ALIASES = {
+    "KAFKAPORT": "kafka.bootstrap_servers",
+    "CASSANDRA_ADDRESS": "cassandra.hosts",
+    "CASSANDRA_PORT": "cassandra.port",
+}
+IGNORED_ALIASES = {"ZOOKEEPERPORT": "Kafka runs in KRaft mode without ZooKeeper"}
+
+
+def _parse(setting: Setting, value: Any, source: str) -> Any:
+    """Convert a value from a file or the environment to the setting's type, or raise ConfigError naming it."""
+
+    def fail(why: str) -> ConfigError:
+        return ConfigError(f"config {setting.key} = {value!r} ({source}): {why}")
+
+    from_env = isinstance(value, str) and source.startswith("environment")
+    kind = setting.kind
+    if kind == "str":
+        if not isinstance(value, str):
+            raise fail("must be a string")
+        parsed: Any = value
+    elif kind in ("int", "port"):
+        if from_env:
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise fail("must be a whole number") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("must be a whole number")
+        if kind == "port" and not 1 <= value <= 65535:
+            raise fail("must be a port number from 1 to 65535")
+        parsed = value
+    elif kind == "float":
+        if from_env:
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise fail("must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("must be a number")
+        parsed = float(value)
+    elif kind == "bool":
+        if from_env:
+            lowered = value.strip().lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise fail("must be true or false")
+            value = lowered in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise fail("must be true or false")
+        parsed = value
+    elif kind == "list":
+        if from_env:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise fail("must be a list of strings")
+        parsed = value
+    elif kind == "hosts":
+        parsed = _parse_hosts(value, fail)
+    elif kind == "table":
+        if not isinstance(value, dict):
+            raise fail("must be a table of \"key\" = \"value\"")
+        parsed = {str(k): str(v) for k, v in value.items()}
+    else:  # pragma: no cover - a programming error in SETTINGS
+        raise AssertionError(f"unknown setting kind {kind}")
+    if setting.check is not None:
+        complaint = setting.check(parsed)
+        if complaint:
+            raise fail(complaint)
+    return parsed
+
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def _parse_hosts(value: Any, fail: Callable[[str], ConfigError]) -> str:
+    """Hosts are kept as the comma-separated string that clients take; each host (and optional :port) is checked."""
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    if not isinstance(value, str) or not value.strip():
+        raise fail("must be host[:port] entries separated by commas")
+    entries = [v.strip() for v in value.split(",")]
+    for entry in entries:
+        host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if not host:
+            host, port = entry, ""
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise fail(f"{entry!r} has a bad port (1 to 65535)")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            if not _HOST_RE.match(host):
+                raise fail(f"{entry!r} is not a host name or address") from None
+    return ",".join(entries)
+
+
+@dataclass(frozen=True)
+class Config:
+    values: dict[str, Any]
+    source_file: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in SETTINGS_BY_KEY:
+            raise KeyError(f"no setting {key!r}")
+        return self.values[key]
+
+    # Derived endpoints: unset addresses mean the local services.
+    @property
+    def kafka_is_local(self) -> bool:
+        return self["kafka.bootstrap_servers"] is None
+
+    @property
+    def cassandra_is_local(self) -> bool:
+        return self["cassandra.hosts"] is None
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        if self.kafka_is_local:
+            return f"127.0.0.1:{self['local.kafka_port']}"
+        return self["kafka.bootstrap_servers"]
+
+    @property
+    def cassandra_hosts(self) -> list[str]:
+        return ["127.0.0.1"] if self.cassandra_is_local else self["cassandra.hosts"].split(",")
+
+    @property
+    def cassandra_port(self) -> int:
+        if self["cassandra.port"] is not None:
+            return self["cassandra.port"]
+        return self["local.cassandra_port"] if self.cassandra_is_local else 9042
+
+    def path(self, key: str) -> Path:
+        """A path setting resolved against the project root."""
+        value = Path(self[key])
+        return value if value.is_absolute() else PROJECT_ROOT / value
+
+    def with_overrides(self, **overrides: Any) -> "Config":
+        """A copy with some settings replaced (keys use '__' for '.'), validated like everything else."""
+        values = dict(self.values)
+        for name, value in overrides.items():
+            key = name.replace("__", ".")
+            if key not in SETTINGS_BY_KEY:
+                raise ConfigError(f"config {key}: unknown setting")
+            values[key] = value if value is None else _parse(SETTINGS_BY_KEY[key], value, "override")
+        return Config(values, self.source_file, list(self.warnings))
+
+
+def _flatten(table: dict[str, Any], source: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, body in table.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"config {section} ({source}): expected a [section] table, found a value")
+        for name, value in body.items():
+            key = f"{section}.{name}"
+            if key not in SETTINGS_BY_KEY:
+                raise ConfigError(f"config {key} ({source}): unknown setting; known: {_near(key)}")
+            flat[key] = value
+    return flat
+
+
+def _near(key: str) -> str:
+    section = key.split(".")[0]
+    same = [s.key for s in SETTINGS if s.key.startswith(section + ".")]
+    return ", ".join(same) if same else ", ".join(sorted({s.key.split(".")[0] for s in SETTINGS}))
+
+
+def load(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load the config: defaults < file < TWITCHCREMENT_* environment < original aliases."""
+    env = dict(os.environ if environ is None else environ)
+    warnings: list[str] = []
+    chosen = path or env.get(CONFIG_FILE_ENV) or DEFAULT_CONFIG_FILE
+    config_file = Path(chosen)
+    values = {s.key: s.default for s in SETTINGS}
+
+    if config_file.exists():
+        try:
+            raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {config_file}: not valid TOML: {exc}") from None
+        for key, value in _flatten(raw, str(config_file)).items():
+            values[key] = _parse(SETTINGS_BY_KEY[key], value, f"file {config_file}")
+    elif path is not None or CONFIG_FILE_ENV in env:
+        raise ConfigError(f"config file {config_file}: does not exist")
+
+    known_env = {s.env_name: s for s in SETTINGS}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
+            continue
+        if name not in known_env:
+            raise ConfigError(f"environment {name}: unknown setting (known: {', '.join(sorted(known_env))})")
+        setting = known_env[name]
+        values[setting.key] = _parse(setting, value, f"environment {name}")
+
+    for alias, key in ALIASES.items():
+        if alias in env:
+            values[key] = _parse(SETTINGS_BY_KEY[key], env[alias], f"environment {alias}")
+    for alias, why in IGNORED_ALIASES.items():
+        if alias in env:
+            warning = f"environment {alias} is ignored: {why}"
+            warnings.append(warning)
+            log.warning(warning)
+
+    return Config(values, config_file if config_file.exists() else None, warnings)
+
+
+def reference_markdown() -> str:
+    """The configuration reference table, as shown in the README."""
+    rows = ["| key | environment | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = "(unset)" if s.default is None else f"`{s.default}`"
+        rows.append(f"| `{s.key}` | `{s.env_name}` | {default} | {s.doc} |")
+    aliases = ", ".join(f"`{a}` = `{k}`" for a, k in ALIASES.items())
+    rows.append("")
+    rows.append(f"Aliases from the original system (they win over the file and `TWITCHCREMENT_*`): {aliases}; "
+                f"`ZOOKEEPERPORT` is accepted and ignored with a warning.")
+    return "\n".join(rows)

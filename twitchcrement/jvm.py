@@ -1,0 +1,56 @@
+"""Where the JVM artifacts are: `make jars` resolves each jvm/NAME.pom.xml with Maven into .cache/jars/NAME.classpath."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from twitchcrement import PROJECT_ROOT
+
+JARS_DIR = PROJECT_ROOT / ".cache" / "jars"
+_VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[^/]*\.jar$")
+
+
+class JvmSetupError(RuntimeError):
+    pass
+
+
+def artifact_id(jar: Path) -> str:
+    match = _VERSIONED_JAR.match(jar.name)
+    return match.group("artifact") if match else jar.stem
+
+
+def pyspark_jars() -> list[Path]:
+    import pyspark
+
+    return sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
+
+
+def classpath(name: str) -> list[Path]:
+    """The jars Maven resolved for jvm/NAME.pom.xml; for "spark", minus every artifact pyspark already ships."""
+    listing = JARS_DIR / f"{name}.classpath"
+    if not listing.exists():
+        raise JvmSetupError(f"JVM jars for {name} are not resolved ({listing} is missing): run `make jars`")
+    jars = [Path(p) for p in listing.read_text().strip().split(":") if p]
+    missing = [j for j in jars if not j.exists()]
+    if missing:
+        raise JvmSetupError(f"JVM jars for {name} are incomplete ({missing[0]} is missing): run `make jars`")
+    if name == "spark":
+        shipped = {artifact_id(j) for j in pyspark_jars()}
+        jars = [j for j in jars if artifact_id(j) not in shipped]
+    return jars
+
+
+def java_executable() -> str:
+    """The `java` to run services with: $JAVA_HOME/bin/java, else the one on PATH."""
+    import os
+
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        raise JvmSetupError("Java not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless) "
+                          "or set JAVA_HOME")
+    return found

@@ -1,0 +1,195 @@
+"""The records that cross Kafka, and their msgpack codec. This is the one place their schemas live.
+
+A record is a msgpack map keyed by field name, so any msgpack tool can read it and optional fields can be added
+later. Decoding either returns a complete, valid record or raises RecordError saying what is wrong: it never
+returns half a record. Unknown keys are ignored so that older readers accept newer writers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import msgpack
+
+MAX_RECORD_BYTES = 64 * 1024
+# Twitch caps a chat message at 500 characters; 2,000 leaves room for escapes and clients that pad messages.
+MAX_TEXT_CHARS = 2_000
+MAX_NAME_CHARS = 64
+_MIN_TS_MS = 1_000_000_000_000  # 2001-09-09: anything earlier is not a Twitch timestamp in milliseconds
+_MAX_TS_MS = 32_503_680_000_000  # year 3000
+_CHANNEL_RE = re.compile(r"^[a-z0-9_]{1,50}$")
+
+
+class RecordError(ValueError):
+    """A value could not be decoded into a record; the message says which record and what was wrong."""
+
+
+def _check_channel(value: str) -> str | None:
+    return None if _CHANNEL_RE.match(value) else "must be a lower-case channel login (a-z, 0-9, _), without '#'"
+
+
+def _check_ts(value: int) -> str | None:
+    return None if _MIN_TS_MS <= value <= _MAX_TS_MS else "must be a Unix time in milliseconds"
+
+
+def _check_count(value: int) -> str | None:
+    return None if 0 <= value < 2**63 else "must be a count from 0"
+
+
+def _check_top_users(value: list[Any]) -> str | None:
+    for entry in value:
+        if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
+                and isinstance(entry[1], int) and not isinstance(entry[1], bool)):
+            return "must be a list of [user_login, count] pairs"
+    return None
+
+
+def spec(kind: type, *, required: bool = False, max_chars: int | None = None, check: Any = None,
+         default: Any = None) -> Any:
+    """A dataclass field with its wire rules: type, required or not, length bound, extra check."""
+    meta = {"kind": kind, "required": required, "max_chars": max_chars, "check": check}
+    if required:
+        return field(metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=kind() if default is None else default, metadata=meta)
+
+
+class Record:
+    """Base of the wire records: encode to msgpack bytes, decode with full validation."""
+
+    record_name: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    def encode(self) -> bytes:
+        return msgpack.packb(self.to_dict(), use_bin_type=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Record":
+        name = cls.record_name
+        if not isinstance(data, dict):
+            raise RecordError(f"{name}: expected a map of fields, got {type(data).__name__}")
+        values: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            meta = f.metadata
+            if f.name not in data:
+                if meta["required"]:
+                    raise RecordError(f"{name}: missing field '{f.name}'")
+                continue
+            value = data[f.name]
+            kind = meta["kind"]
+            if kind is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif kind is list:
+                ok = isinstance(value, (list, tuple))
+                value = [list(v) if isinstance(v, (list, tuple)) else v for v in value] if ok else value
+            else:
+                ok = isinstance(value, kind)
+            if not ok:
+                raise RecordError(f"{name}: field '{f.name}' must be {kind.__name__}, got {type(value).__name__}")
+            if meta["max_chars"] is not None and len(value) > meta["max_chars"]:
+                raise RecordError(f"{name}: field '{f.name}' is {len(value)} characters long, "
+                                  f"over the limit of {meta['max_chars']}")
+            if meta["check"] is not None:
+                complaint = meta["check"](value)
+                if complaint:
+                    raise RecordError(f"{name}: field '{f.name}' = {_short(value)} {complaint}")
+            values[f.name] = value
+        return cls(**values)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Record":
+        return cls.from_dict(unpack(data, cls.record_name))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def unpack(data: bytes, name: str = "record") -> Any:
+    """msgpack bytes -> Python value, with every way of being malformed turned into one RecordError."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise RecordError(f"{name}: expected bytes, got {type(data).__name__}")
+    if len(data) == 0:
+        raise RecordError(f"{name}: empty value")
+    if len(data) > MAX_RECORD_BYTES:
+        raise RecordError(f"{name}: value is {len(data)} bytes, over the limit of {MAX_RECORD_BYTES}")
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    except msgpack.ExtraData:
+        raise RecordError(f"{name}: trailing bytes after the msgpack value") from None
+    except (msgpack.OutOfData, ValueError) as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            raise RecordError(f"{name}: a string is not valid UTF-8 (byte {exc.start})") from None
+        if isinstance(exc, msgpack.OutOfData) or "incomplete" in str(exc).lower():
+            raise RecordError(f"{name}: truncated msgpack value") from None
+        raise RecordError(f"{name}: not a msgpack value ({exc or 'invalid format byte'})") from None
+    except (TypeError, msgpack.StackError, msgpack.FormatError) as exc:
+        raise RecordError(f"{name}: not a msgpack value ({exc or 'invalid format byte'})") from None
+
+
+@dataclass(slots=True)
+class ChatMessage(Record):
+    """One chat message as read from Twitch IRC (or replayed). Key on Kafka: the channel."""
+
+    record_name: ClassVar[str] = "chat message"
+
+    channel: str = spec(str, required=True, max_chars=50, check=_check_channel)
+    user_login: str = spec(str, required=True, max_chars=MAX_NAME_CHARS)
+    text: str = spec(str, required=True, max_chars=MAX_TEXT_CHARS)
+    sent_ts: int = spec(int, required=True, check=_check_ts)  # tmi-sent-ts, Unix ms
+    display_name: str = spec(str, max_chars=MAX_NAME_CHARS)
+    user_id: str = spec(str, max_chars=MAX_NAME_CHARS)
+    room_id: str = spec(str, max_chars=MAX_NAME_CHARS)
+    message_id: str = spec(str, max_chars=MAX_NAME_CHARS)
+    is_action: bool = spec(bool, default=False)  # /me, a CTCP ACTION
+    is_mod: bool = spec(bool, default=False)
+    is_subscriber: bool = spec(bool, default=False)
+    is_first_msg: bool = spec(bool, default=False)
+    badges: str = spec(str, max_chars=1024)  # raw IRC tag, "subscriber/36,moderator/1"
+    emotes: str = spec(str, max_chars=4096)  # raw IRC tag, "25:0-4,12-16/1902:6-10"
+    received_at: int = spec(int, default=0, check=_check_count)  # when ingest read it, Unix ms
+
+    @property
+    def key(self) -> bytes:
+        return self.channel.encode()
+
+
+@dataclass(slots=True)
+class SpamEvent(Record):
+    """A cluster of similar messages in one channel and one event-time window that reached the spam thresholds."""
+
+    record_name: ClassVar[str] = "spam event"
+
+    event_id: str = spec(str, required=True, max_chars=64)  # deterministic: same input, same id
+    kind: str = spec(str, required=True, check=lambda v: None if v in ("crowd", "flood") else
+                     "must be 'crowd' (many users) or 'flood' (one user)")
+    channel: str = spec(str, required=True, max_chars=50, check=_check_channel)
+    window_start: int = spec(int, required=True, check=_check_ts)
+    window_end: int = spec(int, required=True, check=_check_ts)
+    text: str = spec(str, required=True, max_chars=MAX_TEXT_CHARS)  # the most frequent original text
+    message_hash: str = spec(str, required=True, max_chars=64)  # hash of the normalised representative text
+    message_count: int = spec(int, required=True, check=_check_count)
+    distinct_users: int = spec(int, required=True, check=_check_count)
+    variants: int = spec(int, default=1, check=_check_count)
+    top_users: list = spec(list, default=[], check=_check_top_users)  # [[login, count], ...]
+    first_ts: int = spec(int, default=0, check=_check_count)
+    last_ts: int = spec(int, default=0, check=_check_count)
+    topic_id: str = spec(str, max_chars=64)
+
+    @property
+    def key(self) -> bytes:
+        return self.channel.encode()
+
+
+def decode_chat(data: bytes) -> ChatMessage:
+    return ChatMessage.decode(data)  # type: ignore[return-value]
+
+
+def decode_spam_event(data: bytes) -> SpamEvent:
+    return SpamEvent.decode(data)  # type: ignore[return-value]

@@ -1,0 +1,57 @@
+"""The one Spark session factory, used by the jobs, the notebooks and the tests."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from twitchcrement import jvm
+from twitchcrement.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def spark_settings(config: Config) -> dict[str, str]:
+    """Every Spark setting the platform makes, from the config (spark.conf entries win)."""
+    settings = {
+        "spark.sql.shuffle.partitions": str(config["spark.shuffle_partitions"]),
+        "spark.driver.memory": config["spark.driver_memory"],
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.streaming.stateStore.providerClass":
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+        "spark.cassandra.connection.host": ",".join(config.cassandra_hosts),
+        "spark.cassandra.connection.port": str(config.cassandra_port),
+        "spark.cassandra.connection.localDC": config["cassandra.local_datacenter"],
+        "spark.cassandra.connection.timeoutMS": str(int(config["cassandra.connect_timeout_s"] * 1000)),
+    }
+    settings.update(config["spark.conf"])
+    return settings
+
+
+def _launched_by_spark_submit() -> bool:
+    # spark-submit starts the JVM first and hands its gateway to Python; --packages/--jars then did the classpath.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def session(config: Config, app_name: str | None = None, **extra: Any) -> Any:
+    """A SparkSession: master and settings from the config, the connector jars from .cache/jars when run locally."""
+    from pyspark.sql import SparkSession
+
+    # Workers must run the same interpreter (pandas UDFs fail on a system Python without the project's packages).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name or config["spark.app_name"])
+    if not _launched_by_spark_submit():
+        builder = builder.master(config["spark.master"])
+        builder = builder.config("spark.jars", ",".join(str(j) for j in jvm.classpath("spark")))
+    for key, value in {**spark_settings(config), **{k: str(v) for k, v in extra.items()}}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("spark session ready", extra={"master": spark.sparkContext.master,
+                                           "ui": spark.sparkContext.uiWebUrl or "disabled"})
+    return spark

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from twitchcrement import jvm
+from twitchcrement import jvm, logs
 from twitchcrement.config import Config
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,8 @@ class JavaService:
                 raise ServiceError(f"local {self.name} died during start-up (exit code {code}); "
                                    f"log {self.logfile} ends with:\n{_tail(self.logfile)}")
             try:
-                self.probe()
+                with logs.quiet("cassandra", "kafka"):
+                    self.probe()
                 return
             except _NOT_TRANSIENT:
                 raise  # a bug or a missing library, not a service that is still starting

@@ -72,14 +72,17 @@ def kafka_admin(config: Config) -> Any:
 
 
 def cassandra_cluster(config: Config) -> Any:
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config["cassandra.local_datacenter"])),
+        request_timeout=30.0,
+    )
     return Cluster(
         contact_points=config.cassandra_hosts,
         port=config.cassandra_port,
-        load_balancing_policy=TokenAwarePolicy(
-            DCAwareRoundRobinPolicy(local_dc=config["cassandra.local_datacenter"])),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=config["cassandra.connect_timeout_s"],
         protocol_version=5,
     )

@@ -338,3 +338,7 @@ def reference_markdown() -> str:
     rows.append(f"Aliases from the original system (they win over the file and `TWITCHCREMENT_*`): {aliases}; "
                 f"`ZOOKEEPERPORT` is accepted and ignored with a warning.")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(reference_markdown())

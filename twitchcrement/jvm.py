@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 from twitchcrement import PROJECT_ROOT
 
 JARS_DIR = PROJECT_ROOT / ".cache" / "jars"
-_VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[^/]*\.jar$")
 
 
 class JvmSetupError(RuntimeError):
@@ -17,8 +15,14 @@ class JvmSetupError(RuntimeError):
 
 
 def artifact_id(jar: Path) -> str:
-    match = _VERSIONED_JAR.match(jar.name)
-    return match.group("artifact") if match else jar.stem
+    """The Maven artifactId of a jar in the local repository (.../artifactId/version/artifactId-version.jar)."""
+    return jar.parent.parent.name
+
+
+def _ships(shipped: list[Path], artifact: str) -> bool:
+    # pyspark's jars/ is flat: "artifactId-version.jar"
+    prefix = artifact + "-"
+    return any(j.name.startswith(prefix) and j.name[len(prefix):][:1].isdigit() for j in shipped)
 
 
 def pyspark_jars() -> list[Path]:
@@ -37,8 +41,8 @@ def classpath(name: str) -> list[Path]:
     if missing:
         raise JvmSetupError(f"JVM jars for {name} are incomplete ({missing[0]} is missing): run `make jars`")
     if name == "spark":
-        shipped = {artifact_id(j) for j in pyspark_jars()}
-        jars = [j for j in jars if artifact_id(j) not in shipped]
+        shipped = pyspark_jars()
+        jars = [j for j in jars if not _ships(shipped, artifact_id(j))]
     return jars
 
 

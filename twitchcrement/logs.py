@@ -50,3 +50,21 @@ def setup(level: str = "INFO", fmt: str = "logfmt") -> None:
     root.setLevel(logging.WARNING)
     for ours in ("twitchcrement", "services", "ingest", "jobs", "dashboard", "bench"):
         logging.getLogger(ours).setLevel(level)
+
+
+class quiet:
+    """Silence some loggers for a while: e.g. a driver's connection errors while we poll a service that is starting."""
+
+    def __init__(self, *names: str):
+        self.loggers = [logging.getLogger(n) for n in names]
+        self.saved: list[int] = []
+
+    def __enter__(self) -> "quiet":
+        self.saved = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.CRITICAL + 1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for lg, level in zip(self.loggers, self.saved):
+            lg.setLevel(level)

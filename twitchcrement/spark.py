@@ -44,6 +44,7 @@ def session(config: Config, app_name: str | None = None, **extra: Any) -> Any:
     # Workers must run the same interpreter (pandas UDFs fail on a system Python without the project's packages).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
     builder = SparkSession.builder.appName(app_name or config["spark.app_name"])
     if not _launched_by_spark_submit():
         builder = builder.master(config["spark.master"])

@@ -1,0 +1,81 @@
+"""One Kafka, one Cassandra and one Spark session per test run, started here on ports apart from the demo's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import services
+from twitchcrement import PROJECT_ROOT, logs
+from twitchcrement import config as configuration
+
+# Set before pyspark.testing imports pyspark.pandas, which warns without it.
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "raw"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+# The test run's own services: other ports and another data folder than `make demo`, so both can run at once.
+TEST_ENVIRONMENT = {
+    "TWITCHCREMENT_LOCAL_DATA_DIR": "var/test",
+    "TWITCHCREMENT_LOCAL_KAFKA_PORT": "19092",
+    "TWITCHCREMENT_LOCAL_KAFKA_CONTROLLER_PORT": "19093",
+    "TWITCHCREMENT_LOCAL_CASSANDRA_PORT": "19042",
+    "TWITCHCREMENT_LOCAL_CASSANDRA_STORAGE_PORT": "17000",
+    "TWITCHCREMENT_LOCAL_CASSANDRA_JMX_PORT": "17199",
+    "TWITCHCREMENT_SPARK_MASTER": "local[2]",
+    "TWITCHCREMENT_SPARK_CHECKPOINT_DIR": "var/test/checkpoints",
+    "TWITCHCREMENT_KAFKA_CONNECT_TIMEOUT_S": "10",
+}
+
+
+def test_config(**extra: str) -> configuration.Config:
+    """The test run's config: the project's file plus TEST_ENVIRONMENT, ignoring the caller's environment."""
+    return configuration.load(environ={**TEST_ENVIRONMENT, **extra})
+
+
+test_config.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(scope="session")
+def config() -> configuration.Config:
+    logs.setup("INFO")
+    return test_config()
+
+
+@pytest.fixture(scope="session")
+def platform(config: configuration.Config):
+    """Real Kafka and Cassandra for the whole run, with the topics and tables; stopped cleanly at the end."""
+    services.up(config)
+    yield config
+    services.down(config)
+
+
+@pytest.fixture(scope="session")
+def spark(platform: configuration.Config):
+    from twitchcrement.spark import session
+
+    spark = session(platform, app_name="twitchcrement-tests")
+    yield spark
+    gateway = spark.sparkContext._gateway
+    spark.stop()
+    # Stop the JVM too, before the services go: its Cassandra connector would otherwise log reconnect attempts.
+    gateway.shutdown()
+    gateway.proc.terminate()
+    gateway.proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"the real captures are not here ({SHARED_DATA}): run beside ../shared")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+

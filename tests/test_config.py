@@ -1,0 +1,142 @@
+"""Configuration: precedence (file < environment < original aliases) and one clear error per wrong value."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from twitchcrement import config as configuration
+from twitchcrement.clients import ServiceUnavailable, cassandra_session, kafka_admin
+from twitchcrement.config import ConfigError, SETTINGS, load
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "twitchcrement.toml"
+    path.write_text('[kafka]\nbootstrap_servers = "file-broker:9092"\npartitions = 8\n'
+                    '[cassandra]\nhosts = "file-cass"\nport = 9142\n')
+    return path
+
+
+def test_defaults_point_at_the_local_services():
+    config = load(environ={})
+    assert config.kafka_is_local and config.cassandra_is_local
+    assert config.kafka_bootstrap == "127.0.0.1:9092"
+    assert (config.cassandra_hosts, config.cassandra_port) == (["127.0.0.1"], 9042)
+    assert config["kafka.chat_topic"] == "chatmessage" and config["kafka.spam_topic"] == "spammessage"
+
+
+def test_file_overrides_defaults(config_file):
+    config = load(config_file, environ={})
+    assert config.kafka_bootstrap == "file-broker:9092" and not config.kafka_is_local
+    assert config["kafka.partitions"] == 8
+    assert (config.cassandra_hosts, config.cassandra_port) == (["file-cass"], 9142)
+
+
+def test_environment_overrides_file(config_file):
+    config = load(config_file, environ={"TWITCHCREMENT_KAFKA_BOOTSTRAP_SERVERS": "env-broker:9093",
+                                        "TWITCHCREMENT_KAFKA_PARTITIONS": "12",
+                                        "TWITCHCREMENT_CASSANDRA_PORT": "9242"})
+    assert config.kafka_bootstrap == "env-broker:9093"
+    assert config["kafka.partitions"] == 12
+    assert config.cassandra_port == 9242
+
+
+def test_original_aliases_override_environment(config_file):
+    config = load(config_file, environ={"TWITCHCREMENT_KAFKA_BOOTSTRAP_SERVERS": "env-broker:9093",
+                                        "KAFKAPORT": "alias-broker:9094",
+                                        "TWITCHCREMENT_CASSANDRA_HOSTS": "env-cass",
+                                        "CASSANDRA_ADDRESS": "alias-cass1,alias-cass2",
+                                        "CASSANDRA_PORT": "9342"})
+    assert config.kafka_bootstrap == "alias-broker:9094"
+    assert config.cassandra_hosts == ["alias-cass1", "alias-cass2"]
+    assert config.cassandra_port == 9342
+
+
+def test_zookeeper_alias_is_ignored_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        config = load(environ={"ZOOKEEPERPORT": "localhost:2181"})
+    assert any("ZOOKEEPERPORT is ignored" in w for w in config.warnings)
+    assert "ZOOKEEPERPORT is ignored" in caplog.text
+
+
+def test_config_file_from_environment(config_file):
+    assert load(environ={"TWITCHCREMENT_CONFIG": str(config_file)})["kafka.partitions"] == 8
+
+
+BAD_FILES = {
+    "unknown key": ('[kafka]\nbootstrap = "x:1"\n', "kafka.bootstrap .*unknown setting"),
+    "unknown section": ('[kafak]\npartitions = 3\n', "kafak.partitions .*unknown setting"),
+    "port out of range": ("[local]\nkafka_port = 70000\n", "local.kafka_port .*1 to 65535"),
+    "port as text": ('[local]\ncassandra_port = "nine"\n', "local.cassandra_port .*whole number"),
+    "zero partitions": ("[kafka]\npartitions = 0\n", "kafka.partitions .*greater than 0"),
+    "bad topic": ('[kafka]\nchat_topic = "chat message!"\n', "kafka.chat_topic .*topic name"),
+    "bad host": ('[kafka]\nbootstrap_servers = "bro ker:9092"\n', "kafka.bootstrap_servers .*host name"),
+    "bad host port": ('[kafka]\nbootstrap_servers = "broker:99999"\n', "kafka.bootstrap_servers .*bad port"),
+    "bad keyspace": ('[cassandra]\nkeyspace = "drop table;"\n', "cassandra.keyspace .*CQL name"),
+    "bad heap": ('[local]\ncassandra_heap = "lots"\n', "local.cassandra_heap .*memory size"),
+    "bad level": ('[logging]\nlevel = "LOUD"\n', "logging.level .*one of"),
+    "bad spark conf": ('[spark.conf]\n"executor.memory" = "2g"\n', "spark.conf .*must start with 'spark.'"),
+    "not toml": ("[kafka\n", "not valid TOML"),
+    "value not section": ('kafka = "x"\n', "expected a \\[section\\]"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_file_values_fail_naming_the_key(tmp_path, name):
+    text, message = BAD_FILES[name]
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as error:
+        load(path, environ={})
+    assert "\n" not in str(error.value)
+
+
+BAD_ENVIRONMENT = {
+    "TWITCHCREMENT_KAFKA_PARTITION": ("x", "unknown setting"),
+    "TWITCHCREMENT_LOCAL_KAFKA_PORT": ("-1", "local.kafka_port .*1 to 65535"),
+    "TWITCHCREMENT_KAFKA_CONNECT_TIMEOUT_S": ("soon", "kafka.connect_timeout_s .*a number"),
+    "KAFKAPORT": ("broker:port", "kafka.bootstrap_servers .*KAFKAPORT.*bad port"),
+    "CASSANDRA_PORT": ("cql", "cassandra.port .*CASSANDRA_PORT.*whole number"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ENVIRONMENT))
+def test_bad_environment_values_fail_naming_the_variable(name):
+    value, message = BAD_ENVIRONMENT[name]
+    with pytest.raises(ConfigError, match=message):
+        load(environ={name: value})
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load(tmp_path / "nope.toml", environ={})
+
+
+def test_every_setting_has_a_documented_default_that_validates():
+    for setting in SETTINGS:
+        assert setting.doc
+        if setting.default is not None:
+            configuration._parse(setting, setting.default, "default")
+
+
+def test_readme_configuration_reference_is_current():
+    readme = (configuration.PROJECT_ROOT / "README.md").read_text()
+    assert configuration.reference_markdown() in readme, "run `make readme-config` to refresh the README table"
+
+
+def test_unreachable_kafka_fails_fast_naming_the_key():
+    config = load(environ={"KAFKAPORT": "127.0.0.1:1", "TWITCHCREMENT_KAFKA_CONNECT_TIMEOUT_S": "2"})
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match=r"kafka.bootstrap_servers=127.0.0.1:1"):
+        kafka_admin(config)
+    assert time.monotonic() - started < 30
+
+
+def test_unreachable_cassandra_fails_fast_naming_the_key():
+    config = load(environ={"CASSANDRA_ADDRESS": "127.0.0.1", "CASSANDRA_PORT": "1",
+                           "TWITCHCREMENT_CASSANDRA_CONNECT_TIMEOUT_S": "2"})
+    with pytest.raises(ServiceUnavailable, match=r"cassandra.hosts=127.0.0.1 port 1"):
+        cassandra_session(config)

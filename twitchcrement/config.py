@@ -66,6 +66,15 @@ def _jvm_size(value: str) -> str | None:
     return None if _SIZE_RE.match(value) else "must be a JVM memory size such as 512m or 2g"
 
 
+def _speed(value: str) -> str | None:
+    if value == "max":
+        return None
+    try:
+        return None if float(value) > 0 else "must be greater than 0, or max"
+    except ValueError:
+        return "must be a number greater than 0, or max"
+
+
 def _spark_conf(value: dict[str, str]) -> str | None:
     wrong = [k for k in value if not k.startswith("spark.")]
     return f"keys must start with 'spark.' (not {', '.join(wrong)})" if wrong else None
@@ -114,6 +123,38 @@ SETTINGS: list[Setting] = [
     Setting("spark.checkpoint_dir", "str", "var/checkpoints",
             "Where streaming queries keep their checkpoints (relative to the project, or a URL)."),
     Setting("spark.conf", "table", {}, "Any other Spark settings, as \"spark.x.y\" = \"value\".", _spark_conf),
+    # Ingest
+    Setting("ingest.optout_channels", "list", [],
+            "Channels whose chat is never produced (privacy opt-out), honoured before anything reaches Kafka."),
+    Setting("ingest.optout_users", "list", [], "User logins whose messages are never produced (privacy opt-out)."),
+    Setting("ingest.buffer_records", "int", 100_000,
+            "How many chat records ingest holds while Kafka is unreachable; beyond that it drops and counts.",
+            _positive),
+    Setting("ingest.progress_every_s", "float", 10.0, "Seconds between ingest's progress and rate log lines.",
+            _positive),
+    Setting("ingest.irc_host", "str", "irc.chat.twitch.tv", "Twitch IRC server of `python -m ingest twitch`."),
+    Setting("ingest.irc_port", "port", 6697, "Its port (6697: TLS, 6667: plain)."),
+    Setting("ingest.irc_tls", "bool", True, "Connect to IRC with TLS."),
+    Setting("ingest.channels_file", "str", "",
+            "Channels to read, one name a line, used when no Helix credentials are set (relative to the project)."),
+    Setting("ingest.top_channels", "int", 500, "How many of the top live channels to read.", _positive),
+    Setting("ingest.channels_refresh_s", "float", 3600.0, "Seconds between refreshes of the channel list.",
+            _positive),
+    Setting("ingest.channels_topic", "str", "channellist",
+            "Compacted topic where the current channel list is published for the reader and the dashboard.",
+            _topic),
+    Setting("ingest.helix_url", "str", "https://api.twitch.tv/helix", "Base URL of the Twitch Helix API."),
+    Setting("ingest.channels_per_connection", "int", 90, "Most channels joined on one IRC connection.", _positive),
+    Setting("ingest.joins_per_10s", "int", 20, "JOINs sent per 10 seconds across the whole process.", _positive),
+    Setting("ingest.silence_timeout_s", "float", 300.0,
+            "An IRC connection that receives nothing (not even PING) this long is treated as dead.", _positive),
+    Setting("ingest.replay_speed", "str", "1", "Replay speed factor (1, 10, ...) or \"max\".", _speed),
+    Setting("ingest.synth_rate", "float", 1000.0, "Synthetic chat: messages per second, all channels.",
+            _positive),
+    Setting("ingest.synth_channels", "int", 40, "Synthetic chat: number of channels.", _positive),
+    Setting("ingest.synth_spam_share", "float", 0.2, "Synthetic chat: share of messages in spam bursts.",
+            lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1"),
+    Setting("ingest.synth_seed", "int", 7, "Synthetic chat: random seed (same seed, same chat)."),
     # Logging
     Setting("logging.level", "str", "INFO", "Level of the platform's own loggers.",
             _one_of("DEBUG", "INFO", "WARNING", "ERROR")),

@@ -50,6 +50,8 @@ def setup(level: str = "INFO", fmt: str = "logfmt") -> None:
     root.setLevel(logging.WARNING)
     for ours in ("twitchcrement", "services", "ingest", "jobs", "dashboard", "bench"):
         logging.getLogger(ours).setLevel(level)
+    # kafka-python warns about its own event loop timing under load: not actionable for a user.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
 
 
 class quiet:

@@ -1,0 +1,168 @@
+"""python -m ingest {twitch,replay,synth}: chat into the Kafka topic `chatmessage` (msgpack, key = channel).
+
+  python -m ingest twitch [--channels-file F] [--irc-host H] [--irc-port P] [--no-tls]
+  python -m ingest replay PATH... [--speed X|max] [--restamp] [--loop]
+  python -m ingest synth --rate R --seconds S --labels OUT [--channels N] [--seed N] [--speed X|max] [--out F.jsonl]
+
+Every option defaults to its `ingest.*` setting in the config. SIGTERM or Ctrl-C flushes what is buffered and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Iterable
+
+from ingest import replay
+from ingest.captures import Capture, CaptureError, merged
+from ingest.sink import ChatSink
+from ingest.synth import Generator, SynthSettings, write_jsonl
+from twitchcrement import config as configuration
+from twitchcrement import logs
+from twitchcrement.clients import ServiceUnavailable
+from twitchcrement.records import ChatMessage
+
+log = logging.getLogger("ingest")
+
+
+class Stopper:
+    """Set by SIGTERM/SIGINT so loops end cleanly and the sink gets flushed."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        self.event.set()
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+
+def _speed(value: str) -> float | None:
+    """A speed factor, or None for as fast as possible ("max")."""
+    if value == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        speed = 0.0
+    if speed <= 0:
+        raise configuration.ConfigError(f"--speed {value!r}: must be a number greater than 0, or max")
+    return speed
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m ingest", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    root.add_argument("--config", help="config file (default conf/twitchcrement.toml)")
+    root.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    twitch = commands.add_parser("twitch", help="read live Twitch chat of the top channels")
+    twitch.add_argument("--channels-file", help="channels to join, one a line (default: Helix top channels)")
+    twitch.add_argument("--irc-host")
+    twitch.add_argument("--irc-port", type=int)
+    twitch.add_argument("--no-tls", action="store_true", help="plain TCP instead of TLS")
+
+    rep = commands.add_parser("replay", help="replay recorded chat files")
+    rep.add_argument("paths", nargs="+", metavar="PATH")
+    rep.add_argument("--speed", help="speed factor (1 = recorded pace) or max (default: ingest.replay_speed)")
+    rep.add_argument("--restamp", action="store_true", help="shift event times so the replay starts now")
+    rep.add_argument("--loop", action="store_true", help="replay again and again (implies --restamp)")
+
+    synth = commands.add_parser("synth", help="generate labelled synthetic chat")
+    synth.add_argument("--rate", type=float, help="messages per second, all channels together")
+    synth.add_argument("--seconds", type=float, required=True, help="how many seconds of chat")
+    synth.add_argument("--labels", required=True, help="where to write the ground truth (JSON lines)")
+    synth.add_argument("--channels", type=int)
+    synth.add_argument("--seed", type=int)
+    synth.add_argument("--spam-share", type=float)
+    synth.add_argument("--speed", default="1", help="1 = in real time (default), max = as fast as possible")
+    synth.add_argument("--out", help="write JSON lines to this file instead of Kafka")
+    return root
+
+
+def _to_kafka(config: configuration.Config, messages: Iterable[ChatMessage], *, speed: float | None,
+              restamp: bool, label: str, total: int | None, progress: bool, stop: Stopper) -> int:
+    sink = ChatSink(config)
+    try:
+        replay.run(messages, sink, speed=speed, restamp=restamp, total=total, label=label, stop=stop,
+                   progress=progress, log_every_s=config["ingest.progress_every_s"])
+    finally:
+        # On SIGTERM give Kafka a few seconds; a finished replay waits until everything is acknowledged.
+        sink.close(timeout_s=8.0 if stop() else 600.0)
+    stats = sink.stats
+    log.info("done", extra={"produced": stats.produced, "dropped": stats.dropped, "opted_out": stats.opted_out})
+    return 0 if stats.dropped == 0 else 2
+
+
+def cmd_replay(config: configuration.Config, args: argparse.Namespace, stop: Stopper) -> int:
+    speed = _speed(args.speed or config["ingest.replay_speed"])
+    captures = [Capture(p) for p in args.paths]
+    if args.loop:
+        def passes() -> Iterable[ChatMessage]:
+            for number in itertools.count(1):
+                fresh = [Capture(c.path) for c in captures]
+                yield from replay.paced(merged(fresh), speed, restamp=True)
+                log.info("replay pass finished, starting again", extra={"pass": number})
+        # paced() inside each pass keeps its timing; the outer run passes messages straight through.
+        status = _to_kafka(config, passes(), speed=None, restamp=False, label="replay (looping)", total=None,
+                           progress=not args.no_progress, stop=stop)
+    else:
+        status = _to_kafka(config, merged(captures), speed=speed, restamp=args.restamp, label="replay", total=None,
+                           progress=not args.no_progress, stop=stop)
+    for capture in captures:
+        if capture.skipped:
+            log.warning("capture had bad lines", extra={"capture": str(capture.path), "skipped": capture.skipped,
+                                                         **capture.parser.summary()})
+    return status
+
+
+def cmd_synth(config: configuration.Config, args: argparse.Namespace, stop: Stopper) -> int:
+    settings = SynthSettings(
+        rate=args.rate or config["ingest.synth_rate"], seconds=args.seconds,
+        channels=args.channels or config["ingest.synth_channels"],
+        spam_share=config["ingest.synth_spam_share"] if args.spam_share is None else args.spam_share,
+        seed=config["ingest.synth_seed"] if args.seed is None else args.seed,
+        start_ms=int(time.time() * 1000))
+    generator = Generator(settings)
+    if args.out:
+        count = write_jsonl(iter(generator), args.out)
+        log.info("wrote synthetic chat", extra={"messages": count, "path": args.out})
+        status = 0
+    else:
+        status = _to_kafka(config, generator, speed=_speed(args.speed), restamp=False, label="synth",
+                           total=generator.total, progress=not args.no_progress, stop=stop)
+    generator.write_labels(args.labels)
+    log.info("wrote labels", extra={"bursts": len(generator.bursts), "path": args.labels})
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = configuration.load(args.config)
+        logs.setup(config["logging.level"], config["logging.format"])
+        stop = Stopper()
+        if args.command == "replay":
+            return cmd_replay(config, args, stop)
+        if args.command == "synth":
+            return cmd_synth(config, args, stop)
+        from ingest.twitch import run_twitch
+
+        return run_twitch(config, args, stop)
+    except (configuration.ConfigError, CaptureError, ServiceUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Chat records to Kafka: opt-out first, then a bounded buffer that rides out a broker outage, drops counted.
+
+The kafka-python producer has no memory bound of its own, so this sink bounds what it holds (queued plus sent but
+not yet acknowledged). A batch the producer gives up on comes back into the queue and is sent again once the
+broker is back; only records offered while the bound is full are dropped, and each one is counted.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from twitchcrement.clients import kafka_producer
+from twitchcrement.config import Config
+from twitchcrement.records import ChatMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SinkStats:
+    offered: int = 0
+    produced: int = 0
+    opted_out: int = 0
+    dropped: int = 0
+    resent: int = 0
+
+
+class ChatSink:
+    def __init__(self, config: Config, topic: str | None = None, producer: Any = None):
+        self.topic = topic or config["kafka.chat_topic"]
+        self.bound = config["ingest.buffer_records"]
+        self.optout_channels = {c.lower().lstrip("#") for c in config["ingest.optout_channels"]}
+        self.optout_users = {u.lower() for u in config["ingest.optout_users"]}
+        self.stats = SinkStats()
+        self._queue: collections.deque[ChatMessage] = collections.deque()
+        self._in_flight = 0
+        self._lock = threading.Condition()
+        self._closing = False
+        self._last_drop_log = 0.0
+        # Deliveries expire after 30 s so that records held for a dead broker come back here and are resent.
+        self._producer = producer or kafka_producer(config, delivery_timeout_ms=30_000, request_timeout_ms=10_000,
+                                                    max_block_ms=5_000, linger_ms=50)
+        self._sender = threading.Thread(target=self._send_loop, name="chat-sink", daemon=True)
+        self._sender.start()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue) + self._in_flight
+
+    def offer(self, message: ChatMessage, block: bool = False) -> bool:
+        """Queue a message for Kafka; False when it was opted out or dropped (both counted).
+
+        Live chat cannot wait, so by default a full buffer drops; a file replay passes block=True and waits.
+        """
+        if message.channel in self.optout_channels or message.user_login in self.optout_users:
+            self.stats.opted_out += 1
+            return False
+        with self._lock:
+            self.stats.offered += 1
+            while block and len(self._queue) + self._in_flight >= self.bound and not self._closing:
+                self._lock.wait(0.5)
+            if len(self._queue) + self._in_flight >= self.bound:
+                self.stats.dropped += 1
+                self._log_drops()
+                return False
+            self._queue.append(message)
+            self._lock.notify()
+        return True
+
+    def _log_drops(self) -> None:
+        now = time.monotonic()
+        if now - self._last_drop_log >= 10:
+            self._last_drop_log = now
+            log.warning("buffer full (Kafka unreachable or slow): dropping chat records",
+                        extra={"dropped_total": self.stats.dropped, "bound": self.bound})
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closing:
+                    self._lock.wait(0.5)
+                if not self._queue and self._closing:
+                    return
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), 5_000))]
+                self._in_flight += len(batch)
+            for position, message in enumerate(batch):
+                try:
+                    future = self._producer.send(self.topic, key=message.key, value=message.encode())
+                except Exception as exc:  # metadata unavailable (broker down) or buffer trouble: retry later
+                    self._requeue(batch[position:], exc)
+                    time.sleep(1.0)
+                    break
+                future.add_callback(self._delivered)
+                future.add_errback(self._failed, message)
+
+    def _delivered(self, _metadata: Any) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self.stats.produced += 1
+            self._lock.notify_all()
+
+    def _failed(self, exc: Exception, message: ChatMessage) -> None:
+        self._requeue([message], exc)
+
+    def _requeue(self, messages: list[ChatMessage], exc: Exception) -> None:
+        with self._lock:
+            self._in_flight -= len(messages)
+            self._queue.extendleft(reversed(messages))
+            self.stats.resent += len(messages)
+            self._lock.notify_all()
+        if self.stats.resent == len(messages) or self.stats.resent % 10_000 < len(messages):
+            log.warning("Kafka did not take chat records; holding them to resend",
+                        extra={"records": len(messages), "error": f"{type(exc).__name__}: {exc}"[:200]})
+
+    def flush(self, timeout_s: float = 60.0) -> bool:
+        """Wait until everything offered is acknowledged by Kafka (True) or the timeout passes (False)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            self._lock.notify_all()
+        while time.monotonic() < deadline:
+            self._producer.flush(timeout=max(0.1, min(5.0, deadline - time.monotonic())))
+            if self.pending == 0:
+                return True
+            time.sleep(0.05)
+        return self.pending == 0
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Flush what can be flushed in the time given, then stop; what is left is counted as dropped."""
+        flushed = self.flush(timeout_s)
+        with self._lock:
+            self._closing = True
+            left = len(self._queue) + self._in_flight
+            self._queue.clear()
+            self._lock.notify_all()
+        self._sender.join(timeout=5)
+        self._producer.close(timeout=2)
+        if not flushed and left:
+            self.stats.dropped += left
+            log.warning("stopped with records not delivered", extra={"dropped": left})

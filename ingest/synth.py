@@ -1,0 +1,204 @@
+"""Synthetic Twitch chat with ground truth, for the demo, the tests and the benchmarks.
+
+Many channels with skewed (Zipf) activity chat from an emote-rich vocabulary; on top of that come labelled spam
+bursts: copypastas and emote waves posted by many users, single-user floods, and cross-channel bot campaigns,
+each with one of the evasions seen in real chat. Same seed, same chat. The labels name every spam message by id.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from twitchcrement.records import ChatMessage
+
+EMOTES = ("Kappa KEKW LUL OMEGALUL PogChamp Pog PogU monkaS monkaW Pepega PepeLaugh pepeLaugh LULW 4Head "
+          "Kreygasm ResidentSleeper BibleThump TriHard WutFace NotLikeThis SeemsGood Jebaited CoolStoryBob "
+          "forsenE forsenParty EDM catJAM AYAYA gachiHYPER Clap FeelsBadMan FeelsGoodMan FeelsStrongMan "
+          "Sadge widepeepoHappy peepoClap PepeHands COPIUM Aware Clueless Stare NODDERS HUH ICANT").split()
+WORDS = ("the a is it this that what why how no yes lol bro chat streamer game play run boss fight win lose "
+         "again nice good bad insane clean clip it now when time wait what happened did he just miss that "
+         "jump for real never ever always go up down left right skill issue gg wp so close next try music "
+         "song volume mic camera lag frames ping server patch build item gold level map team enemy").split()
+PASTAS = (
+    "TRUMP'S RED WALL WAS BUILT FROM ITEMS YOU SOLD ME Pepega Clap",
+    "I am a mod and I approve this message SeemsGood every mod should see this",
+    "Remember to hydrate chat, drink water and stretch your legs FeelsGoodMan",
+    "If you are reading this you are breathing manually now monkaS",
+    "This stream is sponsored by my lack of sleep ResidentSleeper ResidentSleeper",
+    "WHO ASKED LULW NOBODY ASKED LULW WHO ASKED LULW",
+    "Streamer please read chat for once in your life PepeHands we love you",
+    "docSpin it is what it is docSpin we move docSpin",
+    "They don't know this is a speedrun and not a casual playthrough KEKW",
+    "Never gonna give you up never gonna let you down never gonna run around",
+    "Chat is this real? Chat is this actually real right now HUH",
+    "Buy cheap followers and viewers at best prices, visit our site today",
+)
+EVASIONS = ("none", "invisible", "case", "repeat_letters", "emotes", "word_order", "mixed")
+INVISIBLE = ("\U000e0000", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
+
+
+@dataclass
+class SynthSettings:
+    rate: float = 1_000.0  # messages per second, all channels together
+    seconds: float = 60.0
+    channels: int = 40
+    spam_share: float = 0.2  # about this share of all messages belongs to labelled bursts
+    seed: int = 7
+    start_ms: int = 1_735_689_600_000  # 2025-01-01T00:00:00Z, unless the caller restamps to now
+
+
+@dataclass
+class Burst:
+    burst_id: str
+    kind: str  # copypasta | emote_wave | flood | campaign
+    evasion: str
+    channels: list[str]
+    base_text: str
+    start_ts: int
+    end_ts: int
+    message_ids: list[str] = field(default_factory=list)
+    users: set[str] = field(default_factory=set)
+
+    def label(self) -> dict[str, object]:
+        record = asdict(self)
+        record["users"] = sorted(self.users)
+        return record
+
+
+def evade(text: str, evasion: str, rng: random.Random) -> str:
+    """One variant of a spam text, as people and bots change it to get past duplicate filters."""
+    if evasion == "mixed":
+        for one in rng.sample(EVASIONS[1:-1], 2):
+            text = evade(text, one, rng)
+        return text
+    tokens = text.split()
+    if evasion == "invisible":
+        return text + " " + rng.choice(INVISIBLE) if rng.random() < 0.7 else \
+            text[: len(text) // 2] + rng.choice(INVISIBLE) + text[len(text) // 2:]
+    if evasion == "case":
+        return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in text)
+    if evasion == "repeat_letters":
+        candidates = [i for i, t in enumerate(tokens) if len(t) > 2]
+        if candidates:
+            i = rng.choice(candidates)
+            j = rng.randrange(len(tokens[i]))
+            tokens[i] = tokens[i][:j] + tokens[i][j] * rng.randint(2, 4) + tokens[i][j:]
+        return " ".join(tokens)
+    if evasion == "emotes":
+        if len(tokens) > 3 and rng.random() < 0.5:
+            tokens.pop(rng.randrange(len(tokens)))
+        else:
+            tokens.insert(rng.randrange(len(tokens) + 1), rng.choice(EMOTES))
+        return " ".join(tokens)
+    if evasion == "word_order":
+        if len(tokens) > 2:
+            i = rng.randrange(len(tokens) - 1)
+            tokens[i], tokens[i + 1] = tokens[i + 1], tokens[i]
+        return " ".join(tokens)
+    return text
+
+
+class Generator:
+    """Iterate for ChatMessages in time order; `bursts` holds the ground truth once iteration has finished."""
+
+    def __init__(self, settings: SynthSettings):
+        self.s = settings
+        self.rng = random.Random(settings.seed)
+        width = len(str(settings.channels))
+        self.channels = [f"synth_{i:0{width}d}" for i in range(settings.channels)]
+        # Zipf-like: channel k gets weight 1/(k+1), so a few channels carry most of the chat.
+        self.cum_weights = list(itertools.accumulate(1.0 / (k + 1) for k in range(settings.channels)))
+        self.bursts: list[Burst] = []
+        self.total = int(settings.rate * settings.seconds)  # about: bursts are planned by size, not counted
+
+    def _user(self, channel: str) -> str:
+        return f"{channel}_viewer{int(self.rng.paretovariate(1.2)) % 5000}"
+
+    def _chatter(self) -> str:
+        rng = self.rng
+        count = rng.randint(3, 9)
+        return " ".join(rng.choice(EMOTES) if rng.random() < 0.3 else rng.choice(WORDS) for _ in range(count))
+
+    def _plan_bursts(self, window_start: int, budget: int) -> list[tuple[int, str, str, str, Burst]]:
+        """Spam messages (ts, channel, user, text, burst) for about `budget` messages starting in this 10 s block."""
+        rng, planned = self.rng, []
+        while budget > 0:
+            kind = rng.choices(("copypasta", "emote_wave", "flood", "campaign"), (4, 4, 1, 1))[0]
+            evasion = rng.choice(EVASIONS)
+            start = window_start + rng.randrange(0, 9_000)
+            duration = rng.randint(2_000, 8_000)
+            if kind == "campaign":
+                channels = rng.sample(self.channels, min(len(self.channels), rng.randint(3, 5)))
+                base = rng.choice(PASTAS)
+            else:
+                channels = [rng.choices(self.channels, cum_weights=self.cum_weights)[0]]
+                base = rng.choice(PASTAS) if kind in ("copypasta", "flood") else \
+                    " ".join([rng.choice(EMOTES)] * rng.randint(1, 4))
+            burst = Burst(f"b{self.s.seed}-{len(self.bursts)}", kind, evasion, channels, base, start, start + duration)
+            self.bursts.append(burst)
+            size = rng.randint(6, 15) if kind == "flood" else rng.randint(8, 40)
+            flooder = self._user(channels[0])
+            bots = [f"bot{len(self.bursts)}_{k}" for k in range(8)]
+            for channel in channels:
+                for _ in range(size):
+                    ts = start + rng.randrange(duration)
+                    user = flooder if kind == "flood" else rng.choice(bots) if kind == "campaign" else \
+                        self._user(channel)
+                    planned.append((ts, channel, user, evade(base, evasion, rng), burst))
+            budget -= size * len(channels)
+        return planned
+
+    def __iter__(self) -> Iterator[ChatMessage]:
+        s, rng = self.s, self.rng
+        self.bursts.clear()
+        block_ms = 10_000
+        blocks = max(1, round(s.seconds * 1000 / block_ms))
+        per_block = max(1, int(s.rate * block_ms / 1000.0))
+        pending: list[tuple[int, int, tuple]] = []  # spam planned ahead (bursts may run into the next block)
+        sequence = itertools.count()
+        emitted = itertools.count()
+
+        def message(ts: int, channel: str, user: str, text: str, burst: Burst | None) -> ChatMessage:
+            message_id = f"synth-{s.seed}-{next(emitted)}"
+            if burst is not None:
+                burst.message_ids.append(message_id)
+                burst.users.add(user)
+            return ChatMessage(channel=channel, user_login=user, display_name=user, text=text, sent_ts=ts,
+                               message_id=message_id, received_at=ts)
+
+        for block in range(blocks):
+            block_start = s.start_ms + block * block_ms
+            n_spam = int(per_block * s.spam_share)
+            for planned in (self._plan_bursts(block_start, n_spam) if n_spam >= 6 else ()):
+                heapq.heappush(pending, (planned[0], next(sequence), planned))
+            normal = max(per_block - n_spam, 1)
+            step = block_ms / normal
+            for i in range(normal):
+                ts = int(block_start + i * step)
+                while pending and pending[0][0] <= ts:
+                    yield message(*heapq.heappop(pending)[2])
+                channel = rng.choices(self.channels, cum_weights=self.cum_weights)[0]
+                yield message(ts, channel, self._user(channel), self._chatter(), None)
+        while pending:
+            yield message(*heapq.heappop(pending)[2])
+
+    def write_labels(self, path: str | Path) -> None:
+        with Path(path).open("w", encoding="utf-8") as out:
+            for burst in self.bursts:
+                if burst.message_ids:
+                    out.write(json.dumps(burst.label(), ensure_ascii=False) + "\n")
+
+
+def write_jsonl(messages: Iterator[ChatMessage], path: str | Path) -> int:
+    count = 0
+    with Path(path).open("w", encoding="utf-8") as out:
+        for message in messages:
+            out.write(json.dumps(message.to_dict(), ensure_ascii=False) + "\n")
+            count += 1
+    return count

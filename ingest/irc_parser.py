@@ -86,6 +86,8 @@ def parse_line(line: str) -> IrcLine:
             raise IrcParseError("prefix_without_command", line[:80])
         prefix = rest[1:space]
         rest = rest[space + 1:].lstrip(" ")
+    if rest[:1] == ":":
+        raise IrcParseError("missing_command", line[:80])  # a trailing parameter where the command should be
     trailing = None
     cut = rest.find(" :")
     if cut >= 0:

@@ -22,19 +22,29 @@ def platform_topics(config: Config) -> list[str]:
     return [config["kafka.chat_topic"], config["kafka.spam_topic"], config["kafka.deadletter_topic"]]
 
 
+def compacted_topics(config: Config) -> list[str]:
+    """Topics that hold the latest value per key (one partition, log compaction)."""
+    return [config["ingest.channels_topic"]]
+
+
 def ensure_topics(config: Config, topics: list[str] | None = None, partitions: int | None = None) -> list[str]:
     """Create the topics that do not exist yet; return the ones created."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    wanted = platform_topics(config) if topics is None else topics
+    wanted = platform_topics(config) + compacted_topics(config) if topics is None else topics
+    compacted = set(compacted_topics(config))
     admin = kafka_admin(config)
     try:
         missing = [t for t in wanted if t not in set(admin.list_topics())]
         for topic in missing:
+            if topic in compacted:
+                new = NewTopic(topic, 1, config["kafka.replication_factor"],
+                               topic_configs={"cleanup.policy": "compact"})
+            else:
+                new = NewTopic(topic, partitions or config["kafka.partitions"], config["kafka.replication_factor"])
             try:
-                admin.create_topics([NewTopic(topic, partitions or config["kafka.partitions"],
-                                              config["kafka.replication_factor"])])
+                admin.create_topics([new])
             except TopicAlreadyExistsError:
                 pass  # created by someone else meanwhile: fine
         if missing:

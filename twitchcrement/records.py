@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import msgpack
 
@@ -185,6 +185,39 @@ class SpamEvent(Record):
     @property
     def key(self) -> bytes:
         return self.channel.encode()
+
+
+class ChannelEntry(NamedTuple):
+    login: str
+    viewers: int
+
+
+def _check_channel_entries(value: list[Any]) -> str | None:
+    for entry in value:
+        if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
+                and _check_channel(entry[0]) is None and isinstance(entry[1], int)):
+            return "must be a list of [channel login, viewers] pairs"
+    return None
+
+
+@dataclass(slots=True)
+class ChannelList(Record):
+    """The channels ingest reads, most watched first. Latest value on the compacted channels topic, key "top"."""
+
+    record_name: ClassVar[str] = "channel list"
+
+    source: str = spec(str, required=True, check=lambda v: None if v in ("helix", "file") else
+                       "must be 'helix' or 'file'")
+    updated_at: int = spec(int, required=True, check=_check_ts)
+    channels: list = spec(list, default=[], check=_check_channel_entries)  # [[login, viewers], ...]
+
+    @property
+    def entries(self) -> list[ChannelEntry]:
+        return [ChannelEntry(login, viewers) for login, viewers in self.channels]
+
+    @property
+    def logins(self) -> list[str]:
+        return [login for login, _ in self.channels]
 
 
 def decode_chat(data: bytes) -> ChatMessage:

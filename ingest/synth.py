@@ -125,13 +125,13 @@ class Generator:
         count = rng.randint(3, 9)
         return " ".join(rng.choice(EMOTES) if rng.random() < 0.3 else rng.choice(WORDS) for _ in range(count))
 
-    def _plan_bursts(self, window_start: int, budget: int) -> list[tuple[int, str, str, str, Burst]]:
+    def _plan_bursts(self, window_start: int, budget: int, span_ms: int) -> list[tuple[int, str, str, str, Burst]]:
         """Spam messages (ts, channel, user, text, burst) for about `budget` messages starting in this 10 s block."""
         rng, planned = self.rng, []
         while budget > 0:
             kind = rng.choices(("copypasta", "emote_wave", "flood", "campaign"), (4, 4, 1, 1))[0]
             evasion = rng.choice(EVASIONS)
-            start = window_start + rng.randrange(0, 9_000)
+            start = window_start + rng.randrange(0, max(1, span_ms - 1_000))
             duration = rng.randint(2_000, 8_000)
             if kind == "campaign":
                 channels = rng.sample(self.channels, min(len(self.channels), rng.randint(3, 5)))
@@ -158,8 +158,7 @@ class Generator:
         s, rng = self.s, self.rng
         self.bursts.clear()
         block_ms = 10_000
-        blocks = max(1, round(s.seconds * 1000 / block_ms))
-        per_block = max(1, int(s.rate * block_ms / 1000.0))
+        total_ms = int(s.seconds * 1000)
         pending: list[tuple[int, int, tuple]] = []  # spam planned ahead (bursts may run into the next block)
         sequence = itertools.count()
         emitted = itertools.count()
@@ -172,13 +171,15 @@ class Generator:
             return ChatMessage(channel=channel, user_login=user, display_name=user, text=text, sent_ts=ts,
                                message_id=message_id, received_at=ts)
 
-        for block in range(blocks):
-            block_start = s.start_ms + block * block_ms
-            n_spam = int(per_block * s.spam_share)
-            for planned in (self._plan_bursts(block_start, n_spam) if n_spam >= 6 else ()):
+        for block_offset in range(0, total_ms, block_ms):
+            block_start = s.start_ms + block_offset
+            duration = min(block_ms, total_ms - block_offset)
+            in_block = max(1, int(s.rate * duration / 1000.0))
+            n_spam = int(in_block * s.spam_share)
+            for planned in (self._plan_bursts(block_start, n_spam, duration) if n_spam >= 6 else ()):
                 heapq.heappush(pending, (planned[0], next(sequence), planned))
-            normal = max(per_block - n_spam, 1)
-            step = block_ms / normal
+            normal = max(in_block - n_spam, 1)
+            step = duration / normal
             for i in range(normal):
                 ts = int(block_start + i * step)
                 while pending and pending[0][0] <= ts:

@@ -53,9 +53,10 @@ test: setup
 test-fast: setup
 	@$(PY) -m pytest -m "not slow"
 
-demo: services-up
-	@echo "Local services are up (the ingest, detector and dashboard join the demo as they land):"
-	@$(PY) -m services status
+# The whole platform on embedded chat (replayed #nymn capture + synthetic channels); `make services-down` stops it.
+demo: setup
+	@$(PY) -m services demo
+	@echo "Demo running: chat flows into Kafka topic chatmessage. Stop it with: make services-down"
 
 lint: venv
 	@$(PY) -m ruff check . || echo "(ruff is not installed in the venv: pip install ruff)"

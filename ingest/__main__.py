@@ -133,7 +133,7 @@ def cmd_synth(config: configuration.Config, args: argparse.Namespace, stop: Stop
         spam_share=config["ingest.synth_spam_share"] if args.spam_share is None else args.spam_share,
         seed=config["ingest.synth_seed"] if args.seed is None else args.seed,
         start_ms=int(time.time() * 1000))
-    generator = Generator(settings)
+    generator = Generator(settings, labels_path=args.labels)
     if args.out:
         count = write_jsonl(iter(generator), args.out)
         log.info("wrote synthetic chat", extra={"messages": count, "path": args.out})
@@ -141,8 +141,7 @@ def cmd_synth(config: configuration.Config, args: argparse.Namespace, stop: Stop
     else:
         status = _to_kafka(config, generator, speed=_speed(args.speed), restamp=False, label="synth",
                            total=generator.total, progress=not args.no_progress, stop=stop)
-    generator.write_labels(args.labels)
-    log.info("wrote labels", extra={"bursts": len(generator.bursts), "path": args.labels})
+    log.info("wrote labels", extra={"path": args.labels})
     return status
 
 

@@ -13,7 +13,7 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TextIO
 
 from twitchcrement.records import ChatMessage
 
@@ -107,8 +107,10 @@ def evade(text: str, evasion: str, rng: random.Random) -> str:
 class Generator:
     """Iterate for ChatMessages in time order; `bursts` holds the ground truth once iteration has finished."""
 
-    def __init__(self, settings: SynthSettings):
+    def __init__(self, settings: SynthSettings, labels_path: str | Path | None = None):
+        """With `labels_path`, finished bursts are written there as they end and not kept (flat memory)."""
         self.s = settings
+        self.labels_path = Path(labels_path) if labels_path else None
         self.rng = random.Random(settings.seed)
         width = len(str(settings.channels))
         self.channels = [f"synth_{i:0{width}d}" for i in range(settings.channels)]
@@ -154,25 +156,45 @@ class Generator:
             budget -= size * len(channels)
         return planned
 
+    def _message(self, ts: int, channel: str, user: str, text: str, burst: Burst | None) -> ChatMessage:
+        message_id = f"synth-{self.s.seed}-{next(self._emitted)}"
+        if burst is not None:
+            burst.message_ids.append(message_id)
+            burst.users.add(user)
+        return ChatMessage(channel=channel, user_login=user, display_name=user, text=text, sent_ts=ts,
+                           message_id=message_id, received_at=ts)
+
+    def _retire(self, labels: TextIO, before_ts: int | None) -> None:
+        """Write the bursts that have ended (all of them when before_ts is None) and forget them."""
+        keep = []
+        for burst in self.bursts:
+            if before_ts is None or burst.end_ts <= before_ts:
+                if burst.message_ids:
+                    labels.write(json.dumps(burst.label(), ensure_ascii=False) + "\n")
+            else:
+                keep.append(burst)
+        self.bursts = keep
+
     def __iter__(self) -> Iterator[ChatMessage]:
+        labels = self.labels_path.open("w", encoding="utf-8") if self.labels_path else None
+        try:
+            yield from self._generate(labels)
+        finally:
+            if labels is not None:
+                self._retire(labels, None)
+                labels.close()
+
+    def _generate(self, labels: TextIO | None) -> Iterator[ChatMessage]:
         s, rng = self.s, self.rng
-        self.bursts.clear()
-        block_ms = 10_000
-        total_ms = int(s.seconds * 1000)
+        self.bursts = []
+        self._emitted = itertools.count()
+        block_ms, total_ms = 10_000, int(s.seconds * 1000)
         pending: list[tuple[int, int, tuple]] = []  # spam planned ahead (bursts may run into the next block)
         sequence = itertools.count()
-        emitted = itertools.count()
-
-        def message(ts: int, channel: str, user: str, text: str, burst: Burst | None) -> ChatMessage:
-            message_id = f"synth-{s.seed}-{next(emitted)}"
-            if burst is not None:
-                burst.message_ids.append(message_id)
-                burst.users.add(user)
-            return ChatMessage(channel=channel, user_login=user, display_name=user, text=text, sent_ts=ts,
-                               message_id=message_id, received_at=ts)
-
         for block_offset in range(0, total_ms, block_ms):
             block_start = s.start_ms + block_offset
+            if labels is not None:
+                self._retire(labels, block_start)
             duration = min(block_ms, total_ms - block_offset)
             in_block = max(1, int(s.rate * duration / 1000.0))
             n_spam = int(in_block * s.spam_share)
@@ -183,17 +205,11 @@ class Generator:
             for i in range(normal):
                 ts = int(block_start + i * step)
                 while pending and pending[0][0] <= ts:
-                    yield message(*heapq.heappop(pending)[2])
+                    yield self._message(*heapq.heappop(pending)[2])
                 channel = rng.choices(self.channels, cum_weights=self.cum_weights)[0]
-                yield message(ts, channel, self._user(channel), self._chatter(), None)
+                yield self._message(ts, channel, self._user(channel), self._chatter(), None)
         while pending:
-            yield message(*heapq.heappop(pending)[2])
-
-    def write_labels(self, path: str | Path) -> None:
-        with Path(path).open("w", encoding="utf-8") as out:
-            for burst in self.bursts:
-                if burst.message_ids:
-                    out.write(json.dumps(burst.label(), ensure_ascii=False) + "\n")
+            yield self._message(*heapq.heappop(pending)[2])
 
 
 def write_jsonl(messages: Iterator[ChatMessage], path: str | Path) -> int:

@@ -1,19 +1,22 @@
 """The platform's infrastructure: local Kafka and Cassandra for the demo and tests, and the topics and tables.
 
     services.up(config)      start what is local (idempotent, waits until ready), then create topics and tables
-    services.down(config)    stop the local services cleanly
-    services.status(config)  one Status per service
+    services.demo(config)    up, then the platform's components on embedded chat (see services/demo.py)
+    services.down(config)    stop the demo's components and the local services cleanly
+    services.status(config)  one Status per service and component
 """
 
 from __future__ import annotations
 
 from twitchcrement.config import Config
 
-from services.local import JavaService, LocalCassandra, LocalKafka, ServiceError, Status, all_services
+from services.demo import components
+from services.local import JavaService, LocalCassandra, LocalKafka, ManagedProcess, ServiceError, Status, \
+    all_services
 from services.schema import ensure_tables, ensure_topics, init
 
-__all__ = ["JavaService", "LocalCassandra", "LocalKafka", "ServiceError", "Status", "down", "ensure_tables",
-           "ensure_topics", "init", "status", "up"]
+__all__ = ["JavaService", "LocalCassandra", "LocalKafka", "ManagedProcess", "ServiceError", "Status", "demo", "down",
+           "ensure_tables", "ensure_topics", "init", "status", "up"]
 
 
 def up(config: Config) -> list[Status]:
@@ -22,10 +25,15 @@ def up(config: Config) -> list[Status]:
     return statuses
 
 
+def demo(config: Config) -> list[Status]:
+    return up(config) + [component.start() for component in components(config)]
+
+
 def down(config: Config) -> None:
-    for service in reversed(all_services(config)):
-        service.stop()
+    for process in reversed(all_services(config) + components(config)):
+        process.stop()
 
 
 def status(config: Config) -> list[Status]:
-    return [service.status() for service in all_services(config)]
+    running = [c.status() for c in components(config)]
+    return [service.status() for service in all_services(config)] + [s for s in running if s.state != "stopped"]

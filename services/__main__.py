@@ -1,4 +1,4 @@
-"""python -m services {up,down,status,init} [--config F]: run the local Kafka and Cassandra, create topics/tables."""
+"""python -m services {up,demo,down,status,init} [--config F]: local Kafka and Cassandra, topics/tables, the demo."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from twitchcrement.jvm import JvmSetupError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services", description=__doc__)
-    parser.add_argument("action", choices=["up", "down", "status", "init"])
+    parser.add_argument("action", choices=["up", "demo", "down", "status", "init"])
     parser.add_argument("--config", help="config file (default conf/twitchcrement.toml)")
     args = parser.parse_args(argv)
     try:
@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         logs.setup(config["logging.level"], config["logging.format"])
         if args.action == "up":
             statuses = services.up(config)
+        elif args.action == "demo":
+            statuses = services.demo(config)
         elif args.action == "down":
             services.down(config)
             statuses = services.status(config)

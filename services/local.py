@@ -71,12 +71,11 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(content[-lines:])
 
 
-class JavaService:
-    """A JVM service run in its own session, tracked by a pid file."""
+class ManagedProcess:
+    """A long-running process started in its own session, tracked by a pid file under local.data_dir/NAME."""
 
-    name = "service"
-    jars = ""  # jvm/<jars>.pom.xml
-    main_class = ""
+    name = "process"
+    program = "python"  # what the process's name contains, so a reused pid is not mistaken for ours
 
     def __init__(self, config: Config):
         self.config = config
@@ -84,28 +83,24 @@ class JavaService:
         self.pidfile = self.home / "pid"
         self.logfile = self.home / "logs" / "stdout.log"
 
-    # --- what each service defines
-    def ports(self) -> dict[str, int]:
+    # --- what each process defines
+    def command(self) -> list[str]:
         raise NotImplementedError
+
+    def ports(self) -> dict[str, int]:
+        return {}
 
     def is_external(self) -> bool:
-        raise NotImplementedError
+        return False
 
     def address(self) -> str:
-        raise NotImplementedError
+        return "-"
 
-    def jvm_options(self) -> list[str]:
-        raise NotImplementedError
-
-    def arguments(self) -> list[str]:
-        return []
-
-    def prepare(self, classpath: str) -> None:
+    def prepare(self) -> None:
         """Write config files and initialise storage before the first start."""
 
     def probe(self) -> None:
-        """Raise if the service does not answer yet; return when it is really usable."""
-        raise NotImplementedError
+        """Raise if the process does not answer yet; return when it is really usable."""
 
     # --- shared lifecycle
     def pid(self) -> int | None:
@@ -115,7 +110,7 @@ class JavaService:
             return None
         try:
             proc = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE or "java" not in proc.name():
+            if proc.status() == psutil.STATUS_ZOMBIE or self.program not in proc.name():
                 return None
         except psutil.Error:
             return None
@@ -139,15 +134,13 @@ class JavaService:
         if self.pid() is not None:
             self._wait_ready(None)
             return self.status()
-        java = jvm.java_executable()
-        classpath = ":".join(str(j) for j in jvm.classpath(self.jars))
         for key, port in self.ports().items():
             if not _port_free(port):
                 raise ServiceError(f"local {self.name} cannot start: port {port} ({key}) is taken by another "
                                    f"process; free it or set {key} to another port")
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
-        self.prepare(classpath)
-        command = [java, *self.jvm_options(), "-cp", classpath, self.main_class, *self.arguments()]
+        command = self.command()
+        self.prepare()
         log.info("starting", extra={"service": self.name, "address": self.address(), "log": str(self.logfile)})
         with open(self.logfile, "ab") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -203,6 +196,28 @@ class JavaService:
             psutil.Process(pid).wait(10)
 
 
+class JavaService(ManagedProcess):
+    """A JVM service run from the Maven-resolved jars of jvm/<jars>.pom.xml."""
+
+    program = "java"
+    jars = ""
+    main_class = ""
+
+    @property
+    def classpath(self) -> str:
+        return ":".join(str(j) for j in jvm.classpath(self.jars))
+
+    def jvm_options(self) -> list[str]:
+        raise NotImplementedError
+
+    def arguments(self) -> list[str]:
+        return []
+
+    def command(self) -> list[str]:
+        return [jvm.java_executable(), *self.jvm_options(), "-cp", self.classpath, self.main_class,
+                *self.arguments()]
+
+
 class LocalKafka(JavaService):
     name = "kafka"
     jars = "kafka"
@@ -231,7 +246,7 @@ class LocalKafka(JavaService):
     def arguments(self) -> list[str]:
         return [str(self.properties_file)]
 
-    def prepare(self, classpath: str) -> None:
+    def prepare(self) -> None:
         port, controller = self.config["local.kafka_port"], self.config["local.kafka_controller_port"]
         data = self.home / "data"
         partitions = self.config["kafka.partitions"]
@@ -277,7 +292,7 @@ class LocalKafka(JavaService):
         if not (data / "meta.properties").exists():
             # KRaft needs its storage formatted once with a cluster id before the first start.
             result = subprocess.run(
-                [jvm.java_executable(), "-cp", classpath,
+                [jvm.java_executable(), "-cp", self.classpath,
                  f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}", "kafka.tools.StorageTool",
                  "format", "-t", uuid.uuid4().hex[:22], "-c", str(self.properties_file), "--ignore-formatted"],
                 capture_output=True, text=True, timeout=120)
@@ -349,7 +364,7 @@ class LocalCassandra(JavaService):
             options.append(f"-javaagent:{jamm}")
         return options
 
-    def prepare(self, classpath: str) -> None:
+    def prepare(self) -> None:
         conf, data = self.home / "conf", self.home / "data"
         conf.mkdir(parents=True, exist_ok=True)
         storage = self.config["local.cassandra_storage_port"]
@@ -409,5 +424,5 @@ materialized_views_enabled: false
             session.cluster.shutdown()
 
 
-def all_services(config: Config) -> list[JavaService]:
+def all_services(config: Config) -> list[ManagedProcess]:
     return [LocalKafka(config), LocalCassandra(config)]

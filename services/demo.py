@@ -1,0 +1,48 @@
+"""`make demo`: the local services plus the platform's components as background processes, on embedded chat.
+
+The chat is the shipped #nymn capture replayed in a loop at its recorded pace (re-stamped to now) beside
+labelled synthetic chat from 20 channels. Each component is a ManagedProcess with its log under
+local.data_dir/NAME/logs; `make services-down` stops them all.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import psutil
+
+from services.local import ManagedProcess, ServiceError
+from twitchcrement import PROJECT_ROOT
+from twitchcrement.config import Config
+
+SAMPLE = PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json"
+DEMO_SYNTH_RATE = 200  # messages per second across the synthetic channels: busy, and light on 2 cores
+YEAR_S = 365 * 24 * 3600
+
+
+class Component(ManagedProcess):
+    """A Python entry point of the platform (`python -m MODULE ARGS`) kept running in the background."""
+
+    def __init__(self, config: Config, name: str, module: str, *args: str):
+        self.name = name
+        super().__init__(config)
+        self.module, self.args = module, args
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.module, *self.args]
+
+    def probe(self) -> None:
+        # Nothing to ask a feeder; a process that stays up for two seconds has got past its start-up checks.
+        pid = self.pid()
+        if pid is None or time.time() - psutil.Process(pid).create_time() < 2.0:
+            raise ServiceError(f"{self.name} is starting")
+
+
+def components(config: Config) -> list[ManagedProcess]:
+    labels = config.path("local.data_dir") / "synth-labels.jsonl"
+    return [
+        Component(config, "replay", "ingest", "--no-progress", "replay", str(SAMPLE), "--loop", "--speed", "1"),
+        Component(config, "synth", "ingest", "--no-progress", "synth", "--rate", str(DEMO_SYNTH_RATE),
+                  "--channels", "20", "--seconds", str(YEAR_S), "--labels", str(labels)),
+    ]

@@ -383,5 +383,19 @@ def reference_markdown() -> str:
     return "\n".join(rows)
 
 
+def write_readme_reference(readme: Path = PROJECT_ROOT / "README.md") -> None:
+    """Replace the table between the README's config-reference markers with the current one."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- config-reference:start -->\n", "<!-- config-reference:end -->"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    readme.write_text(head + start + reference_markdown() + "\n" + end + tail, encoding="utf-8")
+
+
 if __name__ == "__main__":
-    print(reference_markdown())
+    import sys
+
+    if "--write-readme" in sys.argv:
+        write_readme_reference()
+    else:
+        print(reference_markdown())

@@ -156,3 +156,43 @@ def test_channel_list_refresh_parts_and_joins(running):
     run.reader.set_channels(["xqcow", "forsen"])
     wait_for(lambda: run.server.joined() == {"xqcow", "forsen"}, 30, "part nymn, join forsen")
     run.close()
+
+
+def test_command_line_reader_publishes_the_list_reads_and_stops_cleanly_on_sigterm(platform, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from ingest.channels import latest
+    from tests.conftest import TEST_ENVIRONMENT
+    from twitchcrement import PROJECT_ROOT
+
+    topic, channels_topic = f"test-cli-{uuid.uuid4().hex[:8]}", f"test-list-{uuid.uuid4().hex[:8]}"
+    config = test_config(TWITCHCREMENT_INGEST_CHANNELS_TOPIC=channels_topic)
+    ensure_topics(platform, [topic])
+    ensure_topics(config, [channels_topic], partitions=1)
+    channels_file = tmp_path / "channels.txt"
+    channels_file.write_text("nymn\nxqcow\n")
+    server = FakeTwitch().start()
+    env = {"PATH": "/usr/bin:/bin", **TEST_ENVIRONMENT, "TWITCHCREMENT_KAFKA_CHAT_TOPIC": topic,
+           "TWITCHCREMENT_INGEST_CHANNELS_TOPIC": channels_topic}
+    reader = subprocess.Popen([sys.executable, "-m", "ingest", "twitch", "--channels-file", str(channels_file),
+                               "--irc-host", "127.0.0.1", "--irc-port", str(server.port), "--no-tls"],
+                              env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: server.joined() == {"nymn", "xqcow"}, 60, "both channels joined")
+        ids = [server.chat(c, "viewer", f"hi {c}") for c in ("nymn", "xqcow", "nymn")]
+        time.sleep(1.0)
+        started = time.monotonic()
+        reader.send_signal(signal.SIGTERM)
+        _, stderr = reader.communicate(timeout=20)
+        assert time.monotonic() - started < 10
+    finally:
+        if reader.poll() is None:
+            os.kill(reader.pid, signal.SIGKILL)
+        server.stop()
+    assert reader.returncode == 0, stderr
+    assert "justinfan" in stderr and "reading the channels file" in stderr
+    assert sorted(decode_chat(r.value).message_id for r in consume_all(platform, topic, 3)) == sorted(ids)
+    assert latest(config).logins == ["nymn", "xqcow"]

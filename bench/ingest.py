@@ -14,7 +14,6 @@ import json
 import statistics
 import time
 import uuid
-from pathlib import Path
 
 import services
 from ingest.irc_parser import ChatParser

@@ -51,6 +51,7 @@ class SynthSettings:
     spam_share: float = 0.2  # about this share of all messages belongs to labelled bursts
     seed: int = 7
     start_ms: int = 1_735_689_600_000  # 2025-01-01T00:00:00Z, unless the caller restamps to now
+    prefix: str = "synth"  # channel names are PREFIX_00, PREFIX_01, ...
 
 
 @dataclass
@@ -113,7 +114,7 @@ class Generator:
         self.labels_path = Path(labels_path) if labels_path else None
         self.rng = random.Random(settings.seed)
         width = len(str(settings.channels))
-        self.channels = [f"synth_{i:0{width}d}" for i in range(settings.channels)]
+        self.channels = [f"{settings.prefix}_{i:0{width}d}" for i in range(settings.channels)]
         # Zipf-like: channel k gets weight 1/(k+1), so a few channels carry most of the chat.
         self.cum_weights = list(itertools.accumulate(1.0 / (k + 1) for k in range(settings.channels)))
         self.bursts: list[Burst] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,10 @@ def config() -> configuration.Config:
 
 @pytest.fixture(scope="session")
 def platform(config: configuration.Config):
-    """Real Kafka and Cassandra for the whole run, with the topics and tables; stopped cleanly at the end."""
+    """Real Kafka and Cassandra for the whole run, with the topics and tables; stopped cleanly at the end.
+    Each run starts from empty data, so no earlier run's topics, rows or schema leak into it."""
+    services.down(config)
+    shutil.rmtree(config.path("local.data_dir"), ignore_errors=True)
     services.up(config)
     yield config
     services.down(config)

@@ -45,6 +45,10 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
 def _one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
 
@@ -157,6 +161,32 @@ SETTINGS: list[Setting] = [
     Setting("ingest.synth_spam_share", "float", 0.2, "Synthetic chat: share of messages in spam bursts.",
             lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1"),
     Setting("ingest.synth_seed", "int", 7, "Synthetic chat: random seed (same seed, same chat)."),
+    # Detector
+    Setting("detector.window_s", "int", 10, "Length of the tumbling event-time windows, in seconds.", _positive),
+    Setting("detector.watermark_s", "float", 3.0,
+            "How late (event time) a message may arrive and still count in its window.", _non_negative),
+    Setting("detector.trigger_s", "float", 1.0, "Micro-batch interval of the streaming job, in seconds.", _positive),
+    Setting("detector.starting_offsets", "str", "latest",
+            "Where a new job (no checkpoint yet) starts reading chatmessage: latest or earliest.",
+            _one_of("latest", "earliest")),
+    Setting("detector.max_offsets_per_trigger", "int", 500_000,
+            "Most chat records one micro-batch reads (bounds a batch after downtime).", _positive),
+    Setting("detector.jaccard", "float", 0.6, "Shingle Jaccard similarity at which two texts are the same spam.",
+            lambda v: None if 0 < v <= 1 else "must be greater than 0 and at most 1"),
+    Setting("detector.num_hash_tables", "int", 32, "MinHashLSH hash tables (MinHash values per text).", _positive),
+    Setting("detector.rows_per_band", "int", 2, "MinHash values ANDed into one LSH band.", _positive),
+    Setting("detector.num_features", "int", 1 << 20, "HashingTF feature space for shingles.", _positive),
+    Setting("detector.seed", "int", 20240106, "MinHashLSH seed (the dashboard's fuzzy search must use the same)."),
+    Setting("detector.min_shingles", "int", 5, "Texts with fewer shingles skip LSH (exact duplicates still count).",
+            _positive),
+    Setting("detector.min_messages", "int", 5, "Messages a cluster needs in one window to be spam.", _positive),
+    Setting("detector.min_users", "int", 3, "Distinct users a cluster needs to be crowd spam.", _positive),
+    Setting("detector.flood_min_messages", "int", 5,
+            "Messages one user needs in one window, on one text, to be a flood.", _positive),
+    Setting("detector.min_share", "float", 0.0,
+            "Share of its channel-window's messages a cluster also needs (0 = off).",
+            lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1"),
+    Setting("detector.topic_quiet_s", "float", 30.0, "A spam topic ends after this long without spam.", _positive),
     # Logging
     Setting("logging.level", "str", "INFO", "Level of the platform's own loggers.",
             _one_of("DEBUG", "INFO", "WARNING", "ERROR")),

@@ -61,9 +61,13 @@ class Record:
     """Base of the wire records: encode to msgpack bytes, decode with full validation."""
 
     record_name: ClassVar[str]
+    wire_type: ClassVar[str | None] = None  # records sharing a topic carry {"type": wire_type}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        data = asdict(self)  # type: ignore[call-overload]
+        if self.wire_type:
+            data["type"] = self.wire_type
+        return data
 
     def encode(self) -> bytes:
         return msgpack.packb(self.to_dict(), use_bin_type=True)
@@ -73,6 +77,8 @@ class Record:
         name = cls.record_name
         if not isinstance(data, dict):
             raise RecordError(f"{name}: expected a map of fields, got {type(data).__name__}")
+        if cls.wire_type and data.get("type", cls.wire_type) != cls.wire_type:
+            raise RecordError(f"{name}: record of type {data.get('type')!r}, expected {cls.wire_type!r}")
         values: dict[str, Any] = {}
         for f in fields(cls):  # type: ignore[arg-type]
             meta = f.metadata
@@ -84,6 +90,9 @@ class Record:
             kind = meta["kind"]
             if kind is int:
                 ok = isinstance(value, int) and not isinstance(value, bool)
+            elif kind is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                value = float(value) if ok else value
             elif kind is list:
                 ok = isinstance(value, (list, tuple))
                 value = [list(v) if isinstance(v, (list, tuple)) else v for v in value] if ok else value
@@ -165,6 +174,7 @@ class SpamEvent(Record):
     """A cluster of similar messages in one channel and one event-time window that reached the spam thresholds."""
 
     record_name: ClassVar[str] = "spam event"
+    wire_type: ClassVar[str | None] = "spam_event"
 
     event_id: str = spec(str, required=True, max_chars=64)  # deterministic: same input, same id
     kind: str = spec(str, required=True, check=lambda v: None if v in ("crowd", "flood") else
@@ -185,6 +195,40 @@ class SpamEvent(Record):
     @property
     def key(self) -> bytes:
         return self.channel.encode()
+
+
+@dataclass(slots=True)
+class SpamTopic(Record):
+    """A spam text that stays active in a channel across windows; updated each window it appears in."""
+
+    record_name: ClassVar[str] = "spam topic"
+    wire_type: ClassVar[str | None] = "spam_topic"
+
+    topic_id: str = spec(str, required=True, max_chars=64)
+    channel: str = spec(str, required=True, max_chars=50, check=_check_channel)
+    text: str = spec(str, required=True, max_chars=MAX_TEXT_CHARS)
+    message_hash: str = spec(str, required=True, max_chars=64)
+    first_seen: int = spec(int, required=True, check=_check_ts)
+    last_seen: int = spec(int, required=True, check=_check_ts)
+    windows_active: int = spec(int, default=1, check=_check_count)
+    total_messages: int = spec(int, default=0, check=_check_count)
+    peak_rate: float = spec(float, default=0.0)  # messages per second in its busiest window
+    ended: bool = spec(bool, default=False)
+
+    @property
+    def key(self) -> bytes:
+        return self.channel.encode()
+
+
+def decode_spam(data: bytes) -> SpamEvent | SpamTopic:
+    """A record of the spammessage topic: an event or a topic update, by its "type"."""
+    value = unpack(data, "spam record")
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == SpamTopic.wire_type:
+        return SpamTopic.from_dict(value)  # type: ignore[return-value]
+    if kind == SpamEvent.wire_type:
+        return SpamEvent.from_dict(value)  # type: ignore[return-value]
+    raise RecordError(f"spam record: unknown type {kind!r} (expected spam_event or spam_topic)")
 
 
 class ChannelEntry(NamedTuple):

@@ -1,0 +1,265 @@
+"""Spam detection for one channel, as pure Python: window buffers, clustering, spam events and spam topics.
+
+The streaming job calls `ChannelDetector.step` from Spark's applyInPandasWithState, once per channel and
+micro-batch, with the channel's new messages (already normalised and MinHashed by Spark ML) and the watermark.
+Everything the detector remembers between calls is in `ChannelDetector` and is pickled into Spark's state store,
+so a restarted job resumes with the same open windows and active topics.
+
+Per closed 10 s window:
+1. exact duplicates of the normalised text were aggregated on arrival (count, users, first/last time, originals),
+   so a wave of identical messages costs one entry;
+2. texts with enough shingles are put in LSH buckets (bands of `rows_per_band` MinHash values); within a bucket each
+   text is compared with the bucket's first and previous member by exact Jaccard on shingles (linear, not n^2);
+3. union-find joins verified pairs into clusters; a cluster that reaches the thresholds is a spam event;
+4. an event continues an active topic of the channel when its text matches the topic's (same hash, or Jaccard over
+   the threshold); topics quiet for `topic_quiet_ms` end and are evicted.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from twitchcrement.textsim import jaccard, message_hash, shingles, stable_id
+
+MAX_ORIGINALS = 20  # original spellings kept per normalised text (for the representative and the variant count)
+TOP_USERS = 5
+
+
+@dataclass(frozen=True)
+class Settings:
+    window_ms: int = 10_000
+    jaccard: float = 0.6
+    rows_per_band: int = 2
+    min_shingles: int = 5
+    min_messages: int = 5
+    min_users: int = 3
+    flood_min_messages: int = 5
+    min_share: float = 0.0  # a cluster must also hold this share of its channel-window's messages
+    max_bucket: int = 500
+    topic_quiet_ms: int = 30_000
+
+
+@dataclass
+class TextAgg:
+    """One normalised text in one window: how often, by whom, when, in which spellings."""
+
+    count: int = 0
+    users: collections.Counter = field(default_factory=collections.Counter)
+    first_ts: int = 0
+    last_ts: int = 0
+    originals: collections.Counter = field(default_factory=collections.Counter)
+    signature: list[int] | None = None
+
+    def add(self, user: str, ts: int, original: str, signature: list[int] | None) -> None:
+        if self.count == 0:
+            self.first_ts = self.last_ts = ts
+            self.signature = signature
+        self.count += 1
+        self.users[user] += 1
+        self.first_ts, self.last_ts = min(self.first_ts, ts), max(self.last_ts, ts)
+        if original in self.originals or len(self.originals) < MAX_ORIGINALS:
+            self.originals[original] += 1
+
+
+@dataclass
+class Topic:
+    topic_id: str
+    norm: str
+    message_hash: str
+    text: str
+    first_seen: int
+    last_seen: int
+    windows_active: int = 0
+    total_messages: int = 0
+    peak_rate: float = 0.0
+
+
+class _UnionFind:
+    def __init__(self, size: int):
+        self.parent = list(range(size))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _bands(signature: list[int], rows_per_band: int) -> Iterable[tuple[int, tuple[int, ...]]]:
+    for band in range(len(signature) // rows_per_band):
+        yield band, tuple(signature[band * rows_per_band:(band + 1) * rows_per_band])
+
+
+def cluster(norms: list[str], signatures: list[list[int] | None], settings: Settings) -> list[int]:
+    """Cluster label (index of the cluster's first member) for each distinct normalised text."""
+    found = _UnionFind(len(norms))
+    buckets: dict[tuple[int, tuple[int, ...]], list[int]] = collections.defaultdict(list)
+    shingle_sets: dict[int, frozenset[str]] = {}
+    for i, signature in enumerate(signatures):
+        if signature is None:
+            continue  # too short for LSH: only its exact duplicates count
+        for key in _bands(signature, settings.rows_per_band):
+            members = buckets[key]
+            if len(members) < settings.max_bucket:
+                members.append(i)
+
+    def similar(a: int, b: int) -> bool:
+        for i in (a, b):
+            if i not in shingle_sets:
+                shingle_sets[i] = frozenset(shingles(norms[i]))
+        return jaccard(shingle_sets[a], shingle_sets[b]) >= settings.jaccard
+
+    for members in buckets.values():
+        if len(members) < 2:
+            continue
+        first = members[0]
+        for position in range(1, len(members)):
+            current = members[position]
+            if found.find(current) == found.find(first):
+                continue
+            if similar(first, current):
+                found.union(first, current)
+            elif similar(members[position - 1], current):
+                found.union(members[position - 1], current)
+    return [found.find(i) for i in range(len(norms))]
+
+
+@dataclass
+class Window:
+    start: int
+    texts: dict[str, TextAgg] = field(default_factory=dict)
+    messages: int = 0
+
+
+class ChannelDetector:
+    """The state of one channel: open windows and active topics. Pickled into Spark's state store."""
+
+    def __init__(self, channel: str):
+        self.channel = channel
+        self.windows: dict[int, Window] = {}
+        self.topics: dict[str, Topic] = {}
+        self.late_dropped = 0
+
+    # --- input
+    def add(self, ts: int, user: str, original: str, norm: str, signature: list[int] | None,
+            watermark: int, settings: Settings) -> bool:
+        """Buffer one message; False (and counted) when its window has already closed."""
+        start = ts - ts % settings.window_ms
+        if start + settings.window_ms <= watermark and start not in self.windows:
+            self.late_dropped += 1
+            return False
+        window = self.windows.setdefault(start, Window(start))
+        window.messages += 1
+        window.texts.setdefault(norm, TextAgg()).add(user, ts, original, signature)
+        return True
+
+    # --- output
+    def close_windows(self, watermark: int, settings: Settings) -> list[dict[str, Any]]:
+        """Events and topic updates of every window that the watermark has passed, oldest first."""
+        out: list[dict[str, Any]] = []
+        for start in sorted(s for s in self.windows if s + settings.window_ms <= watermark):
+            window = self.windows.pop(start)
+            events = self._events(window, settings)
+            out.extend(events)
+            out.extend(self._track_topics(events, start + settings.window_ms, settings))
+        out.extend(self._end_quiet_topics(watermark, settings))
+        return out
+
+    def next_deadline(self, settings: Settings) -> int | None:
+        """The event time at which something is due: a window to close or a topic to end."""
+        due = [s + settings.window_ms for s in self.windows]
+        due += [t.last_seen + settings.topic_quiet_ms for t in self.topics.values()]
+        return min(due) if due else None
+
+    def is_empty(self) -> bool:
+        return not self.windows and not self.topics
+
+    def _events(self, window: Window, settings: Settings) -> list[dict[str, Any]]:
+        norms = list(window.texts)
+        aggs = [window.texts[n] for n in norms]
+        labels = cluster(norms, [a.signature for a in aggs], settings)
+        members: dict[int, list[int]] = collections.defaultdict(list)
+        for index, label in enumerate(labels):
+            members[label].append(index)
+        events = []
+        for indices in members.values():
+            count = sum(aggs[i].count for i in indices)
+            if count < min(settings.min_messages, settings.flood_min_messages):
+                continue
+            users: collections.Counter = collections.Counter()
+            originals: collections.Counter = collections.Counter()
+            for i in indices:
+                users.update(aggs[i].users)
+                originals.update(aggs[i].originals)
+            top_user, top_count = users.most_common(1)[0]
+            if count >= settings.min_messages and len(users) >= settings.min_users:
+                kind = "crowd"
+            elif top_count >= settings.flood_min_messages and len(users) < settings.min_users:
+                kind = "flood"
+            else:
+                continue
+            if count < settings.min_share * window.messages:
+                continue
+            lead = max(indices, key=lambda i: (aggs[i].count, norms[i]))
+            norm = norms[lead]
+            text = max(originals.items(), key=lambda item: (item[1], item[0]))[0]
+            events.append({
+                "kind": "event", "event_kind": kind, "channel": self.channel,
+                "window_start": window.start, "window_end": window.start + settings.window_ms,
+                "event_id": stable_id(self.channel, window.start, norm), "text": text, "norm": norm,
+                "message_hash": message_hash(norm), "message_count": count, "distinct_users": len(users),
+                "variants": len(originals), "top_users": [{"user": u, "count": c} for u, c in
+                                                          users.most_common(TOP_USERS)],
+                "first_ts": min(aggs[i].first_ts for i in indices), "last_ts": max(aggs[i].last_ts for i in indices),
+                "signature": aggs[lead].signature, "window_messages": window.messages,
+            })
+        return sorted(events, key=lambda e: -e["message_count"])
+
+    def _track_topics(self, events: list[dict[str, Any]], window_end: int,
+                      settings: Settings) -> list[dict[str, Any]]:
+        touched: dict[str, Topic] = {}
+        for event in events:
+            topic = self._matching_topic(event, settings)
+            if topic is None:
+                topic = Topic(stable_id(self.channel, event["window_start"], event["norm"]), event["norm"],
+                              event["message_hash"], event["text"], event["first_ts"], event["last_ts"])
+                self.topics[topic.topic_id] = topic
+            if topic.topic_id not in touched:
+                topic.windows_active += 1
+            topic.last_seen = max(topic.last_seen, event["last_ts"], window_end - settings.window_ms)
+            topic.total_messages += event["message_count"]
+            topic.peak_rate = max(topic.peak_rate, event["message_count"] / (settings.window_ms / 1000))
+            event["topic_id"] = topic.topic_id
+            touched[topic.topic_id] = topic
+        return [self._topic_row(t, ended=False) for t in touched.values()]
+
+    def _matching_topic(self, event: dict[str, Any], settings: Settings) -> Topic | None:
+        for topic in self.topics.values():
+            if topic.message_hash == event["message_hash"]:
+                return topic
+        event_shingles = set(shingles(event["norm"]))
+        best, best_score = None, settings.jaccard
+        for topic in self.topics.values():
+            score = jaccard(event_shingles, set(shingles(topic.norm)))
+            if score >= best_score:
+                best, best_score = topic, score
+        return best
+
+    def _end_quiet_topics(self, watermark: int, settings: Settings) -> list[dict[str, Any]]:
+        ended = [t for t in self.topics.values() if t.last_seen + settings.topic_quiet_ms <= watermark]
+        for topic in ended:
+            del self.topics[topic.topic_id]
+        return [self._topic_row(t, ended=True) for t in ended]
+
+    def _topic_row(self, topic: Topic, ended: bool) -> dict[str, Any]:
+        return {"kind": "topic", "channel": self.channel, "topic_id": topic.topic_id, "text": topic.text,
+                "norm": topic.norm, "message_hash": topic.message_hash, "first_ts": topic.first_seen,
+                "last_ts": topic.last_seen, "windows_active": topic.windows_active,
+                "message_count": topic.total_messages, "peak_rate": topic.peak_rate, "ended": ended}

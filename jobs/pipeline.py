@@ -1,0 +1,208 @@
+"""The spam detector's streaming plan and sinks. Functions take DataFrames and return DataFrames; `start` wires
+them to Kafka and Cassandra.
+
+    Kafka chatmessage -> decode (msgpack, bad records keyed to the dead-letter route)
+      -> normalise + shingles (the shared textsim module) -> HashingTF -> MinHashLSH (Spark ML) -> signature
+      -> watermark on tmi-sent-ts -> applyInPandasWithState per channel (jobs.detection: windows, clusters,
+         events, topics; the state store keeps open windows and active topics)
+      -> foreachBatch: Kafka spammessage + dead-letter topic, Cassandra tables (idempotent upserts)
+
+Spark 3.5 refuses a stateful operator after a streaming aggregation, so the 10 s windows are buffered in the same
+per-channel state as the topics, instead of a `window()` aggregation before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import pandas as pd
+from pyspark.ml.feature import HashingTF, MinHashLSH, MinHashLSHModel
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.linalg import Vectors
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
+
+from jobs.detection import ChannelDetector, Settings
+from twitchcrement.config import Config
+from twitchcrement.records import ChatMessage, RecordError
+from twitchcrement.textsim import MinHasher, band_buckets, normalise, shingles
+
+log = logging.getLogger(__name__)
+# pyspark 3.5's Arrow serializer concatenates frames in a way pandas 2.2 warns about, once per worker batch.
+warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
+
+DEADLETTER_KEY = ""  # the channel key of records that could not be decoded (no real channel is empty)
+SHORT_TEXT = "\x00short"  # the one shingle of texts too short for LSH: MinHashLSH rejects empty vectors
+DECODED_SCHEMA = ("channel string, user_login string, text string, sent_ts long, message_id string, "
+                  "reason string, raw binary, kafka_ts long")
+# What the detection step emits: kind is event | topic | deadletter | late; each kind fills its own columns.
+OUTPUT_FIELDS = [
+    ("kind", "string"), ("channel", "string"), ("event_kind", "string"), ("window_start", "long"),
+    ("window_end", "long"), ("event_id", "string"), ("topic_id", "string"), ("text", "string"), ("norm", "string"),
+    ("message_hash", "string"), ("message_count", "long"), ("distinct_users", "long"), ("variants", "long"),
+    ("top_users", "array<struct<user:string,count:long>>"), ("first_ts", "long"), ("last_ts", "long"),
+    ("buckets", "array<long>"), ("window_messages", "long"), ("windows_active", "long"), ("peak_rate", "double"),
+    ("ended", "boolean"), ("reason", "string"), ("raw", "binary"), ("late", "long"),
+]
+OUTPUT_COLUMNS = [name for name, _ in OUTPUT_FIELDS]
+OUTPUT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in OUTPUT_FIELDS)
+STATE_SCHEMA = "detector binary"
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Everything the job needs from the config, in one picklable value for the Python workers."""
+
+    detection: Settings
+    hasher: MinHasher
+    watermark_s: float
+    trigger_s: float
+
+    @classmethod
+    def from_config(cls, config: Config) -> "DetectorSettings":
+        return cls(
+            detection=Settings(
+                window_ms=config["detector.window_s"] * 1000, jaccard=config["detector.jaccard"],
+                rows_per_band=config["detector.rows_per_band"], min_shingles=config["detector.min_shingles"],
+                min_messages=config["detector.min_messages"], min_users=config["detector.min_users"],
+                flood_min_messages=config["detector.flood_min_messages"], min_share=config["detector.min_share"],
+                topic_quiet_ms=int(config["detector.topic_quiet_s"] * 1000)),
+            hasher=MinHasher(config["detector.num_features"], config["detector.num_hash_tables"],
+                             config["detector.seed"], config["detector.rows_per_band"]),
+            watermark_s=config["detector.watermark_s"], trigger_s=config["detector.trigger_s"])
+
+
+# --- decode ---------------------------------------------------------------------------------------------------
+def _decode_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    for batch in batches:
+        rows: dict[str, list[Any]] = {c: [] for c in
+                                      ("channel", "user_login", "text", "sent_ts", "message_id", "reason", "raw",
+                                       "kafka_ts")}
+        for value, kafka_ts in zip(batch["value"], batch["kafka_ts"]):
+            try:
+                message: ChatMessage = ChatMessage.decode(value)  # type: ignore[assignment]
+                rows["channel"].append(message.channel)
+                rows["user_login"].append(message.user_login)
+                rows["text"].append(message.text)
+                rows["sent_ts"].append(message.sent_ts)
+                rows["message_id"].append(message.message_id)
+                rows["reason"].append(None)
+                rows["raw"].append(None)
+            except RecordError as exc:
+                rows["channel"].append(DEADLETTER_KEY)
+                rows["user_login"].append("")
+                rows["text"].append("")
+                rows["sent_ts"].append(int(kafka_ts))
+                rows["message_id"].append("")
+                rows["reason"].append(str(exc))
+                rows["raw"].append(bytes(value) if value is not None else b"")
+            rows["kafka_ts"].append(int(kafka_ts))
+        yield pd.DataFrame(rows)
+
+
+def decode(kafka: DataFrame) -> DataFrame:
+    """Kafka rows -> chat columns; a value that is not a valid chat record keeps its bytes and the reason."""
+    raw = kafka.select(F.col("value"), (F.col("timestamp").cast("double") * 1000).cast("long").alias("kafka_ts"))
+    return raw.mapInPandas(_decode_batches, DECODED_SCHEMA)
+
+
+# --- features ---------------------------------------------------------------------------------------------------
+def _text_features(min_shingles: int) -> Callable[[pd.Series], pd.DataFrame]:
+    def features(texts: pd.Series) -> pd.DataFrame:
+        norms, grams = [], []
+        for text in texts:
+            norm = normalise(text or "")
+            found = shingles(norm)
+            norms.append(norm)
+            grams.append(found if len(found) >= min_shingles else [SHORT_TEXT])
+        return pd.DataFrame({"norm": norms, "shingles": grams})
+    return features
+
+
+def minhash_model(spark: SparkSession, hasher: MinHasher) -> tuple[HashingTF, MinHashLSHModel]:
+    """Spark ML's HashingTF and a MinHashLSH model; its coefficients depend only on seed and table count."""
+    tf = HashingTF(inputCol="shingles", outputCol="features", numFeatures=hasher.num_features)
+    sample = spark.createDataFrame([(Vectors.sparse(hasher.num_features, [0], [1.0]),)], ["features"])
+    model = MinHashLSH(inputCol="features", outputCol="hashes", numHashTables=hasher.num_hash_tables,
+                       seed=hasher.seed).fit(sample)
+    return tf, model
+
+
+def features(chat: DataFrame, spark: SparkSession, settings: DetectorSettings) -> DataFrame:
+    """Adds norm, signature (MinHash values from Spark ML; null for texts too short for LSH) and event_time."""
+    text_features = F.pandas_udf(_text_features(settings.detection.min_shingles),
+                                 "norm string, shingles array<string>")
+    tf, model = minhash_model(spark, settings.hasher)
+    with_text = chat.withColumn("f", text_features("text")).select("*", "f.norm", "f.shingles").drop("f")
+    hashed = model.transform(tf.transform(with_text))
+    signature = F.when(F.col("shingles")[0] == SHORT_TEXT, F.lit(None)).otherwise(
+        F.transform("hashes", lambda v: vector_to_array(v)[0].cast("long")))
+    return (hashed.withColumn("signature", signature)
+            .withColumn("event_time", F.timestamp_millis("sent_ts"))
+            .drop("shingles", "features", "hashes"))
+
+
+# --- detection (stateful) ---------------------------------------------------------------------------------------
+def _empty_row() -> dict[str, Any]:
+    return {c: None for c in OUTPUT_COLUMNS}
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    filled = []
+    for row in rows:
+        full = _empty_row()
+        full.update({k: v for k, v in row.items() if k in full})
+        filled.append(full)
+    return pd.DataFrame(filled, columns=OUTPUT_COLUMNS)
+
+
+def detection_step(settings: DetectorSettings) -> Callable[[tuple, Iterator[pd.DataFrame], GroupState],
+                                                          Iterator[pd.DataFrame]]:
+    detection = settings.detection
+
+    def step(key: tuple, batches: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
+        channel = key[0]
+        if channel == DEADLETTER_KEY:
+            for batch in batches:
+                yield _frame([{"kind": "deadletter", "reason": r, "raw": raw, "first_ts": ts}
+                              for r, raw, ts in zip(batch["reason"], batch["raw"], batch["kafka_ts"])])
+            return
+        detector: ChannelDetector = pickle.loads(state.get[0]) if state.exists else ChannelDetector(channel)
+        watermark = state.getCurrentWatermarkMs()
+        if not state.hasTimedOut:
+            for batch in batches:
+                for ts, user, text, norm, signature in zip(batch["sent_ts"], batch["user_login"], batch["text"],
+                                                           batch["norm"], batch["signature"]):
+                    detector.add(int(ts), user, text, norm, None if signature is None else list(signature),
+                                 watermark, detection)
+        rows = detector.close_windows(watermark, detection)
+        for row in rows:
+            if row["kind"] == "event":
+                signature = row.pop("signature")
+                row["buckets"] = band_buckets(signature, detection.rows_per_band) if signature else []
+        if detector.late_dropped:
+            rows.append({"kind": "late", "channel": channel, "late": detector.late_dropped})
+            detector.late_dropped = 0
+        if detector.is_empty():
+            state.remove()
+        else:
+            state.update((pickle.dumps(detector, protocol=pickle.HIGHEST_PROTOCOL),))
+            deadline = detector.next_deadline(detection)
+            state.setTimeoutTimestamp(max(deadline or 0, watermark + 1))
+        if rows:
+            yield _frame(rows)
+
+    return step
+
+
+def detect(featured: DataFrame, settings: DetectorSettings) -> DataFrame:
+    """Events, topic updates, dead letters and late counts, in OUTPUT_SCHEMA."""
+    return (featured.withWatermark("event_time", f"{int(settings.watermark_s * 1000)} milliseconds")
+            .groupBy("channel")
+            .applyInPandasWithState(detection_step(settings), OUTPUT_SCHEMA, STATE_SCHEMA, "append",
+                                    GroupStateTimeout.EventTimeTimeout))

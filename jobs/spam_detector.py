@@ -1,0 +1,139 @@
+"""The spam detector: Kafka chatmessage -> Spark Structured Streaming (MinHashLSH) -> Kafka spammessage + Cassandra.
+
+    spark-submit jobs/spam_detector.py [--config F] [--available-now]
+    .venv/bin/python jobs/spam_detector.py ...          (the same, Spark in local mode from the config)
+
+On a cluster, pass the connectors with --packages and the project's code with --py-files (see the README).
+The query checkpoints under spark.checkpoint_dir/spam-detector: a restarted job resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script by spark-submit: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pyspark.sql import SparkSession  # noqa: E402
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener  # noqa: E402
+
+from jobs.pipeline import DetectorSettings, decode, detect, features  # noqa: E402
+from jobs.sinks import BatchWriter  # noqa: E402
+from twitchcrement import config as configuration  # noqa: E402
+from twitchcrement import logs  # noqa: E402
+from twitchcrement.spark import session  # noqa: E402
+
+log = logging.getLogger("jobs.spam_detector")
+QUERY_NAME = "spam-detector"
+
+
+class ProgressLog(StreamingQueryListener):
+    """Each micro-batch's input rows, rate, processing time, state size and late drops, as a log line and as the
+    latest metrics (`latest`, also written to metrics_file for other processes)."""
+
+    def __init__(self, metrics_file: Path | None = None):
+        self.latest: dict[str, Any] = {}
+        self.metrics_file = metrics_file
+
+    def onQueryStarted(self, event: Any) -> None:
+        log.info("query started", extra={"id": str(event.id), "query": event.name})
+
+    def onQueryProgress(self, event: Any) -> None:
+        progress = event.progress
+        state = progress.stateOperators[0] if progress.stateOperators else None
+        metrics = {
+            "batch": progress.batchId,
+            "input_rows": progress.numInputRows,
+            "input_rows_per_s": round(progress.inputRowsPerSecond or 0.0, 1),
+            "processed_rows_per_s": round(progress.processedRowsPerSecond or 0.0, 1),
+            "batch_ms": progress.batchDuration,
+            "state_rows": state.numRowsTotal if state else 0,
+            "state_bytes": state.memoryUsedBytes if state else 0,
+            "late_rows_dropped": state.numRowsDroppedByWatermark if state else 0,
+            "watermark": progress.eventTime.get("watermark", ""),
+        }
+        self.latest = metrics
+        if progress.numInputRows or metrics["state_rows"]:
+            log.info("micro-batch", extra=metrics)
+        if self.metrics_file is not None:
+            self.metrics_file.parent.mkdir(parents=True, exist_ok=True)
+            self.metrics_file.write_text(json.dumps(metrics))
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        log.info("query terminated", extra={"id": str(event.id), "error": event.exception or ""})
+
+
+def start(spark: SparkSession, config: configuration.Config, *, available_now: bool = False,
+          checkpoint: str | None = None, writer: BatchWriter | None = None) -> StreamingQuery:
+    """Build the plan on the config's Kafka and Cassandra and start it."""
+    settings = DetectorSettings.from_config(config)
+    kafka = (spark.readStream.format("kafka")
+             .option("kafka.bootstrap.servers", config.kafka_bootstrap)
+             .option("subscribe", config["kafka.chat_topic"])
+             .option("startingOffsets", config["detector.starting_offsets"])
+             .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"])
+             .option("failOnDataLoss", "false")
+             .load())
+    output = detect(features(decode(kafka), spark, settings), settings)
+    location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
+    stream = (output.writeStream.queryName(QUERY_NAME).outputMode("append")
+              .option("checkpointLocation", location)
+              .foreachBatch(writer or BatchWriter(config)))
+    stream = stream.trigger(availableNow=True) if available_now else \
+        stream.trigger(processingTime=f"{int(settings.trigger_s * 1000)} milliseconds")
+    log.info("starting", extra={"chat_topic": config["kafka.chat_topic"], "checkpoint": location,
+                                "window_s": config["detector.window_s"], "watermark_s": settings.watermark_s})
+    return stream.start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spam_detector", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="config file (default conf/twitchcrement.toml)")
+    parser.add_argument("--available-now", action="store_true",
+                        help="process what is in the topic now, then stop (backfills, tests)")
+    parser.add_argument("--checkpoint", help="checkpoint location (default spark.checkpoint_dir/spam-detector)")
+    args = parser.parse_args(argv)
+    try:
+        config = configuration.load(args.config)
+    except configuration.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    logs.setup(config["logging.level"], config["logging.format"])
+    spark = session(config, app_name="twitchcrement-spam-detector",
+                    **{"spark.sql.streaming.metricsEnabled": "true"})
+    listener = ProgressLog(config.path("local.data_dir") / "detector" / "metrics.json")
+    spark.streams.addListener(listener)
+    query = start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint)
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stopping.set()
+        threading.Thread(target=query.stop, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        query.awaitTermination()
+    except Exception as exc:  # noqa: BLE001 - the query failed: say why in one line
+        if not stopping.is_set():
+            log.error("detector failed", extra={"error": str(exc).splitlines()[0][:500]})
+            return 1
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The spam detector: pure functions, then the streaming job end to end on real Kafka, Cassandra and Spark."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from pyspark.ml.feature import HashingTF
+
+from jobs.detection import ChannelDetector, Settings, cluster
+from jobs.evaluation import exact_baseline, labelled_cells, score
+from jobs.pipeline import DetectorSettings, minhash_model
+from ingest.synth import EVASIONS, Generator, SynthSettings
+from tests.detector_harness import flush_message, fresh_config, produce, run, spam_records
+from twitchcrement.clients import cassandra_session
+from twitchcrement.records import ChatMessage
+from twitchcrement.textsim import MinHasher, jaccard, normalise, shingles
+
+HASHER = MinHasher(1 << 20, 32, 20240106, 2)
+SETTINGS = Settings()
+
+
+@pytest.mark.parametrize("a,b", [
+    ("forsenParty EDM \U000e0000", "forsenParty EDM"),
+    ("KEKW KEKW KEKW", "kekw"),
+    ("LOOOOOOL", "lool"),
+    ("ＫＥＫＷ", "kekw"),  # full-width letters (NFKC)
+    ("Pog\u200bChamp", "pogchamp"),
+    ("  spaced\t\tout  text ", "spaced out text"),
+    ("DocSpin it is what it is", "docspin it is what it is"),
+])
+def test_normalise_undoes_the_usual_evasions(a, b):
+    assert normalise(a) == normalise(b)
+
+
+@pytest.mark.parametrize("text", ["", "\U000e0000\u200b", "🐢🐢🐢", "😂", "x" * 2000, "שלום עולם ☺", "a b"])
+def test_any_text_gets_shingles_or_is_routed_aside(text):
+    grams = shingles(normalise(text))
+    if grams:
+        assert HASHER.signature(grams)
+    else:
+        assert normalise(text) == ""
+
+
+def test_near_duplicates_cluster_and_unrelated_texts_do_not():
+    pasta = "Remember to hydrate chat, drink water and stretch your legs FeelsGoodMan"
+    texts = [normalise(t) for t in [pasta, pasta + " Clap", "REMEMBER to hydrate chat drink water and stretch your "
+                                    "legs FeelsGoodMan", "completely different message about the boss fight",
+                                    "hydrate"]]
+    signatures = [HASHER.signature(shingles(t)) if len(shingles(t)) >= 5 else None for t in texts]
+    labels = cluster(texts, signatures, SETTINGS)
+    assert labels[0] == labels[1] == labels[2]
+    assert len({labels[0], labels[3], labels[4]}) == 3
+
+
+def test_a_wave_of_many_variants_costs_linear_comparisons():
+    base = "WHO ASKED LULW NOBODY ASKED LULW WHO ASKED"
+    texts = [normalise(f"{base} {'x' * (i % 7)} {i}") for i in range(2_000)]
+    signatures = [HASHER.signature(shingles(t)) for t in texts]
+    labels = cluster(texts, signatures, SETTINGS)
+    assert len(set(labels)) < 20
+
+
+def test_channel_detector_events_topics_and_flood():
+    detector = ChannelDetector("nymn")
+    base = 1_704_557_980_000
+
+    def add(offset_ms, user, text):
+        norm = normalise(text)
+        grams = shingles(norm)
+        detector.add(base + offset_ms, user, text, norm, HASHER.signature(grams) if len(grams) >= 5 else None, 0,
+                     SETTINGS)
+    for i in range(6):
+        add(i * 100, f"user{i}", "forsenParty EDM forsenParty EDM" + " \U000e0000" * (i % 3 == 0))
+    for i in range(7):
+        add(i * 100, "flooder", "buy followers at cheap prices now")
+    for i in range(3):
+        add(i * 100, f"user{i}", "KEKW")  # too few
+    rows = detector.close_windows(base + 10_000, SETTINGS)
+    events = [r for r in rows if r["kind"] == "event"]
+    assert {(e["event_kind"], e["message_count"], e["distinct_users"]) for e in events} == {("crowd", 6, 6),
+                                                                                            ("flood", 7, 1)}
+    crowd = next(e for e in events if e["event_kind"] == "crowd")
+    assert crowd["variants"] == 2 and crowd["text"] == "forsenParty EDM forsenParty EDM"
+    first_topic = crowd["topic_id"]
+    # the same spam in the next window continues the topic; a quiet period ends it
+    for i in range(5):
+        add(10_000 + i * 100, f"other{i}", "forsenParty EDM forsenParty EDM")
+    rows = detector.close_windows(base + 20_000, SETTINGS)
+    assert [r["topic_id"] for r in rows if r["kind"] == "event"] == [first_topic]
+    topic = next(r for r in rows if r["kind"] == "topic" and r["topic_id"] == first_topic)
+    assert (topic["windows_active"], topic["message_count"]) == (2, 11)
+    ended = detector.close_windows(base + 20_000 + SETTINGS.topic_quiet_ms + 10_000, SETTINGS)
+    assert {r["topic_id"] for r in ended if r["ended"]} >= {first_topic}
+    assert detector.is_empty()
+    # a message for a window that is already closed is dropped and counted
+    assert not detector.add(base, "late", "late", "late", None, base + 60_000, SETTINGS)
+    assert detector.late_dropped == 1
+
+
+def test_python_minhash_equals_spark_ml(spark):
+    texts = ["KEKW KEKW", "forsenParty EDM forsenParty EDM \U000e0000", "🐢 Slow and steady 🐢 wins the race",
+             "日本語のテキストです", "ResidentSleeper Silent Hill 2 Waiting Room ResidentSleeper"]
+    settings = DetectorSettings.from_config(spark_config := __import__("tests.conftest").conftest.test_config())
+    tf, model = minhash_model(spark, settings.hasher)
+    frame = spark.createDataFrame([(t, shingles(normalise(t))) for t in texts], "text string, shingles array<string>")
+    rows = model.transform(tf.transform(frame)).collect()
+    assert spark_config["detector.num_hash_tables"] == len(rows[0].hashes)
+    for row in rows:
+        assert [int(v[0]) for v in row.hashes] == settings.hasher.signature(row.shingles), row.text
+    assert isinstance(tf, HashingTF)
+
+
+def _synthetic(prefix: str, seconds: int = 60) -> Generator:
+    return Generator(SynthSettings(rate=400, seconds=seconds, channels=8, seed=13, prefix=prefix,
+                                   start_ms=1_767_225_600_000))
+
+
+def test_streaming_job_end_to_end(platform, spark, tmp_path):
+    config = fresh_config(platform)
+    prefix = f"e2e{uuid.uuid4().hex[:6]}"
+    generator = _synthetic(prefix)
+    messages = list(generator)
+    bursts = [b.label() for b in generator.bursts]
+    bad = [b"\xc1 not msgpack", ChatMessage(channel="nymn", user_login="a", text="x", sent_ts=1).to_dict().__repr__()
+           .encode()]
+    produce(config, messages + [flush_message(max(m.sent_ts for m in messages))], raw=bad)
+    writer = run(spark, config, tmp_path / "checkpoint")
+    events, topics = spam_records(config)
+
+    # quality against the labels, and against the original exact-match algorithm
+    cells = labelled_cells(messages, bursts, SETTINGS)
+    event_rows = [{"channel": e.channel, "window_start": e.window_start, "text": e.text,
+                   "message_count": e.message_count} for e in events]
+    ours = score(event_rows, cells, SETTINGS)
+    exact = score(exact_baseline(messages, SETTINGS), cells, SETTINGS, min_event_messages=SETTINGS.min_messages)
+    assert ours.precision >= 0.95 and ours.recall >= 0.95, ours.as_dict()
+    evasive = [t for t in EVASIONS if t != "none"]
+    assert sum(ours.recall_by_tag[t] for t in evasive) > sum(exact.recall_by_tag[t] for t in evasive) + 1.0, \
+        (ours.as_dict(), exact.as_dict())
+
+    # every event carries a topic; topics end; campaigns span channels
+    assert all(e.topic_id for e in events)
+    assert {t.topic_id for t in topics} == {e.topic_id for e in events}
+    assert any(t.ended for t in topics)
+    assert writer.totals["dead_letters"] == 2
+
+    session = cassandra_session(config)
+    try:
+        channel, day = events[0].channel, None
+        import datetime as dt
+
+        day = dt.datetime.fromtimestamp(events[0].window_start / 1000, dt.timezone.utc).date()
+        stored = session.execute(session.prepare(
+            "SELECT event_id, message_count FROM spam_events_by_channel WHERE channel = ? AND day = ?"),
+            [channel, day]).all()
+        assert {r.event_id for r in stored} == {e.event_id for e in events if e.channel == channel and
+                                                 dt.datetime.fromtimestamp(e.window_start / 1000,
+                                                                           dt.timezone.utc).date() == day}
+        by_message = session.execute(session.prepare(
+            "SELECT channel FROM spam_events_by_message WHERE message_hash = ? AND day = ?"),
+            [events[0].message_hash, day]).all()
+        assert channel in {r.channel for r in by_message}
+        campaign_rows = session.execute(session.prepare(
+            "SELECT campaign_id, channel FROM spam_campaigns_by_day WHERE day = ?"), [day]).all()
+        campaigns = {}
+        for row in campaign_rows:
+            if row.channel.startswith(prefix):
+                campaigns.setdefault(row.campaign_id, set()).add(row.channel)
+        assert any(len(channels) >= 2 for channels in campaigns.values())
+        buckets = session.execute(session.prepare(
+            "SELECT message_hash FROM spam_lsh_buckets WHERE band = ? AND bucket = ?"),
+            [0, HASHER.bands(HASHER.signature(shingles(normalise(events[0].text))))[0]]).all()
+        assert events[0].message_hash in {r.message_hash for r in buckets} or len(shingles(
+            normalise(events[0].text))) < SETTINGS.min_shingles
+    finally:
+        session.cluster.shutdown()

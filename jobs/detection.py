@@ -21,7 +21,9 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from twitchcrement.textsim import jaccard, message_hash, shingles, stable_id
+import numpy as np
+
+from twitchcrement.textsim import HASH_PRIME, jaccard, message_hash, shingles, stable_id
 
 MAX_ORIGINALS = 20  # original spellings kept per normalised text (for the representative and the variant count)
 TOP_USERS = 5
@@ -31,7 +33,7 @@ TOP_USERS = 5
 class Settings:
     window_ms: int = 10_000
     jaccard: float = 0.6
-    rows_per_band: int = 2
+    rows_per_band: int = 3
     min_shingles: int = 5
     min_messages: int = 5
     min_users: int = 3
@@ -41,7 +43,7 @@ class Settings:
     topic_quiet_ms: int = 30_000
 
 
-@dataclass
+@dataclass(slots=True)
 class TextAgg:
     """One normalised text in one window: how often, by whom, when, in which spellings."""
 
@@ -50,9 +52,9 @@ class TextAgg:
     first_ts: int = 0
     last_ts: int = 0
     originals: collections.Counter = field(default_factory=collections.Counter)
-    signature: list[int] | None = None
+    signature: Any = None  # the MinHash values (a numpy array or a list), None when too short for LSH
 
-    def add(self, user: str, ts: int, original: str, signature: list[int] | None) -> None:
+    def add(self, user: str, ts: int, original: str, signature: Any) -> None:
         if self.count == 0:
             self.first_ts = self.last_ts = ts
             self.signature = signature
@@ -92,42 +94,61 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _bands(signature: list[int], rows_per_band: int) -> Iterable[tuple[int, tuple[int, ...]]]:
-    for band in range(len(signature) // rows_per_band):
-        yield band, tuple(signature[band * rows_per_band:(band + 1) * rows_per_band])
+def _band_keys(signatures: np.ndarray, band: int, rows_per_band: int) -> np.ndarray:
+    """One bucket key per text for one band; unsigned wrap-around keeps it a 64-bit hash (a rare collision only
+    adds a candidate pair, which Jaccard then checks)."""
+    columns = signatures[:, band * rows_per_band:(band + 1) * rows_per_band].astype(np.uint64)
+    key = columns[:, 0].copy()
+    for j in range(1, rows_per_band):
+        key = key * np.uint64(HASH_PRIME) + columns[:, j]
+    return key
 
 
-def cluster(norms: list[str], signatures: list[list[int] | None], settings: Settings) -> list[int]:
-    """Cluster label (index of the cluster's first member) for each distinct normalised text."""
+def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list[int]:
+    """Cluster label (index of the cluster's first member) for each distinct normalised text.
+
+    Per LSH band the texts are sorted by bucket key (numpy); only texts that share a bucket are compared, each
+    with the first and the previous member of its bucket, so a wave of n variants costs O(n) checks per band."""
     found = _UnionFind(len(norms))
-    buckets: dict[tuple[int, tuple[int, ...]], list[int]] = collections.defaultdict(list)
+    hashed = [i for i, signature in enumerate(signatures) if signature is not None]
+    if len(hashed) < 2:
+        return [found.find(i) for i in range(len(norms))]
+    matrix = np.asarray([signatures[i] for i in hashed], dtype=np.int64)
     shingle_sets: dict[int, frozenset[str]] = {}
-    for i, signature in enumerate(signatures):
-        if signature is None:
-            continue  # too short for LSH: only its exact duplicates count
-        for key in _bands(signature, settings.rows_per_band):
-            members = buckets[key]
-            if len(members) < settings.max_bucket:
-                members.append(i)
+    rejected: set[tuple[int, int]] = set()  # pairs that share several buckets are checked once
 
     def similar(a: int, b: int) -> bool:
-        for i in (a, b):
+        pair = (a, b) if a < b else (b, a)
+        if pair in rejected:
+            return False
+        for i in pair:
             if i not in shingle_sets:
                 shingle_sets[i] = frozenset(shingles(norms[i]))
-        return jaccard(shingle_sets[a], shingle_sets[b]) >= settings.jaccard
+        if jaccard(shingle_sets[a], shingle_sets[b]) >= settings.jaccard:
+            return True
+        rejected.add(pair)
+        return False
 
-    for members in buckets.values():
-        if len(members) < 2:
+    for band in range(matrix.shape[1] // settings.rows_per_band):
+        keys = _band_keys(matrix, band, settings.rows_per_band)
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        repeats = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1  # sorted positions that share the previous key
+        if not len(repeats):
             continue
-        first = members[0]
-        for position in range(1, len(members)):
-            current = members[position]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        run_start = starts[np.searchsorted(starts, repeats, side="right") - 1]
+        for position, first_position in zip(repeats.tolist(), run_start.tolist()):
+            if position - first_position >= settings.max_bucket:
+                continue
+            current, first = hashed[order[position]], hashed[order[first_position]]
             if found.find(current) == found.find(first):
                 continue
+            previous = hashed[order[position - 1]]
             if similar(first, current):
                 found.union(first, current)
-            elif similar(members[position - 1], current):
-                found.union(members[position - 1], current)
+            elif previous != first and similar(previous, current):
+                found.union(previous, current)
     return [found.find(i) for i in range(len(norms))]
 
 
@@ -148,7 +169,7 @@ class ChannelDetector:
         self.late_dropped = 0
 
     # --- input
-    def add(self, ts: int, user: str, original: str, norm: str, signature: list[int] | None,
+    def add(self, ts: int, user: str, original: str, norm: str, signature: Any,
             watermark: int, settings: Settings) -> bool:
         """Buffer one message; False (and counted) when its window has already closed."""
         start = ts - ts % settings.window_ms

@@ -14,9 +14,9 @@ from ingest.synth import EVASIONS, Generator, SynthSettings
 from tests.detector_harness import flush_message, fresh_config, produce, run, spam_records
 from twitchcrement.clients import cassandra_session
 from twitchcrement.records import ChatMessage
-from twitchcrement.textsim import MinHasher, jaccard, normalise, shingles
+from twitchcrement.textsim import MinHasher, normalise, shingles
 
-HASHER = MinHasher(1 << 20, 32, 20240106, 2)
+HASHER = MinHasher(1 << 20, 32, 20240106, 3)
 SETTINGS = Settings()
 
 
@@ -175,3 +175,42 @@ def test_streaming_job_end_to_end(platform, spark, tmp_path):
             normalise(events[0].text))) < SETTINGS.min_shingles
     finally:
         session.cluster.shutdown()
+
+
+def test_late_messages_within_the_watermark_count_later_ones_are_dropped(platform, spark, tmp_path):
+    config = fresh_config(platform)
+    channel, filler = f"late_{uuid.uuid4().hex[:8]}", f"filler_{uuid.uuid4().hex[:8]}"
+    window = 1_767_225_600_000  # a window start (a multiple of 10 s)
+    spam = "this is the same spam text again and again"
+
+    def chat(ts: int, user: str, text: str = spam, where: str = channel) -> ChatMessage:
+        return ChatMessage(channel=where, user_login=user, text=text, sent_ts=ts)
+
+    checkpoint = tmp_path / "checkpoint"
+    # 1. four spam messages, and chat elsewhere up to +9.5 s: the watermark (3 s) reaches +6.5 s
+    produce(config, [chat(window + 1000 * i, f"user{i}") for i in range(1, 5)] +
+            [chat(window + 9_500, "someone", "unrelated chatter here", filler)])
+    run(spark, config, checkpoint)
+    # 2. a fifth one, late but within the watermark (+7 s >= +6.5 s): it counts; then time moves on
+    produce(config, [chat(window + 7_000, "user5"), chat(window + 25_000, "someone", "more chatter", filler)])
+    first = run(spark, config, checkpoint)
+    # 3. one more for the same window, now far behind the watermark: dropped and counted
+    produce(config, [chat(window + 2_000, "user6"), chat(window + 40_000, "someone", "even more", filler)])
+    spark_query_drops = _dropped_by_watermark(spark, config, checkpoint)
+    events, _ = spam_records(config)
+    ours = [e for e in events if e.channel == channel]
+    assert [(e.window_start, e.message_count, e.distinct_users) for e in ours] == [(window, 5, 5)]
+    assert first.totals["events"] == 1
+    assert spark_query_drops == 1
+
+
+def _dropped_by_watermark(spark, config, checkpoint) -> int:
+    from jobs.sinks import BatchWriter
+    from jobs.spam_detector import start
+
+    writer = BatchWriter(config)
+    query = start(spark, config, available_now=True, checkpoint=str(checkpoint), writer=writer)
+    query.awaitTermination(600)
+    dropped = sum(op["numRowsDroppedByWatermark"] for progress in query.recentProgress
+                  for op in progress["stateOperators"])
+    return dropped + writer.totals["late_dropped"]

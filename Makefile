@@ -10,7 +10,8 @@ CLASSPATHS := $(foreach s,$(JAR_SETS),$(JARS)/$(s).classpath)
 export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: setup venv jars services-up services-down services-status test test-fast demo lint clean distclean
+.PHONY: setup venv jars services-up services-down services-status test test-fast demo detector bench-ingest \
+	bench-detector lint clean distclean
 
 setup: venv jars
 
@@ -58,8 +59,18 @@ demo: setup
 	@$(PY) -m services demo
 	@echo "Demo running: chat flows into Kafka topic chatmessage. Stop it with: make services-down"
 
+# The spam detector in the foreground (Spark local mode, the connector jars from .cache/jars). Ctrl-C stops it.
+detector: services-up
+	@$(PY) jobs/spam_detector.py
+
+bench-ingest: services-up
+	@$(PY) -m bench.ingest
+
+bench-detector: services-up
+	@$(PY) -m bench.detector
+
 lint: venv
-	@$(PY) -m ruff check . || echo "(ruff is not installed in the venv: pip install ruff)"
+	@$(PY) -m ruff check --select F,E9 .
 
 clean:
 	rm -rf var test-artifacts spark-warehouse .pytest_cache

@@ -1,4 +1,5 @@
-"""`make demo`: the local services plus the platform's components as background processes, on embedded chat.
+"""`make demo`: the local services plus the platform's components as background processes, on embedded chat:
+the spam detector (Spark, local mode), and ingest replaying chat into Kafka.
 
 The chat is the shipped #nymn capture replayed in a loop at its recorded pace (re-stamped to now) beside
 labelled synthetic chat from 20 channels. Each component is a ManagedProcess with its log under
@@ -22,15 +23,15 @@ YEAR_S = 365 * 24 * 3600
 
 
 class Component(ManagedProcess):
-    """A Python entry point of the platform (`python -m MODULE ARGS`) kept running in the background."""
+    """A Python entry point of the platform (`python -m MODULE ARGS` or a script) kept running in the background."""
 
-    def __init__(self, config: Config, name: str, module: str, *args: str):
+    def __init__(self, config: Config, name: str, *command: str):
         self.name = name
         super().__init__(config)
-        self.module, self.args = module, args
+        self.arguments = command
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", self.module, *self.args]
+        return [sys.executable, *self.arguments]
 
     def probe(self) -> None:
         # Nothing to ask a feeder; a process that stays up for two seconds has got past its start-up checks.
@@ -42,7 +43,8 @@ class Component(ManagedProcess):
 def components(config: Config) -> list[ManagedProcess]:
     labels = config.path("local.data_dir") / "synth-labels.jsonl"
     return [
-        Component(config, "replay", "ingest", "--no-progress", "replay", str(SAMPLE), "--loop", "--speed", "1"),
-        Component(config, "synth", "ingest", "--no-progress", "synth", "--rate", str(DEMO_SYNTH_RATE),
+        Component(config, "detector", str(PROJECT_ROOT / "jobs" / "spam_detector.py")),
+        Component(config, "replay", "-m", "ingest", "--no-progress", "replay", str(SAMPLE), "--loop", "--speed", "1"),
+        Component(config, "synth", "-m", "ingest", "--no-progress", "synth", "--rate", str(DEMO_SYNTH_RATE),
                   "--channels", "20", "--seconds", str(YEAR_S), "--labels", str(labels)),
     ]

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from twitchcrement import jvm
+from twitchcrement import PROJECT_ROOT, jvm
 from twitchcrement.config import Config
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,9 @@ def spark_settings(config: Config) -> dict[str, str]:
         "spark.cassandra.connection.localDC": config["cassandra.local_datacenter"],
         "spark.cassandra.connection.timeoutMS": str(int(config["cassandra.connect_timeout_s"] * 1000)),
     }
+    log4j = PROJECT_ROOT / "conf" / "log4j2-spark.properties"
+    settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
+    settings["spark.executor.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
     settings.update(config["spark.conf"])
     return settings
 

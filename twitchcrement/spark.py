@@ -28,6 +28,10 @@ def spark_settings(config: Config) -> dict[str, str]:
         "spark.cassandra.connection.localDC": config["cassandra.local_datacenter"],
         "spark.cassandra.connection.timeoutMS": str(int(config["cassandra.connect_timeout_s"] * 1000)),
     }
+    if config["spark.master"].startswith("local"):
+        # Everything stays on loopback in local mode (the machine's other addresses are not for this traffic).
+        settings["spark.driver.host"] = "127.0.0.1"
+        settings["spark.driver.bindAddress"] = "127.0.0.1"
     log4j = PROJECT_ROOT / "conf" / "log4j2-spark.properties"
     settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
     settings["spark.executor.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"

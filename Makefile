@@ -11,7 +11,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 
 .PHONY: setup venv jars services-up services-down services-status test test-fast demo detector bench-ingest \
-	bench-detector lint clean distclean
+	bench-detector dist lint clean distclean
 
 setup: venv jars
 
@@ -69,11 +69,18 @@ bench-ingest: services-up
 bench-detector: services-up
 	@$(PY) -m bench.detector
 
+# The project's Python packages as one zip, for spark-submit --py-files on a cluster.
+dist: venv
+	@mkdir -p dist
+	@$(PY) -c "import pathlib, zipfile; z = zipfile.ZipFile('dist/twitchcrement.zip', 'w'); \
+		[z.write(f) for p in ('twitchcrement', 'jobs') for f in sorted(pathlib.Path(p).rglob('*.py'))]"
+	@echo "dist/twitchcrement.zip"
+
 lint: venv
 	@$(PY) -m ruff check --select F,E9 .
 
 clean:
-	rm -rf var test-artifacts spark-warehouse .pytest_cache
+	rm -rf var test-artifacts spark-warehouse .pytest_cache dist
 
 distclean: clean
 	rm -rf $(VENV) .cache

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -52,9 +52,9 @@ class TextAgg:
     first_ts: int = 0
     last_ts: int = 0
     originals: collections.Counter = field(default_factory=collections.Counter)
-    signature: Any = None  # the MinHash values (a numpy array or a list), None when too short for LSH
+    signature: bytes | None = None  # the MinHash values as int32 bytes (cheap to pickle); None: too short for LSH
 
-    def add(self, user: str, ts: int, original: str, signature: Any) -> None:
+    def add(self, user: str, ts: int, original: str, signature: bytes | None) -> None:
         if self.count == 0:
             self.first_ts = self.last_ts = ts
             self.signature = signature
@@ -94,6 +94,17 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def packed_signature(signature: Any) -> bytes | None:
+    """MinHash values (list or array) as int32 bytes: all are below HASH_PRIME < 2**31."""
+    if signature is None or isinstance(signature, bytes):
+        return signature
+    return np.asarray(signature, dtype=np.int32).tobytes()
+
+
+def signature_array(signature: bytes | Any) -> np.ndarray:
+    return np.frombuffer(signature, dtype=np.int32) if isinstance(signature, bytes) else np.asarray(signature)
+
+
 def _band_keys(signatures: np.ndarray, band: int, rows_per_band: int) -> np.ndarray:
     """One bucket key per text for one band; unsigned wrap-around keeps it a 64-bit hash (a rare collision only
     adds a candidate pair, which Jaccard then checks)."""
@@ -113,7 +124,7 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
     hashed = [i for i, signature in enumerate(signatures) if signature is not None]
     if len(hashed) < 2:
         return [found.find(i) for i in range(len(norms))]
-    matrix = np.asarray([signatures[i] for i in hashed], dtype=np.int64)
+    matrix = np.vstack([signature_array(signatures[i]) for i in hashed]).astype(np.int64)
     shingle_sets: dict[int, frozenset[str]] = {}
     rejected: set[tuple[int, int]] = set()  # pairs that share several buckets are checked once
 
@@ -178,7 +189,7 @@ class ChannelDetector:
             return False
         window = self.windows.setdefault(start, Window(start))
         window.messages += 1
-        window.texts.setdefault(norm, TextAgg()).add(user, ts, original, signature)
+        window.texts.setdefault(norm, TextAgg()).add(user, ts, original, packed_signature(signature))
         return True
 
     # --- output

@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 
-from jobs.detection import ChannelDetector, Settings
+from jobs.detection import ChannelDetector, Settings, packed_signature, signature_array
 from twitchcrement.config import Config
 from twitchcrement.records import ChatMessage, RecordError
 from twitchcrement.textsim import MinHasher, band_buckets, normalise, shingles
@@ -38,8 +38,11 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
 
 DEADLETTER_KEY = ""  # the channel key of records that could not be decoded (no real channel is empty)
 SHORT_TEXT = "\x00short"  # the one shingle of texts too short for LSH: MinHashLSH rejects empty vectors
-DECODED_SCHEMA = ("channel string, user_login string, text string, sent_ts long, message_id string, "
-                  "reason string, raw binary, kafka_ts long")
+DECODED_FIELDS = [("channel", "string"), ("user_login", "string"), ("text", "string"), ("sent_ts", "long"),
+                  ("message_id", "string"), ("reason", "string"), ("raw", "binary"), ("kafka_ts", "long"),
+                  ("norm", "string"), ("shingles", "array<string>")]
+DECODED_COLUMNS = [name for name, _ in DECODED_FIELDS]
+DECODED_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in DECODED_FIELDS)
 # What the detection step emits: kind is event | topic | deadletter | late; each kind fills its own columns.
 OUTPUT_FIELDS = [
     ("kind", "string"), ("channel", "string"), ("event_kind", "string"), ("window_start", "long"),
@@ -77,51 +80,35 @@ class DetectorSettings:
             watermark_s=config["detector.watermark_s"], trigger_s=config["detector.trigger_s"])
 
 
-# --- decode ---------------------------------------------------------------------------------------------------
-def _decode_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    for batch in batches:
-        rows: dict[str, list[Any]] = {c: [] for c in
-                                      ("channel", "user_login", "text", "sent_ts", "message_id", "reason", "raw",
-                                       "kafka_ts")}
-        for value, kafka_ts in zip(batch["value"], batch["kafka_ts"]):
-            try:
-                message: ChatMessage = ChatMessage.decode(value)  # type: ignore[assignment]
-                rows["channel"].append(message.channel)
-                rows["user_login"].append(message.user_login)
-                rows["text"].append(message.text)
-                rows["sent_ts"].append(message.sent_ts)
-                rows["message_id"].append(message.message_id)
-                rows["reason"].append(None)
-                rows["raw"].append(None)
-            except RecordError as exc:
-                rows["channel"].append(DEADLETTER_KEY)
-                rows["user_login"].append("")
-                rows["text"].append("")
-                rows["sent_ts"].append(int(kafka_ts))
-                rows["message_id"].append("")
-                rows["reason"].append(str(exc))
-                rows["raw"].append(bytes(value) if value is not None else b"")
-            rows["kafka_ts"].append(int(kafka_ts))
-        yield pd.DataFrame(rows)
+# --- decode and text features ------------------------------------------------------------------------------------
+def decode_and_shingle(min_shingles: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """One Python pass per record: msgpack -> chat fields, normalised text and shingles (texts too short for LSH
+    get the single SHORT_TEXT shingle). A value that is not a valid chat record keeps its bytes and the reason."""
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            columns: dict[str, list[Any]] = {name: [] for name in DECODED_COLUMNS}
+            for value, kafka_ts in zip(batch["value"], batch["kafka_ts"]):
+                try:
+                    message: ChatMessage = ChatMessage.decode(value)  # type: ignore[assignment]
+                    norm = normalise(message.text)
+                    grams = shingles(norm)
+                    row = (message.channel, message.user_login, message.text, message.sent_ts, message.message_id,
+                           None, None, int(kafka_ts), norm, grams if len(grams) >= min_shingles else [SHORT_TEXT])
+                except RecordError as exc:
+                    row = (DEADLETTER_KEY, "", "", int(kafka_ts), "", str(exc),
+                           bytes(value) if value is not None else b"", int(kafka_ts), "", [SHORT_TEXT])
+                for name, item in zip(DECODED_COLUMNS, row):
+                    columns[name].append(item)
+            yield pd.DataFrame(columns)
+
+    return run
 
 
-def decode(kafka: DataFrame) -> DataFrame:
-    """Kafka rows -> chat columns; a value that is not a valid chat record keeps its bytes and the reason."""
+def decode(kafka: DataFrame, min_shingles: int) -> DataFrame:
+    """Kafka rows -> chat columns with norm and shingles (see decode_and_shingle)."""
     raw = kafka.select(F.col("value"), (F.col("timestamp").cast("double") * 1000).cast("long").alias("kafka_ts"))
-    return raw.mapInPandas(_decode_batches, DECODED_SCHEMA)
-
-
-# --- features ---------------------------------------------------------------------------------------------------
-def _text_features(min_shingles: int) -> Callable[[pd.Series], pd.DataFrame]:
-    def features(texts: pd.Series) -> pd.DataFrame:
-        norms, grams = [], []
-        for text in texts:
-            norm = normalise(text or "")
-            found = shingles(norm)
-            norms.append(norm)
-            grams.append(found if len(found) >= min_shingles else [SHORT_TEXT])
-        return pd.DataFrame({"norm": norms, "shingles": grams})
-    return features
+    return raw.mapInPandas(decode_and_shingle(min_shingles), DECODED_SCHEMA)
 
 
 def minhash_model(spark: SparkSession, hasher: MinHasher) -> tuple[HashingTF, MinHashLSHModel]:
@@ -134,12 +121,9 @@ def minhash_model(spark: SparkSession, hasher: MinHasher) -> tuple[HashingTF, Mi
 
 
 def features(chat: DataFrame, spark: SparkSession, settings: DetectorSettings) -> DataFrame:
-    """Adds norm, signature (MinHash values from Spark ML; null for texts too short for LSH) and event_time."""
-    text_features = F.pandas_udf(_text_features(settings.detection.min_shingles),
-                                 "norm string, shingles array<string>")
+    """Adds signature (MinHash values from Spark ML; null for texts too short for LSH) and event_time."""
     tf, model = minhash_model(spark, settings.hasher)
-    with_text = chat.withColumn("f", text_features("text")).select("*", "f.norm", "f.shingles").drop("f")
-    hashed = model.transform(tf.transform(with_text))
+    hashed = model.transform(tf.transform(chat))
     signature = F.when(F.col("shingles")[0] == SHORT_TEXT, F.lit(None)).otherwise(
         F.transform("hashes", lambda v: vector_to_array(v)[0].cast("long")))
     return (hashed.withColumn("signature", signature)
@@ -178,13 +162,13 @@ def detection_step(settings: DetectorSettings) -> Callable[[tuple, Iterator[pd.D
             for batch in batches:
                 for ts, user, text, norm, signature in zip(batch["sent_ts"], batch["user_login"], batch["text"],
                                                            batch["norm"], batch["signature"]):
-                    detector.add(int(ts), user, text, norm, None if signature is None else list(signature),
-                                 watermark, detection)
+                    detector.add(int(ts), user, text, norm, packed_signature(signature), watermark, detection)
         rows = detector.close_windows(watermark, detection)
         for row in rows:
             if row["kind"] == "event":
                 signature = row.pop("signature")
-                row["buckets"] = band_buckets(signature, detection.rows_per_band) if signature else []
+                row["buckets"] = [] if signature is None else \
+                    band_buckets(signature_array(signature).tolist(), detection.rows_per_band)
         if detector.late_dropped:
             rows.append({"kind": "late", "channel": channel, "late": detector.late_dropped})
             detector.late_dropped = 0

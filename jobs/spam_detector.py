@@ -84,7 +84,7 @@ def start(spark: SparkSession, config: configuration.Config, *, available_now: b
              .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"])
              .option("failOnDataLoss", "false")
              .load())
-    output = detect(features(decode(kafka), spark, settings), settings)
+    output = detect(features(decode(kafka, settings.detection.min_shingles), spark, settings), settings)
     location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
     stream = (output.writeStream.queryName(QUERY_NAME).outputMode("append")
               .option("checkpointLocation", location)

@@ -57,7 +57,9 @@ test-fast: setup
 # The whole platform on embedded chat (replayed #nymn capture + synthetic channels); `make services-down` stops it.
 demo: setup
 	@$(PY) -m services demo
-	@echo "Demo running: chat flows into Kafka topic chatmessage. Stop it with: make services-down"
+	@echo "Demo running: replayed and synthetic chat -> Kafka chatmessage -> spam detector -> Kafka spammessage + Cassandra."
+	@echo "Spark UI of the detector: http://127.0.0.1:4040  (metrics: var/local/detector/metrics.json)"
+	@echo "Stop it with: make services-down"
 
 # The spam detector in the foreground (Spark local mode, the connector jars from .cache/jars). Ctrl-C stops it.
 detector: services-up

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import msgpack
 import pytest
 from pyspark.ml.feature import HashingTF
 
@@ -11,6 +12,8 @@ from jobs.detection import ChannelDetector, Settings, cluster
 from jobs.evaluation import exact_baseline, labelled_cells, score
 from jobs.pipeline import DetectorSettings, minhash_model
 from ingest.synth import EVASIONS, Generator, SynthSettings
+from tests.conftest import test_config
+from tests.test_kafka_records import consume_all
 from tests.detector_harness import flush_message, fresh_config, produce, run, spam_records
 from twitchcrement.clients import cassandra_session
 from twitchcrement.records import ChatMessage
@@ -101,7 +104,8 @@ def test_channel_detector_events_topics_and_flood():
 def test_python_minhash_equals_spark_ml(spark):
     texts = ["KEKW KEKW", "forsenParty EDM forsenParty EDM \U000e0000", "🐢 Slow and steady 🐢 wins the race",
              "日本語のテキストです", "ResidentSleeper Silent Hill 2 Waiting Room ResidentSleeper"]
-    settings = DetectorSettings.from_config(spark_config := __import__("tests.conftest").conftest.test_config())
+    spark_config = test_config()
+    settings = DetectorSettings.from_config(spark_config)
     tf, model = minhash_model(spark, settings.hasher)
     frame = spark.createDataFrame([(t, shingles(normalise(t))) for t in texts], "text string, shingles array<string>")
     rows = model.transform(tf.transform(frame)).collect()
@@ -122,8 +126,7 @@ def test_streaming_job_end_to_end(platform, spark, tmp_path):
     generator = _synthetic(prefix)
     messages = list(generator)
     bursts = [b.label() for b in generator.bursts]
-    bad = [b"\xc1 not msgpack", ChatMessage(channel="nymn", user_login="a", text="x", sent_ts=1).to_dict().__repr__()
-           .encode()]
+    bad = [b"\xc1 not msgpack", msgpack.packb({"channel": "nymn", "text": "no user, no time"})]
     produce(config, messages + [flush_message(max(m.sent_ts for m in messages))], raw=bad)
     writer = run(spark, config, tmp_path / "checkpoint")
     events, topics = spam_records(config)
@@ -144,6 +147,9 @@ def test_streaming_job_end_to_end(platform, spark, tmp_path):
     assert {t.topic_id for t in topics} == {e.topic_id for e in events}
     assert any(t.ended for t in topics)
     assert writer.totals["dead_letters"] == 2
+    dead = [msgpack.unpackb(r.value) for r in consume_all(config, config["kafka.deadletter_topic"], 2)]
+    assert sorted(d["value"] for d in dead) == sorted(bad)
+    assert any("missing field 'user_login'" in d["reason"] for d in dead)
 
     session = cassandra_session(config)
     try:

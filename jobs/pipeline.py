@@ -1,8 +1,8 @@
-"""The spam detector's streaming plan and sinks. Functions take DataFrames and return DataFrames; `start` wires
-them to Kafka and Cassandra.
+"""The spam detector's streaming plan. Functions take DataFrames and return DataFrames; jobs.spam_detector.start
+wires them to Kafka, and jobs.sinks writes each micro-batch to Kafka and Cassandra.
 
-    Kafka chatmessage -> decode (msgpack, bad records keyed to the dead-letter route)
-      -> normalise + shingles (the shared textsim module) -> HashingTF -> MinHashLSH (Spark ML) -> signature
+    Kafka chatmessage -> decode + normalise + shingles in one Python pass (bad records keyed to the dead-letter
+         route) -> HashingTF -> MinHashLSH (Spark ML) -> signature
       -> watermark on tmi-sent-ts -> applyInPandasWithState per channel (jobs.detection: windows, clusters,
          events, topics; the state store keeps open windows and active topics)
       -> foreachBatch: Kafka spammessage + dead-letter topic, Cassandra tables (idempotent upserts)

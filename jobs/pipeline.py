@@ -186,7 +186,10 @@ def detection_step(settings: DetectorSettings) -> Callable[[tuple, Iterator[pd.D
 
 def detect(featured: DataFrame, settings: DetectorSettings) -> DataFrame:
     """Events, topic updates, dead letters and late counts, in OUTPUT_SCHEMA."""
-    return (featured.withWatermark("event_time", f"{int(settings.watermark_s * 1000)} milliseconds")
+    needed = ["channel", "sent_ts", "user_login", "text", "norm", "signature", "reason", "raw", "kafka_ts",
+              "event_time"]
+    return (featured.select(*needed)
+            .withWatermark("event_time", f"{int(settings.watermark_s * 1000)} milliseconds")
             .groupBy("channel")
             .applyInPandasWithState(detection_step(settings), OUTPUT_SCHEMA, STATE_SCHEMA, "append",
                                     GroupStateTimeout.EventTimeTimeout))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -64,6 +65,15 @@ def test_sigkill_and_restart_from_checkpoint_keeps_every_event_once(platform, tm
         return subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
                                 stderr=open(tmp_path / "detector.log", "ab"), start_new_session=True)
 
+    def offsets_read() -> int:
+        """Records of the chat topic that the query has planned to read (its latest offsets log entry)."""
+        logs = sorted((p for p in (checkpoint / "offsets").iterdir() if p.name.isdigit()), key=lambda p: int(p.name)) \
+            if (checkpoint / "offsets").exists() else []
+        if not logs:
+            return 0
+        offsets = json.loads(logs[-1].read_text().strip().splitlines()[-1])
+        return sum(offsets.get(config["kafka.chat_topic"], {}).values())
+
     def committed() -> int:
         commits = checkpoint / "commits"
         return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.exists() else 0
@@ -76,8 +86,12 @@ def test_sigkill_and_restart_from_checkpoint_keeps_every_event_once(platform, tm
         os.killpg(job.pid, signal.SIGKILL)  # mid-stream, no clean shutdown
         job.wait(30)
         before_kill = committed()
-        produce(config, messages[half:] + [flush_message(max(m.sent_ts for m in messages))])
+        produce(config, messages[half:])
         job = launch()
+        # The flush message goes last: Spark's watermark is the newest event time over all partitions, so a far
+        # later message read before the backlog of other partitions would make that backlog late.
+        wait_for(lambda: offsets_read() >= len(messages), 300, "the restarted job to read every message")
+        produce(config, [flush_message(max(m.sent_ts for m in messages))])
         expected = expected_event_ids(messages, Settings(), MinHasher(1 << 20, 32, 20240106, 3))
         days = {dt.datetime.fromtimestamp(m.sent_ts / 1000, dt.timezone.utc).date() for m in messages}
         wait_for(lambda: set(stored_event_ids(config, generator.channels, days)) >= expected, 300,

@@ -105,7 +105,8 @@ class ChatSink:
             self.stats.produced += 1
             self._lock.notify_all()
 
-    def _failed(self, exc: Exception, message: ChatMessage) -> None:
+    def _failed(self, message: ChatMessage, exc: Exception) -> None:
+        # kafka-python calls an errback with its bound arguments first, then the exception.
         self._requeue([message], exc)
 
     def _requeue(self, messages: list[ChatMessage], exc: Exception) -> None:

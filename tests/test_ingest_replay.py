@@ -214,3 +214,23 @@ def test_broker_outage_loses_nothing_inside_the_buffer_and_counts_drops(platform
     kept = during[:bound]
     assert set(before) | set(kept) == set(received)
     assert len(received) == len(set(received))  # nothing doubled
+
+
+def test_a_delivery_kafka_gives_up_on_is_resent(platform):
+    """kafka-python calls errbacks as f(*bound_args, exception): a failed delivery must come back and be resent."""
+    from kafka.errors import KafkaTimeoutError
+    from kafka.future import Future
+
+    topic = f"test-resend-{uuid.uuid4().hex[:8]}"
+    ensure_topics(platform, [topic])
+    sink = ChatSink(platform, topic=topic)
+    message = ChatMessage(channel="nymn", user_login="a", text="again", sent_ts=1_704_557_984_398, message_id="resend")
+    with sink._lock:
+        sink._in_flight += 1  # as if the sender had handed it to the producer
+    failed = Future()
+    failed.add_errback(sink._failed, message)
+    failed.failure(KafkaTimeoutError("expired in the producer's buffer"))
+    assert sink.flush(timeout_s=30)
+    sink.close(timeout_s=10)
+    assert (sink.stats.resent, sink.stats.produced, sink.stats.dropped) == (1, 1, 0)
+    assert [decode_chat(r.value).message_id for r in consume_all(platform, topic, 1)] == ["resend"]

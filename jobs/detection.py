@@ -78,7 +78,7 @@ class Topic:
     peak_rate: float = 0.0
 
 
-class _UnionFind:
+class UnionFind:
     def __init__(self, size: int):
         self.parent = list(range(size))
 
@@ -120,7 +120,7 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
 
     Per LSH band the texts are sorted by bucket key (numpy); only texts that share a bucket are compared, each
     with the first and the previous member of its bucket, so a wave of n variants costs O(n) checks per band."""
-    found = _UnionFind(len(norms))
+    found = UnionFind(len(norms))
     hashed = [i for i, signature in enumerate(signatures) if signature is not None]
     if len(hashed) < 2:
         return [found.find(i) for i in range(len(norms))]

@@ -17,7 +17,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from jobs.detection import Settings, _UnionFind
+from jobs.detection import Settings, UnionFind
 from twitchcrement.records import ChatMessage
 from twitchcrement.textsim import jaccard, normalise, shingles
 
@@ -89,7 +89,7 @@ def oracle_cells(messages: Iterable[ChatMessage], settings: Settings) -> list[Ce
             by_norm[normalise(message.text)].append(message)
         norms = list(by_norm)
         sets = [frozenset(shingles(n)) for n in norms]
-        found = _UnionFind(len(norms))
+        found = UnionFind(len(norms))
         for a, b in itertools.combinations(range(len(norms)), 2):
             if len(sets[a]) >= settings.min_shingles and len(sets[b]) >= settings.min_shingles and \
                     jaccard(sets[a], sets[b]) >= settings.jaccard:

@@ -31,6 +31,7 @@ from ingest.channels import ChannelSource, HelixError, publish
 from ingest.irc_parser import ChatParser, parse_line, IrcParseError
 from ingest.sink import ChatSink
 from twitchcrement.config import Config
+from twitchcrement.records import ChannelList
 
 log = logging.getLogger(__name__)
 
@@ -246,17 +247,21 @@ class TwitchReader:
         return {c for s in self.shards for c in s.joined}
 
 
-def _refresh_loop(config: Config, source: ChannelSource, reader: TwitchReader, stop: Callable[[], bool]) -> None:
-    """Fetch the list now and then every ingest.channels_refresh_s; publish it and hand it to the reader."""
+def _refresh_loop(config: Config, source: ChannelSource, reader: TwitchReader, stop: Callable[[], bool],
+                  first: ChannelList) -> None:
+    """Use the list fetched at start-up, then fetch again every ingest.channels_refresh_s; publish each list and
+    hand it to the reader."""
+    channels: ChannelList | None = first
     while not stop():
         try:
-            channels = source.fetch()
+            channels = channels or source.fetch()
             reader.set_channels(channels.logins)
             publish(config, channels)
         except HelixError as exc:
             log.error("could not refresh the channel list; keeping the current one", extra={"error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - publishing failed (Kafka down): the reader carries on
             log.error("could not publish the channel list", extra={"error": f"{type(exc).__name__}: {exc}"})
+        channels = None
         deadline = time.monotonic() + config["ingest.channels_refresh_s"]
         while time.monotonic() < deadline and not stop():
             time.sleep(0.5)
@@ -264,7 +269,7 @@ def _refresh_loop(config: Config, source: ChannelSource, reader: TwitchReader, s
 
 def run_twitch(config: Config, args: argparse.Namespace, stop: Callable[[], bool]) -> int:
     source = ChannelSource(config, channels_file=args.channels_file)
-    source.fetch()  # fail now, with a clear message, if there is no usable channel list at all
+    first = source.fetch()  # fails now, with a clear message, if there is no usable channel list at all
     host = args.irc_host or config["ingest.irc_host"]
     port = args.irc_port or config["ingest.irc_port"]
     tls = config["ingest.irc_tls"] and not args.no_tls
@@ -276,7 +281,8 @@ def run_twitch(config: Config, args: argparse.Namespace, stop: Callable[[], bool
     reader = TwitchReader(config, sink, host, port, tls, nick=nick, token=token)
     log.info("reading Twitch chat", extra={"server": f"{host}:{port}", "tls": tls, "login": reader.nick,
                                            "channels_from": source.kind})
-    refresher = threading.Thread(target=_refresh_loop, args=(config, source, reader, stop), daemon=True)
+    refresher = threading.Thread(target=_refresh_loop, args=(config, source, reader, stop, first),
+                                 daemon=True)
     refresher.start()
     try:
         reader.run(stop, config["ingest.progress_every_s"])

@@ -27,6 +27,7 @@ from twitchcrement.textsim import HASH_PRIME, jaccard, message_hash, shingles, s
 
 MAX_ORIGINALS = 20  # original spellings kept per normalised text (for the representative and the variant count)
 TOP_USERS = 5
+TOP_VARIANTS = 5  # the most frequent spellings an event carries, for the dashboard's "show variants"
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ class ChannelDetector:
                 "message_hash": message_hash(norm), "message_count": count, "distinct_users": len(users),
                 "variants": len(originals), "top_users": [{"user": u, "count": c} for u, c in
                                                           users.most_common(TOP_USERS)],
+                "top_variants": [{"text": t, "count": c} for t, c in originals.most_common(TOP_VARIANTS)],
                 "first_ts": min(aggs[i].first_ts for i in indices), "last_ts": max(aggs[i].last_ts for i in indices),
                 "signature": aggs[lead].signature, "window_messages": window.messages,
             })

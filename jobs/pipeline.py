@@ -48,7 +48,8 @@ OUTPUT_FIELDS = [
     ("kind", "string"), ("channel", "string"), ("event_kind", "string"), ("window_start", "long"),
     ("window_end", "long"), ("event_id", "string"), ("topic_id", "string"), ("text", "string"), ("norm", "string"),
     ("message_hash", "string"), ("message_count", "long"), ("distinct_users", "long"), ("variants", "long"),
-    ("top_users", "array<struct<user:string,count:long>>"), ("first_ts", "long"), ("last_ts", "long"),
+    ("top_users", "array<struct<user:string,count:long>>"), ("top_variants", "array<struct<text:string,count:long>>"),
+    ("first_ts", "long"), ("last_ts", "long"),
     ("buckets", "array<long>"), ("window_messages", "long"), ("windows_active", "long"), ("peak_rate", "double"),
     ("ended", "boolean"), ("reason", "string"), ("raw", "binary"), ("late", "long"),
 ]

@@ -37,13 +37,15 @@ def cassandra_frames(events: DataFrame, topics: DataFrame) -> dict[str, DataFram
     """Detector output shaped as the rows of each Cassandra table (see conf/cassandra.cql)."""
     top_users = F.transform("top_users", lambda u: F.struct(u["user"].alias("user"),
                                                              u["count"].cast("int").alias("count")))
+    top_variants = F.transform("top_variants", lambda v: F.struct(v["text"].alias("text"),
+                                                                   v["count"].cast("int").alias("count")))
     return {
         "spam_events_by_channel": events.select(
             "channel", _day("window_start").alias("day"), _ms("window_start").alias("window_start"), "event_id",
             F.col("event_kind").alias("kind"), _ms("window_end").alias("window_end"), "text", "message_hash",
             F.col("message_count").cast("int").alias("message_count"),
             F.col("distinct_users").cast("int").alias("distinct_users"), F.col("variants").cast("int").alias("variants"),
-            top_users.alias("top_users"), _ms("first_ts").alias("first_ts"), _ms("last_ts").alias("last_ts"),
+            top_users.alias("top_users"), top_variants.alias("top_variants"), _ms("first_ts").alias("first_ts"), _ms("last_ts").alias("last_ts"),
             "topic_id"),
         "spam_events_by_message": events.select(
             "message_hash", _day("window_start").alias("day"), _ms("window_start").alias("window_start"), "channel",
@@ -74,6 +76,7 @@ def _spam_records(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
                     window_end=int(row.window_end), text=row.text, message_hash=row.message_hash,
                     message_count=int(row.message_count), distinct_users=int(row.distinct_users),
                     variants=int(row.variants), top_users=[[u["user"], int(u["count"])] for u in row.top_users],
+                    top_variants=[[v["text"], int(v["count"])] for v in row.top_variants],
                     first_ts=int(row.first_ts), last_ts=int(row.last_ts), topic_id=row.topic_id or "")
             else:
                 record = SpamTopic(

@@ -38,12 +38,14 @@ def _check_count(value: int) -> str | None:
     return None if 0 <= value < 2**63 else "must be a count from 0"
 
 
-def _check_top_users(value: list[Any]) -> str | None:
-    for entry in value:
-        if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
-                and isinstance(entry[1], int) and not isinstance(entry[1], bool)):
-            return "must be a list of [user_login, count] pairs"
-    return None
+def _check_counted(what: str) -> Any:
+    def check(value: list[Any]) -> str | None:
+        for entry in value:
+            if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
+                    and isinstance(entry[1], int) and not isinstance(entry[1], bool)):
+                return f"must be a list of [{what}, count] pairs"
+        return None
+    return check
 
 
 def spec(kind: type, *, required: bool = False, max_chars: int | None = None, check: Any = None,
@@ -187,7 +189,8 @@ class SpamEvent(Record):
     message_count: int = spec(int, required=True, check=_check_count)
     distinct_users: int = spec(int, required=True, check=_check_count)
     variants: int = spec(int, default=1, check=_check_count)
-    top_users: list = spec(list, default=[], check=_check_top_users)  # [[login, count], ...]
+    top_users: list = spec(list, default=[], check=_check_counted("user_login"))  # [[login, count], ...]
+    top_variants: list = spec(list, default=[], check=_check_counted("text"))  # [[original text, count], ...]
     first_ts: int = spec(int, default=0, check=_check_count)
     last_ts: int = spec(int, default=0, check=_check_count)
     topic_id: str = spec(str, max_chars=64)

@@ -1,0 +1,1 @@
+"""Plotly Dash dashboard: live spam beside raw chat, history search, overview (`python -m dashboard`)."""

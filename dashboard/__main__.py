@@ -1,0 +1,54 @@
+"""python -m dashboard [--host H] [--port P] [--config F]: serve the dashboard (loopback unless configured)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from twitchcrement import config as configuration
+from twitchcrement import logs
+
+log = logging.getLogger("dashboard")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__)
+    parser.add_argument("--host", help="address to bind (default dashboard.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default dashboard.port, 8050)")
+    parser.add_argument("--config", help="config file (default conf/twitchcrement.toml)")
+    args = parser.parse_args(argv)
+    from dashboard.app import DashboardError, create_app, credentials, is_loopback
+    from dashboard.history import History
+    from dashboard.live import LiveFeed
+
+    try:
+        overrides = {k: v for k, v in (("dashboard__host", args.host), ("dashboard__port", args.port)) if v}
+        config = configuration.load(args.config).with_overrides(**overrides)
+        logs.setup(config["logging.level"], config["logging.format"])
+        auth = credentials()
+        host, port = config["dashboard.host"], config["dashboard.port"]
+        if not is_loopback(host) and auth is None:
+            raise DashboardError(f"dashboard.host={host} is not loopback: set DASHBOARD_USER and DASHBOARD_PASSWORD "
+                                 f"(basic auth) before serving chat history beyond this machine")
+    except (configuration.ConfigError, DashboardError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    feed, history = LiveFeed(config).start(), History(config).start()
+    app = create_app(config, feed, history, auth)
+    from waitress import serve
+
+    log.info("dashboard serving", extra={"url": f"http://{host}:{port}/", "auth": auth is not None})
+    try:
+        serve(app.server, host=host, port=port, threads=8, ident="twitchcrement")
+    except OSError as exc:
+        print(f"error: cannot serve on {host}:{port}: {exc.strerror or exc} (dashboard.port)", file=sys.stderr)
+        return 1
+    finally:
+        feed.stop()
+        history.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

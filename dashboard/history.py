@@ -1,0 +1,215 @@
+"""The dashboard's history: Cassandra through the Python driver, prepared statements only, bounded reads.
+
+A monitor thread keeps the session: it connects, pings every few seconds, and reconnects after an outage, so a
+page callback never waits for a connection; while Cassandra is away, calls raise HistoryUnavailable at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from twitchcrement.clients import ServiceUnavailable, cassandra_session
+from twitchcrement.config import Config
+from twitchcrement.textsim import MinHasher, jaccard, message_hash, normalise, shingles
+
+log = logging.getLogger(__name__)
+
+PING_S = 3.0
+SEARCH_DAYS = 30  # days of sightings a search reads per message (newest first)
+MAX_SIMILAR = 20  # similar spam texts a search follows
+MAX_BUCKET_ROWS = 200  # rows read per LSH bucket (a bucket of a popular text can hold many spellings)
+MAX_SIGHTINGS = 1000  # rows a search reads at most (the timeline; pages come from the newest of them)
+
+STATEMENTS = {
+    "events_by_channel": "SELECT window_start, event_id, kind, window_end, text, message_hash, message_count, "
+                         "distinct_users, variants, top_users, top_variants, topic_id FROM {keyspace}.spam_events_by_channel "
+                         "WHERE channel = ? AND day = ? LIMIT ?",
+    "message_days": "SELECT day, text FROM {keyspace}.spam_message_days WHERE message_hash = ? LIMIT ?",
+    "events_by_message": "SELECT window_start, channel, event_id, text, message_count, distinct_users, topic_id "
+                         "FROM {keyspace}.spam_events_by_message WHERE message_hash = ? AND day = ? LIMIT ?",
+    "bucket": "SELECT message_hash, text FROM {keyspace}.spam_lsh_buckets WHERE band = ? AND bucket = ? LIMIT ?",
+    "campaigns": "SELECT campaign_id, channel, topic_id, text, first_seen, last_seen, total_messages "
+                 "FROM {keyspace}.spam_campaigns_by_day WHERE day = ? LIMIT ?",
+    "topics_by_channel": "SELECT topic_id, text, message_hash, first_seen, last_seen, windows_active, "
+                         "total_messages, peak_rate, ended FROM {keyspace}.spam_topics_by_channel WHERE channel = ? AND day = ?",
+}
+
+
+class HistoryUnavailable(ConnectionError):
+    """Cassandra cannot be read right now; the message says where it was looked for."""
+
+
+class SearchError(ValueError):
+    """The search text cannot be searched; the message tells the user what to type instead."""
+
+
+@dataclass
+class Match:
+    message_hash: str
+    text: str
+    similarity: float  # shingle Jaccard with the query; 1.0 for the exact (normalised) text
+
+
+@dataclass
+class Search:
+    query: str
+    normalised: str
+    matches: list[Match]
+    sightings: list[dict[str, Any]]  # newest first: window_start (datetime), channel, text, message_count, ...
+    note: str = ""
+    truncated: bool = False
+
+    def page(self, number: int, size: int) -> list[dict[str, Any]]:
+        return self.sightings[number * size:(number + 1) * size]
+
+    def pages(self, size: int) -> int:
+        return max(1, -(-len(self.sightings) // size))
+
+
+@dataclass
+class History:
+    config: Config
+    session: Any = None
+    error: str | None = "connecting to Cassandra ..."
+    _prepared: dict[str, Any] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.hasher = MinHasher(self.config["detector.num_features"], self.config["detector.num_hash_tables"],
+                                self.config["detector.seed"], self.config["detector.rows_per_band"])
+        self.coefficients = self.hasher.coefficients
+        self.min_shingles = self.config["detector.min_shingles"]
+        self.threshold = self.config["detector.jaccard"]
+        self.max_chars = self.config["dashboard.search_max_chars"]
+
+    # --- connection -----------------------------------------------------------------------------------------
+    def start(self) -> "History":
+        threading.Thread(target=self._monitor, name="dashboard-history", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.session is not None:
+            self.session.cluster.shutdown()
+
+    def connect(self) -> None:
+        session = cassandra_session(self.config.with_overrides(cassandra__connect_timeout_s=5.0), keyspace=False)
+        keyspace = self.config["cassandra.keyspace"]  # checked by the config to be a plain CQL name
+        self._prepared = {name: session.prepare(cql.format(keyspace=keyspace)) for name, cql in STATEMENTS.items()}
+        self.session, self.error = session, None
+        log.info("history connected", extra={"keyspace": self.config["cassandra.keyspace"]})
+
+    def _monitor(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.session is None:
+                    self.connect()
+                else:
+                    self.session.execute("SELECT release_version FROM system.local", timeout=5.0)
+                    self.error = None
+            except ServiceUnavailable as exc:
+                self.error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - any driver error means "not readable now"; keep trying
+                self.error = f"Cassandra is not answering ({type(exc).__name__}); history resumes by itself"
+            self._stop.wait(PING_S)
+
+    def _run(self, name: str, *values: Any) -> list[Any]:
+        if self.session is None:
+            raise HistoryUnavailable(self.error or "Cassandra is not connected yet")
+        try:
+            return list(self.session.execute(self._prepared[name], values, timeout=10.0))
+        except Exception as exc:  # noqa: BLE001
+            self.error = f"Cassandra read failed ({type(exc).__name__}); history resumes by itself"
+            raise HistoryUnavailable(self.error) from None
+
+    def _run_many(self, name: str, values: list[tuple]) -> list[list[Any]]:
+        """The same prepared statement with many bindings, in parallel."""
+        if self.session is None:
+            raise HistoryUnavailable(self.error or "Cassandra is not connected yet")
+        try:
+            futures = [self.session.execute_async(self._prepared[name], v, timeout=10.0) for v in values]
+            return [list(f.result()) for f in futures]
+        except Exception as exc:  # noqa: BLE001
+            self.error = f"Cassandra read failed ({type(exc).__name__}); history resumes by itself"
+            raise HistoryUnavailable(self.error) from None
+
+    # --- questions -------------------------------------------------------------------------------------------
+    def channel_events(self, channel: str, limit: int = 50, day: dt.date | None = None) -> list[Any]:
+        """A channel's newest spam events of a day (today by default, UTC), newest first."""
+        return self._run("events_by_channel", channel, day or _today(), limit)
+
+    def channel_topics(self, channel: str, day: dt.date | None = None) -> list[Any]:
+        return self._run("topics_by_channel", channel, day or _today())
+
+    def campaigns(self, day: dt.date | None = None, limit: int = 5000) -> list[dict[str, Any]]:
+        """Spam texts seen in two or more channels on a day, most messages first."""
+        by_campaign: dict[str, dict[str, Any]] = {}
+        for row in self._run("campaigns", day or _today(), limit):
+            campaign = by_campaign.setdefault(row.campaign_id, {
+                "campaign_id": row.campaign_id, "text": row.text, "channels": set(), "total_messages": 0,
+                "first_seen": row.first_seen, "last_seen": row.last_seen})
+            campaign["channels"].add(row.channel)
+            campaign["total_messages"] += row.total_messages or 0
+            campaign["first_seen"] = min(campaign["first_seen"], row.first_seen)
+            campaign["last_seen"] = max(campaign["last_seen"], row.last_seen)
+        found = [c for c in by_campaign.values() if len(c["channels"]) >= 2]
+        return sorted(found, key=lambda c: (-c["total_messages"], c["campaign_id"]))
+
+    def search(self, query: str) -> Search:
+        """Where has this spam been seen? The exact text, and similar texts through the LSH buckets."""
+        query = (query or "").strip()
+        if not query:
+            raise SearchError("Type or paste a chat message to see where it has been spammed.")
+        if len(query) > self.max_chars:
+            raise SearchError(f"That text is {len(query)} characters long; search takes at most {self.max_chars}.")
+        norm = normalise(query)
+        if not norm:
+            raise SearchError("Nothing searchable is left once invisible characters and spacing are removed.")
+        grams = shingles(norm)
+        exact = message_hash(norm)
+        candidates: dict[str, Match] = {exact: Match(exact, query, 1.0)}
+        note = ""
+        if len(grams) >= self.min_shingles:
+            signature = self.hasher.signature(grams, self.coefficients)
+            bands = self.hasher.bands(signature)
+            for rows in self._run_many("bucket", [(band, bucket, MAX_BUCKET_ROWS) for band, bucket in
+                                                  enumerate(bands)]):
+                for row in rows:
+                    if row.message_hash not in candidates:
+                        score = jaccard(set(grams), set(shingles(normalise(row.text))))
+                        if score >= self.threshold:
+                            candidates[row.message_hash] = Match(row.message_hash, row.text, round(score, 3))
+        else:
+            note = "Short texts are matched exactly (after normalisation) only."
+        matches = sorted(candidates.values(), key=lambda m: -m.similarity)[:MAX_SIMILAR + 1]
+        sightings, truncated = self._sightings(matches)
+        seen = {s["message_hash"] for s in sightings}
+        matches = [m for m in matches if m.message_hash in seen]
+        return Search(query, norm, matches, sightings, note, truncated)
+
+    def _sightings(self, matches: list[Match]) -> tuple[list[dict[str, Any]], bool]:
+        days = self._run_many("message_days", [(m.message_hash, SEARCH_DAYS) for m in matches])
+        wanted = [(m, row.day) for m, rows in zip(matches, days) for row in rows]
+        results = self._run_many("events_by_message", [(m.message_hash, day, MAX_SIGHTINGS) for m, day in wanted])
+        streams = []
+        for (match, _), rows in zip(wanted, results):
+            streams.append([{"window_start": row.window_start, "channel": row.channel, "text": row.text,
+                             "message_count": row.message_count, "distinct_users": row.distinct_users,
+                             "event_id": row.event_id, "topic_id": row.topic_id, "message_hash": match.message_hash,
+                             "similarity": match.similarity} for row in rows])
+        merged = heapq.merge(*streams, key=lambda s: s["window_start"], reverse=True)
+        sightings = []
+        for sighting in merged:
+            if len(sightings) == MAX_SIGHTINGS:
+                return sightings, True
+            sightings.append(sighting)
+        return sightings, False
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()

@@ -1,0 +1,269 @@
+"""What the pages show, as plain functions from the data sources to Dash components and Plotly figures.
+
+Callbacks in dashboard/pages stay thin: they read their inputs, call one function here and return its result, so
+every view is testable without a browser. Chat text is untrusted: it only ever goes into components as a string
+(rendered as text by React), never into Markdown or HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+from dash import html
+
+from dashboard.history import History, HistoryUnavailable, Search, SearchError
+from dashboard.live import LiveFeed
+from twitchcrement.records import ChatMessage, SpamEvent, SpamTopic
+
+
+@dataclass
+class Sources:
+    feed: LiveFeed
+    history: History
+    page_size: int = 20
+    refresh_ms: int = 1000
+    search_max_chars: int = 500
+
+
+def _clock(ms: int | float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ms / 1000))
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _ms(value: dt.datetime) -> int:
+    return int(value.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+
+
+def _empty_figure(title: str, message: str) -> go.Figure:
+    figure = go.Figure()
+    figure.update_layout(title=title, height=280, margin=dict(l=40, r=20, t=40, b=30),
+                         annotations=[dict(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")],
+                         xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return figure
+
+
+# --- live ------------------------------------------------------------------------------------------------------
+def channel_options(feed: LiveFeed) -> list[dict[str, str]]:
+    options = []
+    for info in feed.channels():
+        detail = f"{info.messages_per_s:.1f} msg/s"
+        if info.viewers:
+            detail = f"{info.viewers:,} viewers, {detail}"
+        options.append({"label": f"{info.login}  ({detail})", "value": info.login})
+    return options
+
+
+def live_events(sources: Sources, channel: str, limit: int = 30) -> tuple[list[dict[str, Any]], str | None]:
+    """The channel's newest spam events: the live buffer, topped up from today's history after a restart."""
+    events = [_event_row(e) for e in sources.feed.events(channel, limit)]
+    problem = None
+    if len(events) < limit:
+        try:
+            seen = {e["event_id"] for e in events}
+            for row in sources.history.channel_events(channel, limit):
+                if row.event_id not in seen:
+                    events.append(_history_event_row(channel, row))
+        except HistoryUnavailable as exc:
+            problem = str(exc)
+    events.sort(key=lambda e: (-e["window_start"], -e["message_count"]))
+    return events[:limit], problem
+
+
+def _event_row(event: SpamEvent) -> dict[str, Any]:
+    return {"event_id": event.event_id, "kind": event.kind, "channel": event.channel,
+            "window_start": event.window_start, "window_end": event.window_end, "text": event.text,
+            "message_count": event.message_count, "distinct_users": event.distinct_users,
+            "variants": event.variants, "top_users": [tuple(u) for u in event.top_users],
+            "top_variants": [tuple(v) for v in event.top_variants], "topic_id": event.topic_id}
+
+
+def _history_event_row(channel: str, row: Any) -> dict[str, Any]:
+    return {"event_id": row.event_id, "kind": row.kind, "channel": channel,
+            "window_start": _ms(row.window_start), "window_end": _ms(row.window_end), "text": row.text,
+            "message_count": row.message_count, "distinct_users": row.distinct_users, "variants": row.variants,
+            "top_users": [tuple(u) for u in row.top_users or []],
+            "top_variants": [tuple(v) for v in row.top_variants or []], "topic_id": row.topic_id}
+
+
+def event_list(events: list[dict[str, Any]], selected: str | None) -> list[Any]:
+    if not events:
+        return [html.P("No spam in this channel yet.", className="muted")]
+    return [html.Div([
+        html.Div([html.Span(_clock(e["window_start"]), className="time"),
+                  html.Span(f"{e['message_count']} msgs", className="badge"),
+                  html.Span(f"{e['distinct_users']} users", className="badge"),
+                  html.Span(f"{e['variants']} variants", className="badge"),
+                  html.Span(e["kind"], className=f"badge kind-{e['kind']}")]),
+        html.Div(e["text"], className="spam-text"),
+    ], id={"type": "live-event", "index": e["event_id"]}, n_clicks=0,
+        className="event selected" if e["event_id"] == selected else "event") for e in events]
+
+
+def topic_list(topics: list[SpamTopic], now_ms: int | None = None) -> list[Any]:
+    if not topics:
+        return [html.P("No active spam topics.", className="muted")]
+    now_ms = now_ms or int(time.time() * 1000)
+    return [html.Div([
+        html.Div([html.Span(f"active {_age((t.last_seen - t.first_seen) / 1000)}", className="badge"),
+                  html.Span(f"{t.total_messages} msgs", className="badge"),
+                  html.Span(f"{t.windows_active} windows", className="badge"),
+                  html.Span(f"peak {t.peak_rate:.1f}/s", className="badge"),
+                  html.Span(f"last {_age((now_ms - t.last_seen) / 1000)} ago", className="muted")]),
+        html.Div(t.text, className="spam-text"),
+    ], className="topic") for t in topics]
+
+
+def chat_list(messages: list[ChatMessage]) -> list[Any]:
+    if not messages:
+        return [html.P("No chat received for this channel yet.", className="muted")]
+    return [html.Div([html.Span(_clock(m.sent_ts), className="time"),
+                      html.Span(m.display_name or m.user_login, className="user"),
+                      html.Span(m.text, className="chat-text")], className="chat-line") for m in messages]
+
+
+def event_details(events: list[dict[str, Any]], event_id: str | None) -> list[Any]:
+    event = next((e for e in events if e["event_id"] == event_id), None)
+    if event is None:
+        return [html.P("Click a spam event to see who sent it and in which spellings.", className="muted")]
+    return [
+        html.H4(f"{event['kind']} spam, {_clock(event['window_start'])}-{_clock(event['window_end'])} UTC"),
+        html.Div(event["text"], className="spam-text"),
+        html.Div([
+            html.Div([html.H5(f"Top users ({event['distinct_users']} in all)"),
+                      html.Ul([html.Li([html.Span(user, className="user"), f" x{count}"])
+                               for user, count in event["top_users"]])], className="col"),
+            html.Div([html.H5(f"Top spellings ({event['variants']} in all)"),
+                      html.Ul([html.Li([html.Span(text, className="chat-text"), f" x{count}"])
+                               for text, count in event["top_variants"]])], className="col"),
+        ], className="columns"),
+    ]
+
+
+def rate_figure(feed: LiveFeed, channel: str) -> go.Figure:
+    rates = feed.rates(channel)
+    if not rates:
+        return _empty_figure(f"#{channel}: chat rate and spam share", "waiting for chat ...")
+    times = [dt.datetime.fromtimestamp(start / 1000, dt.timezone.utc) for start, _, _ in rates]
+    chat_rate = [chat / 10 for _, chat, _ in rates]
+    share = [min(1.0, spam / chat) if chat else 0.0 for _, chat, spam in rates]
+    figure = go.Figure()
+    figure.add_bar(x=times, y=chat_rate, name="chat msg/s", marker_color="#9aa5b1")
+    figure.add_scatter(x=times, y=share, name="spam share", yaxis="y2", mode="lines+markers",
+                       line=dict(color="#d64545"))
+    figure.update_layout(title=f"#{channel}: chat rate and spam share (10 s bins)", height=280,
+                         margin=dict(l=40, r=40, t=40, b=30), legend=dict(orientation="h", y=-0.2),
+                         yaxis=dict(title="msg/s"), uirevision=channel,
+                         yaxis2=dict(title="spam share", overlaying="y", side="right", range=[0, 1],
+                                     tickformat=".0%"))
+    return figure
+
+
+# --- search ------------------------------------------------------------------------------------------------------
+@dataclass
+class SearchView:
+    message: str
+    matches: list[Any]
+    results: list[Any]
+    figure: go.Figure
+    page_label: str
+    page: int = 0
+
+
+def search_view(sources: Sources, query: str | None, page: int) -> SearchView:
+    empty = _empty_figure("Sightings per channel", "")
+    if not query:
+        return SearchView("Type or paste a chat message to see where it has been spammed.", [], [], empty, "")
+    try:
+        search = sources.history.search(query)
+    except SearchError as exc:
+        return SearchView(str(exc), [], [], empty, "")
+    except HistoryUnavailable as exc:
+        return SearchView(f"History is not available right now: {exc}", [], [], empty, "")
+    if not search.sightings:
+        return SearchView(f"No spam like this has been seen. {search.note}".strip(), [], [], empty, "")
+    size = sources.page_size
+    page = min(max(page, 0), search.pages(size) - 1)
+    channels = {s["channel"] for s in search.sightings}
+    more = " (newest 1,000 shown)" if search.truncated else ""
+    message = f"Seen {len(search.sightings)} times{more} in {len(channels)} channels, " \
+              f"{len(search.matches)} spelling(s). {search.note}".strip()
+    matches = [html.Li([html.Span(f"{m.similarity:.0%}", className="badge"), html.Span(m.text, className="spam-text")])
+               for m in search.matches]
+    rows = [html.Tr([html.Td(s["window_start"].strftime("%Y-%m-%d %H:%M:%S")), html.Td(s["channel"]),
+                     html.Td(s["text"], className="spam-text"), html.Td(s["message_count"]),
+                     html.Td(s["distinct_users"]), html.Td(f"{s['similarity']:.0%}")])
+            for s in search.page(page, size)]
+    table = html.Table([html.Thead(html.Tr([html.Th(h) for h in ("window (UTC)", "channel", "text", "messages",
+                                                                 "users", "similarity")])),
+                        html.Tbody(rows)], className="results")
+    return SearchView(message, matches, [table], timeline_figure(search),
+                      f"page {page + 1} of {search.pages(size)}", page)
+
+
+def timeline_figure(search: Search) -> go.Figure:
+    figure = go.Figure()
+    by_channel: dict[str, list[dict[str, Any]]] = {}
+    for sighting in search.sightings:
+        by_channel.setdefault(sighting["channel"], []).append(sighting)
+    for channel, sightings in sorted(by_channel.items(), key=lambda item: -len(item[1]))[:30]:
+        figure.add_scatter(x=[s["window_start"] for s in sightings], y=[channel] * len(sightings), mode="markers",
+                           name=channel, marker=dict(size=[min(30, 6 + s["message_count"] ** 0.5) for s in sightings]),
+                           text=[f"{s['message_count']} msgs" for s in sightings], hoverinfo="x+y+text")
+    figure.update_layout(title="Sightings per channel", height=120 + 22 * min(30, len(by_channel)),
+                         margin=dict(l=120, r=20, t=40, b=30), showlegend=False)
+    return figure
+
+
+# --- overview ---------------------------------------------------------------------------------------------------
+@dataclass
+class OverviewView:
+    totals: list[Any]
+    topics: list[Any]
+    campaigns: list[Any]
+    heatmap: go.Figure
+
+
+def overview_view(sources: Sources) -> OverviewView:
+    totals = sources.feed.totals()
+    tiles = [html.Div([html.Div(f"{value:,.1f}" if isinstance(value, float) else f"{value:,}", className="value"),
+                       html.Div(label, className="label")], className="tile")
+             for label, value in (("chat messages/s in", totals["messages_per_s"]),
+                                  ("spam events/min", totals["spam_events_per_min"]),
+                                  ("channels seen", totals["channels"]))]
+    topics = sources.feed.topics(limit=15)
+    topic_rows = [html.Tr([html.Td(t.channel), html.Td(t.text, className="spam-text"), html.Td(t.total_messages),
+                           html.Td(_age((t.last_seen - t.first_seen) / 1000))]) for t in topics]
+    topics_table = html.Table([html.Thead(html.Tr([html.Th(h) for h in ("channel", "topic", "messages", "active")])),
+                               html.Tbody(topic_rows)], className="results") if topics else \
+        html.P("No spam topic is active right now.", className="muted")
+    try:
+        campaigns = sources.history.campaigns()[:15]
+        campaign_block: Any = html.Table(
+            [html.Thead(html.Tr([html.Th(h) for h in ("text", "channels", "messages", "first seen")])),
+             html.Tbody([html.Tr([html.Td(c["text"], className="spam-text"),
+                                  html.Td(", ".join(sorted(c["channels"]))), html.Td(c["total_messages"]),
+                                  html.Td(c["first_seen"].strftime("%H:%M:%S"))]) for c in campaigns])],
+            className="results") if campaigns else html.P("No cross-channel campaign today.", className="muted")
+    except HistoryUnavailable as exc:
+        campaign_block = html.P(f"History is not available right now: {exc}", className="muted")
+    return OverviewView(tiles, [topics_table], [campaign_block], heatmap_figure(sources.feed))
+
+
+def heatmap_figure(feed: LiveFeed, minutes: int = 15) -> go.Figure:
+    channels, minute_starts, volume = feed.spam_by_minute(minutes)
+    if not channels:
+        return _empty_figure("Spam messages by channel and minute", "no spam in the last minutes")
+    figure = go.Figure(go.Heatmap(z=volume, y=channels,
+                                  x=[dt.datetime.fromtimestamp(m / 1000, dt.timezone.utc) for m in minute_starts],
+                                  colorscale="Reds", colorbar=dict(title="spam msgs")))
+    figure.update_layout(title="Spam messages by channel and minute (UTC)", height=140 + 22 * len(channels),
+                         margin=dict(l=120, r=20, t=40, b=30), yaxis=dict(autorange="reversed"))
+    return figure

@@ -10,7 +10,8 @@ CLASSPATHS := $(foreach s,$(JAR_SETS),$(JARS)/$(s).classpath)
 export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: setup venv jars services-up services-down services-status test test-fast demo detector bench-ingest \
+.PHONY: setup venv jars browser services-up services-down services-status test test-fast demo detector dashboard \
+	bench-ingest \
 	bench-detector dist lint clean distclean
 
 setup: venv jars
@@ -38,6 +39,16 @@ $(JARS)/%.classpath: jvm/%.pom.xml
 		test -s $@.tmp || { echo "error: Maven could not resolve jvm/$*.pom.xml (see above)"; exit 1; }
 	@mv $@.tmp $@
 
+# Browser tests use Debian's Chromium and ChromeDriver (a test tool's own browser download cannot work here).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		echo "Installing Debian's chromium and chromium-driver for the browser tests ..."; \
+		command -v apt-get >/dev/null || { echo "error: apt-get not found; install Chromium and ChromeDriver"; exit 1; }; \
+		SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); \
+		$$SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || { $$SUDO apt-get update -q >/dev/null && \
+		$$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; } || \
+		{ echo "error: could not install chromium and chromium-driver with apt-get"; exit 1; }; }
+
 services-up: setup
 	@$(PY) -m services up
 
@@ -48,22 +59,27 @@ services-status: venv
 	@$(PY) -m services status
 
 # The test run starts its own Kafka, Cassandra and Spark (see tests/conftest.py) on ports apart from the demo's.
-test: setup
+test: setup browser
 	@$(PY) -m pytest
 
-test-fast: setup
+test-fast: setup browser
 	@$(PY) -m pytest -m "not slow"
 
 # The whole platform on embedded chat (replayed #nymn capture + synthetic channels); `make services-down` stops it.
 demo: setup
 	@$(PY) -m services demo
 	@echo "Demo running: replayed and synthetic chat -> Kafka chatmessage -> spam detector -> Kafka spammessage + Cassandra."
+	@echo "Dashboard: $$($(PY) -c 'from services.demo import dashboard_url; from twitchcrement import config; print(dashboard_url(config.load()))')"
 	@echo "Spark UI of the detector: http://127.0.0.1:4040  (metrics: var/local/detector/metrics.json)"
 	@echo "Stop it with: make services-down"
 
 # The spam detector in the foreground (Spark local mode, the connector jars from .cache/jars). Ctrl-C stops it.
 detector: services-up
 	@$(PY) jobs/spam_detector.py
+
+# The dashboard in the foreground against the configured Kafka and Cassandra. Ctrl-C stops it.
+dashboard: services-up
+	@$(PY) -m dashboard
 
 bench-ingest: services-up
 	@$(PY) -m bench.ingest

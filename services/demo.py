@@ -1,5 +1,5 @@
 """`make demo`: the local services plus the platform's components as background processes, on embedded chat:
-the spam detector (Spark, local mode), and ingest replaying chat into Kafka.
+the spam detector (Spark, local mode), ingest replaying chat into Kafka, and the dashboard.
 
 The chat is the shipped #nymn capture replayed in a loop at its recorded pace (re-stamped to now) beside
 labelled synthetic chat from 20 channels. Each component is a ManagedProcess with its log under
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import psutil
 
@@ -25,6 +27,8 @@ YEAR_S = 365 * 24 * 3600
 class Component(ManagedProcess):
     """A Python entry point of the platform (`python -m MODULE ARGS` or a script) kept running in the background."""
 
+    url = "-"
+
     def __init__(self, config: Config, name: str, *command: str):
         self.name = name
         super().__init__(config)
@@ -33,11 +37,33 @@ class Component(ManagedProcess):
     def command(self) -> list[str]:
         return [sys.executable, *self.arguments]
 
+    def address(self) -> str:
+        return self.url
+
     def probe(self) -> None:
         # Nothing to ask a feeder; a process that stays up for two seconds has got past its start-up checks.
         pid = self.pid()
         if pid is None or time.time() - psutil.Process(pid).create_time() < 2.0:
             raise ServiceError(f"{self.name} is starting")
+
+
+class Dashboard(Component):
+    def __init__(self, config: Config):
+        super().__init__(config, "dashboard", "-m", "dashboard")
+        self.url = dashboard_url(config)
+
+    def probe(self) -> None:
+        try:
+            urllib.request.urlopen(self.url, timeout=2).close()
+        except urllib.error.HTTPError:
+            return  # it answers (basic auth refused us): up
+        except OSError as exc:
+            raise ServiceError(f"dashboard is not answering at {self.url} yet ({exc})") from None
+
+
+def dashboard_url(config: Config) -> str:
+    host = config["dashboard.host"]
+    return f"http://{'[' + host + ']' if ':' in host else host}:{config['dashboard.port']}/"
 
 
 def components(config: Config) -> list[ManagedProcess]:
@@ -47,4 +73,5 @@ def components(config: Config) -> list[ManagedProcess]:
         Component(config, "replay", "-m", "ingest", "--no-progress", "replay", str(SAMPLE), "--loop", "--speed", "1"),
         Component(config, "synth", "-m", "ingest", "--no-progress", "synth", "--rate", str(DEMO_SYNTH_RATE),
                   "--channels", "20", "--seconds", str(YEAR_S), "--labels", str(labels)),
+        Dashboard(config),
     ]

@@ -1,0 +1,352 @@
+"""The dashboard against the real platform: chat replayed into Kafka, the streaming detector running in the test's
+Spark session, history in Cassandra, the app served on loopback and driven by headless Chromium.
+
+Callbacks are tested as plain functions (dashboard.views) against the same data; browser tests check what a user
+sees, that chat text stays text, and save a screenshot of each page under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from dashboard import views
+from dashboard.app import DashboardError, create_app, credentials, is_loopback
+from dashboard.history import History, SearchError
+from dashboard.live import LiveFeed
+from ingest import replay
+from ingest.captures import Capture
+from ingest.sink import ChatSink
+from jobs.sinks import BatchWriter
+from jobs.spam_detector import start
+from tests.detector_harness import fresh_config
+from twitchcrement import PROJECT_ROOT
+from twitchcrement.config import Config
+from twitchcrement.records import ChannelList, ChatMessage, SpamEvent
+
+pytestmark = pytest.mark.slow
+
+SAMPLE = PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json"
+XSS_SCRIPT = "<script>window.__xss = 1; alert(1)</script>"
+XSS_IMG = "<img src=x onerror=\"window.__xss = 2\"> hi chat"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 90.0, every_s: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(every_s)
+
+
+@dataclasses.dataclass
+class World:
+    config: Config
+    tag: str  # a word only this test's spam contains, so searches find nothing else
+    pasta: str
+    variant: str
+    campaign: str
+    channel_a: str
+    channel_b: str
+    feed: LiveFeed
+    history: History
+    sources: views.Sources
+    replayed: threading.Event
+
+
+def scripted_chat(tag: str, pasta: str, variant: str, campaign: str, channel_a: str, channel_b: str, start_ms: int,
+                  seconds: int = 150) -> list[ChatMessage]:
+    """Spam waves every 5 s: the pasta in channel A, a mutated spelling of it in channel B, a campaign text in
+    both, the XSS payloads in A."""
+    messages = []
+    for second in range(0, seconds, 5):
+        ts = start_ms + second * 1000
+        for i in range(6):
+            messages.append(ChatMessage(channel=channel_a, user_login=f"pasta{i}", text=pasta, sent_ts=ts + i * 50))
+            messages.append(ChatMessage(channel=channel_b, user_login=f"mutant{i}", text=variant, sent_ts=ts + i * 50))
+            payload = XSS_SCRIPT if i % 2 else XSS_IMG
+            messages.append(ChatMessage(channel=channel_a, user_login=f"xss{i}", text=payload, sent_ts=ts + 300 + i))
+            for channel in (channel_a, channel_b):
+                messages.append(ChatMessage(channel=channel, user_login=f"bot{i}", text=campaign,
+                                            sent_ts=ts + 500 + i))
+        messages.append(ChatMessage(channel=channel_a, user_login="bystander", text=f"{tag} just chatting",
+                                    sent_ts=ts + 700))
+    return messages
+
+
+@pytest.fixture(scope="module")
+def world(platform: Config, spark, tmp_path_factory) -> World:
+    tag = "dash" + uuid.uuid4().hex[:6]
+    config = fresh_config(platform).with_overrides(detector__starting_offsets="earliest", dashboard__backfill_s=900,
+                                                   dashboard__refresh_s=1.0)
+    channel_a, channel_b = f"{tag}_a", f"{tag}_b"
+    pasta = f"{tag} WHO ASKED LULW nobody asked this copypasta is everywhere today"
+    variant = f"{tag} WHO ASKED LULW NOBODY ASKED this copypasta is everywhere todayy KEKW"
+    campaign = f"{tag} follow my other channel for free giveaways PogChamp"
+    checkpoint = tmp_path_factory.mktemp("dashboard-detector")
+    query = start(spark, config, checkpoint=str(checkpoint), writer=BatchWriter(config))
+    now_ms = int(time.time() * 1000)
+    # The capture is from another day: shift it onto today's clock beside the scripted spam; replay both at their
+    # pace, restamped to now, as the demo does.
+    nymn = list(Capture(SAMPLE))
+    shift = now_ms - nymn[0].sent_ts
+    chat = sorted([*(dataclasses.replace(m, sent_ts=m.sent_ts + shift) for m in nymn),
+                   *scripted_chat(tag, pasta, variant, campaign, channel_a, channel_b, now_ms)],
+                  key=lambda m: m.sent_ts)
+    stop, replayed = threading.Event(), threading.Event()
+    sink = ChatSink(config)
+
+    def feed_chat() -> None:
+        try:
+            replay.run(chat, sink, speed=1.0, restamp=True, progress=False, stop=stop.is_set)
+        finally:
+            sink.close(timeout_s=30)
+            replayed.set()
+
+    threading.Thread(target=feed_chat, name="test-replay", daemon=True).start()
+    feed, history = LiveFeed(config).start(), History(config).start()
+    sources = views.Sources(feed, history, page_size=5, refresh_ms=1000, search_max_chars=500)
+    try:
+        yield World(config, tag, pasta, variant, campaign, channel_a, channel_b, feed, history, sources, replayed)
+    finally:
+        stop.set()
+        replayed.wait(60)
+        query.stop()
+        feed.stop()
+        history.stop()
+
+
+# --- data access and callbacks as plain functions ---------------------------------------------------------------
+def test_live_feed_receives_chat_and_spam_events(world: World) -> None:
+    wait_for("chat in the live feed", lambda: world.feed.chat(world.channel_a), timeout_s=30)
+    events = wait_for("spam events in the live feed", lambda: world.feed.events(world.channel_a))
+    texts = {e.text for e in events}
+    assert world.pasta in texts
+    pasta_event = next(e for e in events if e.text == world.pasta)
+    assert pasta_event.distinct_users == 6 and pasta_event.message_count >= 6
+    assert [world.pasta, 6] in pasta_event.top_variants or pasta_event.top_variants[0][0] == world.pasta
+    assert {u for u, _ in pasta_event.top_users} < {f"pasta{i}" for i in range(6)}  # the top 5 of 6 users
+    assert world.feed.kafka_error is None
+    names = [c.login for c in world.feed.channels()]
+    assert world.channel_a in names and "nymn" in names
+
+
+def test_history_search_finds_exact_text_and_a_mutated_variant(world: World) -> None:
+    found = wait_for("the pasta in Cassandra's history",
+                     lambda: [s for s in world.history.search(world.pasta).sightings if s["channel"] == world.channel_b])
+    search = world.history.search(world.pasta)
+    assert {m.text for m in search.matches} >= {world.pasta, world.variant}
+    assert {s["channel"] for s in search.sightings} == {world.channel_a, world.channel_b}
+    starts = [s["window_start"] for s in search.sightings]
+    assert starts == sorted(starts, reverse=True), "sightings must be newest first"
+    assert found
+    # A spelling nobody sent, one edit from both, still finds both channels through the LSH buckets.
+    unseen = world.pasta.replace("everywhere", "everywhere!!") + " xd"
+    assert {s["channel"] for s in world.history.search(unseen).sightings} == {world.channel_a, world.channel_b}
+
+
+def test_search_rejects_empty_absurd_and_invisible_queries_with_a_message(world: World) -> None:
+    for query, expected in (("", "Type or paste"), ("   ", "Type or paste"), ("x" * 501, "at most 500"),
+                            ("\u200b\U000e0000 \ufeff", "Nothing searchable")):
+        with pytest.raises(SearchError, match=expected):
+            world.history.search(query)
+        view = views.search_view(world.sources, query, 0)
+        assert expected in view.message and view.results == []
+    view = views.search_view(world.sources, f"zzqx {uuid.uuid4().hex} never said in any chat", 0)
+    assert view.message.startswith("No spam like this")
+
+
+def test_search_view_pages_newest_first(world: World) -> None:
+    wait_for("several sightings", lambda: len(world.history.search(world.pasta).sightings) >= 8)
+    first = views.search_view(world.sources, world.pasta, 0)
+    second = views.search_view(world.sources, world.pasta, 1)
+    assert first.page_label.startswith("page 1 of ") and second.page_label.startswith("page 2 of ")
+    assert first.page == 0 and second.page == 1
+    past_end = views.search_view(world.sources, world.pasta, 10_000)
+    assert past_end.page == int(past_end.page_label.split()[-1]) - 1  # clamped to the last page
+
+
+def test_live_view_tops_up_from_history_and_overview_shows_campaigns(world: World) -> None:
+    wait_for("the campaign", lambda: any({world.channel_a, world.channel_b} <= c["channels"]
+                                         for c in world.history.campaigns() if c["text"] == world.campaign))
+    # A dashboard started now has an empty live buffer: the live view still lists today's events from Cassandra.
+    fresh = views.Sources(LiveFeed(world.config), world.history)
+    events, problem = views.live_events(fresh, world.channel_a)
+    assert problem is None and world.pasta in {e["text"] for e in events}
+    assert [e["window_start"] for e in events] == sorted((e["window_start"] for e in events), reverse=True)
+    details = str(views.event_details(events, events[0]["event_id"]))
+    assert "Top users" in details and "Top spellings" in details
+    overview = views.overview_view(world.sources)
+    assert world.tag in str(overview.campaigns)
+    assert "chat messages/s in" in str(overview.totals)
+
+
+def test_live_feed_memory_is_bounded(platform: Config) -> None:
+    config = platform.with_overrides(dashboard__chat_per_channel=10, dashboard__spam_per_channel=5,
+                                     dashboard__max_channels=3)
+    feed = LiveFeed(config)
+    now = int(time.time() * 1000)
+    for i in range(5000):
+        feed.add_chat(ChatMessage(channel=f"chan{i % 7}", user_login="u", text=f"m{i}", sent_ts=now - i))
+        if i % 10 == 0:
+            feed.add_spam(SpamEvent(event_id=f"e{i}", kind="crowd", channel=f"chan{i % 7}", window_start=now,
+                                    window_end=now + 10_000, text="t", message_hash="h", message_count=5,
+                                    distinct_users=3))
+    assert len(feed._channels) == 3
+    assert all(len(b.chat) <= 10 and len(b.events) <= 5 for b in feed._channels.values())
+    assert all(len(b.bins) <= config["dashboard.history_s"] // 10 + 2 for b in feed._channels.values())
+    feed.set_channel_list(ChannelList(source="file", updated_at=now, channels=[["bigstreamer", 50_000]]))
+    assert feed.channels()[0].login == "bigstreamer"  # viewers known: listed first
+
+
+def test_outages_show_in_the_sources_state_not_as_errors(platform: Config) -> None:
+    nowhere = platform.with_overrides(kafka__bootstrap_servers="127.0.0.1:1", cassandra__hosts="127.0.0.1",
+                                      cassandra__port=1, kafka__connect_timeout_s=1.0)
+    feed, history = LiveFeed(nowhere).start(), History(nowhere).start()
+    try:
+        wait_for("the Kafka outage message", lambda: feed.kafka_error and "127.0.0.1:1" in feed.kafka_error,
+                 timeout_s=30)
+        wait_for("the Cassandra outage message",
+                 lambda: history.error and "no Cassandra node answered" in history.error, timeout_s=30)
+        view = views.search_view(views.Sources(feed, history), "some spam", 0)
+        assert view.message.startswith("History is not available right now")
+        events, problem = views.live_events(views.Sources(feed, history), "anyone")
+        assert events == [] and "Cassandra" in problem
+    finally:
+        feed.stop(timeout_s=1)
+        history.stop()
+
+
+def test_public_bind_needs_basic_auth_credentials() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert credentials({}) is None
+    assert credentials({"DASHBOARD_USER": "mod", "DASHBOARD_PASSWORD": "s3cret"}) == ("mod", "s3cret")
+    with pytest.raises(DashboardError, match="DASHBOARD_PASSWORD"):
+        credentials({"DASHBOARD_USER": "mod"})
+
+
+def click_first_event(driver: Any) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(10):
+        try:
+            driver.find_element("css selector", "#live-events .event").click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.2)
+    raise AssertionError("the event list never held still long enough to click an event")
+
+
+# --- the app in a real browser --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def served(world: World) -> str:
+    from waitress.server import create_server
+
+    app = create_app(world.config, world.feed, world.history, auth=("mod", "s3cret"))
+    server = create_server(app.server, host="127.0.0.1", port=0, threads=6)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def browser(served: str):
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed (`make browser` installs Debian's chromium packages)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # The machine's network is closed: without these Chromium keeps trying to reach Google's services.
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for a driver online
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # Basic auth: send the header on every request the page makes.
+    driver.execute_cdp_cmd("Network.enable", {})
+    token = base64.b64encode(b"mod:s3cret").decode()
+    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+    yield driver
+    driver.quit()
+
+
+def page_text(driver: Any, element_id: str) -> str:
+    # In one script call: the live views re-render every second, so a held element reference goes stale.
+    return driver.execute_script(f"const e = document.getElementById('{element_id}'); return e ? e.innerText : '';")
+
+
+def test_basic_auth_is_required_when_set(served: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(served + "/", timeout=10)
+    assert refused.value.code == 401
+    request = urllib.request.Request(served + "/", headers={
+        "Authorization": "Basic " + base64.b64encode(b"mod:s3cret").decode()})
+    assert urllib.request.urlopen(request, timeout=10).status == 200
+
+
+def test_live_page_shows_new_chat_and_spam_and_keeps_chat_text_inert(world: World, served: str, browser: Any,
+                                                                      artifacts: Path) -> None:
+    browser.get(f"{served}/?channel={world.channel_a}")
+    before = page_text(browser, "live-chat")
+    wait_for("chat on the live page", lambda: world.tag in page_text(browser, "live-chat"), timeout_s=20)
+    wait_for("the chat list to move", lambda: page_text(browser, "live-chat") != before, timeout_s=20)
+    wait_for("a spam event on the live page", lambda: world.pasta in page_text(browser, "live-events"))
+    # The payloads are on the page as literal characters, and nothing they contain ever ran.
+    wait_for("the XSS payloads as text", lambda: XSS_SCRIPT in page_text(browser, "live-chat")
+             and XSS_IMG in page_text(browser, "live-chat"), timeout_s=20)
+    assert browser.execute_script("return window.__xss === undefined")
+    assert browser.find_elements("css selector", "img[src='x']") == []
+    assert browser.find_elements("xpath", "//main//script") == []
+    # Clicking an event shows who sent it and in which spellings.
+    click_first_event(browser)
+    wait_for("event details", lambda: "Top users" in page_text(browser, "live-detail"), timeout_s=10)
+    browser.save_screenshot(str(artifacts / "dashboard-live.png"))
+
+
+def test_search_page_finds_the_pasta_and_a_variant(world: World, served: str, browser: Any,
+                                                   artifacts: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    wait_for("the variant in history", lambda: [s for s in world.history.search(world.pasta).sightings
+                                               if s["channel"] == world.channel_b])
+    browser.get(f"{served}/search")
+    box = wait_for("the search box", lambda: browser.find_elements("id", "search-text"), timeout_s=20)[0]
+    box.send_keys(world.variant.upper() + Keys.ENTER)
+    wait_for("search results", lambda: world.channel_a in page_text(browser, "search-results")
+             and world.channel_b in page_text(browser, "search-results"), timeout_s=20)
+    assert "Seen" in page_text(browser, "search-message")
+    browser.save_screenshot(str(artifacts / "dashboard-search.png"))
+    box = browser.find_element("id", "search-text")
+    box.clear()
+    box.send_keys("x" * 499 + Keys.ENTER)
+    wait_for("a helpful message", lambda: "No spam like this" in page_text(browser, "search-message"), timeout_s=20)
+
+
+def test_overview_page_shows_totals_topics_and_heatmap(world: World, served: str, browser: Any,
+                                                        artifacts: Path) -> None:
+    browser.get(f"{served}/overview")
+    wait_for("totals", lambda: "chat messages/s in" in page_text(browser, "overview-totals"), timeout_s=20)
+    wait_for("the campaign", lambda: world.tag in page_text(browser, "overview-campaigns"), timeout_s=30)
+    wait_for("the heatmap", lambda: browser.find_elements("css selector", "#overview-heatmap .heatmaplayer")
+             or browser.find_elements("css selector", "#overview-heatmap .hm"), timeout_s=30)
+    browser.save_screenshot(str(artifacts / "dashboard-overview.png"))

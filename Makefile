@@ -12,7 +12,7 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 
 .PHONY: setup venv jars browser services-up services-down services-status test test-fast demo detector dashboard \
 	bench-ingest \
-	bench-detector dist lint clean distclean
+	bench-detector bench-dashboard dist lint clean distclean
 
 setup: venv jars
 
@@ -86,6 +86,9 @@ bench-ingest: services-up
 
 bench-detector: services-up
 	@$(PY) -m bench.detector
+
+bench-dashboard: services-up
+	@$(PY) -m bench.dashboard
 
 # The project's Python packages as one zip, for spark-submit --py-files on a cluster.
 dist: venv

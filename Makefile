@@ -12,7 +12,7 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 
 .PHONY: setup venv jars browser services-up services-down services-status test test-fast demo detector dashboard \
 	bench-ingest \
-	bench-detector bench-dashboard dist lint clean distclean
+	bench bench-quick bench-detector bench-dashboard dist lint clean distclean
 
 setup: venv jars
 
@@ -80,6 +80,13 @@ detector: services-up
 # The dashboard in the foreground against the configured Kafka and Cassandra. Ctrl-C stops it.
 dashboard: services-up
 	@$(PY) -m dashboard
+
+# Speed and quality of detector, exact, noop and datasketch side by side (bench/run.py): bench/results/latest.*
+bench: services-up
+	@$(PY) -m bench.run
+
+bench-quick: services-up
+	@$(PY) -m bench.run --quick
 
 bench-ingest: services-up
 	@$(PY) -m bench.ingest

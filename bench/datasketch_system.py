@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ NUM_PERM = 32
 @dataclass
 class WindowTexts:
     counts: collections.Counter = field(default_factory=collections.Counter)
+    last_ts: dict[str, int] = field(default_factory=dict)
     users: dict[str, collections.Counter] = field(default_factory=lambda: collections.defaultdict(collections.Counter))
     originals: dict[str, str] = field(default_factory=dict)
 
@@ -41,21 +43,27 @@ class DatasketchDetector:
         self.settings = settings
         self.watermark_ms = watermark_ms
         self.windows: dict[tuple[str, int], WindowTexts] = {}
-        self.max_ts = 0
+        self.partition_ts: dict[int, int] = {}  # newest event time per Kafka partition
 
-    def add(self, channel: str, user: str, text: str, ts: int) -> None:
+    @property
+    def watermark(self) -> int:
+        # The slowest partition's newest event time: a partition read ahead must not make the others late.
+        return min(self.partition_ts.values(), default=0) - self.watermark_ms
+
+    def add(self, partition: int, channel: str, user: str, text: str, ts: int) -> None:
         start = ts - ts % self.settings.window_ms
-        if start + self.settings.window_ms <= self.max_ts - self.watermark_ms:
+        if start + self.settings.window_ms <= self.watermark:
             return  # late
         window = self.windows.setdefault((channel, start), WindowTexts())
         norm = normalise(text)
         window.counts[norm] += 1
         window.users[norm][user] += 1
         window.originals.setdefault(norm, text)
-        self.max_ts = max(self.max_ts, ts)
+        window.last_ts[norm] = max(window.last_ts.get(norm, 0), ts)
+        self.partition_ts[partition] = max(self.partition_ts.get(partition, 0), ts)
 
     def close(self, everything: bool = False) -> list[dict]:
-        limit = self.max_ts - self.watermark_ms
+        limit = self.watermark
         done = [k for k in self.windows if everything or k[1] + self.settings.window_ms <= limit]
         events = []
         for key in done:
@@ -93,7 +101,8 @@ class DatasketchDetector:
                 lead = max(members, key=lambda i: (window.counts[norms[i]], norms[i]))
                 events.append({"channel": key[0], "window_start": key[1], "window_end": key[1] + s.window_ms,
                                "text": window.originals[norms[lead]], "message_count": count,
-                               "distinct_users": len(users)})
+                               "distinct_users": len(users),
+                               "last_ts": max(window.last_ts[norms[i]] for i in members)})
         return events
 
 
@@ -113,21 +122,32 @@ def main(argv: list[str] | None = None) -> int:
     producer = kafka_producer(config)
     consumer.poll(timeout_ms=1000)  # joins the partitions
     end = consumer.end_offsets(list(consumer.assignment())) if args.drain else None
-    started = time.perf_counter()
+    started = last_stats = time.perf_counter()
     messages = bad = 0
+
+    def write_stats() -> None:
+        if args.stats:  # rewritten every second: the harness reads progress from it
+            with open(args.stats + ".tmp", "w") as handle:
+                json.dump({"messages": messages, "bad": bad, "seconds": time.perf_counter() - started}, handle)
+            os.replace(args.stats + ".tmp", args.stats)
+
+    write_stats()
     while True:
         batches = consumer.poll(timeout_ms=200)
-        for records in batches.values():
+        for partition, records in batches.items():
             for record in records:
                 try:
                     chat = decode_chat(record.value)
                 except RecordError:
                     bad += 1
                     continue
-                detector.add(chat.channel, chat.user_login, chat.text, chat.sent_ts)
+                detector.add(partition.partition, chat.channel, chat.user_login, chat.text, chat.sent_ts)
                 messages += 1
         for event in detector.close():
             producer.send(args.spam_topic, msgpack.packb(event), key=event["channel"].encode())
+        if time.perf_counter() - last_stats >= 1.0:
+            write_stats()
+            last_stats = time.perf_counter()
         if args.drain and all(consumer.position(p) >= o for p, o in end.items()):
             break
         if args.seconds and time.perf_counter() - started > args.seconds:
@@ -135,10 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     for event in detector.close(everything=args.drain):
         producer.send(args.spam_topic, msgpack.packb(event), key=event["channel"].encode())
     producer.flush(60)
-    elapsed = time.perf_counter() - started
-    if args.stats:
-        with open(args.stats, "w") as handle:
-            json.dump({"messages": messages, "bad": bad, "seconds": elapsed}, handle)
+    write_stats()
     return 0
 
 

@@ -55,12 +55,8 @@ def rate(count: int, timing: dict[str, float]) -> dict[str, float]:
             "max_per_s": round(count / timing["min_s"])}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--messages", type=int, default=100_000)
-    args = parser.parse_args()
-    config = configuration.load()
-    logs.setup("WARNING")
+def measure(config: configuration.Config, message_count: int, repeat: int = 5) -> dict:
+    """Parse rate vs a split floor, and our sink vs kafka-python's bare producer (medians of `repeat` runs)."""
     lines = raw_lines()
 
     def parse_all() -> None:
@@ -72,11 +68,11 @@ def main() -> None:
         for line in lines:
             line.split(" ", 4)
 
-    parse = rate(len(lines), timed(parse_all))
-    split = rate(len(lines), timed(split_all))
+    parse = rate(len(lines), timed(parse_all, repeat))
+    split = rate(len(lines), timed(split_all, repeat))
 
     services.up(config)
-    messages = list(Generator(SynthSettings(rate=args.messages / 60, seconds=60, seed=3)))
+    messages = list(Generator(SynthSettings(rate=message_count / 60, seconds=60, seed=3)))
     encoded = [(m.key, m.encode()) for m in messages]
 
     def through_sink() -> None:
@@ -96,14 +92,22 @@ def main() -> None:
         producer.flush(timeout=600)
         producer.close()
 
-    sink = rate(len(messages), timed(through_sink, 3))
-    bare = rate(len(messages), timed(bare_producer, 3))
-    result = {
+    sink = rate(len(messages), timed(through_sink, max(1, repeat - 2)))
+    bare = rate(len(messages), timed(bare_producer, max(1, repeat - 2)))
+    return {
         "parse_lines": len(lines), "parse": parse, "split_floor": split,
         "parse_vs_split": round(parse["median_per_s"] / split["median_per_s"], 3),
         "producer_messages": len(messages), "sink": sink, "bare_producer": bare,
         "sink_vs_bare_producer": round(sink["median_per_s"] / bare["median_per_s"], 3),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=100_000)
+    args = parser.parse_args()
+    logs.setup("WARNING")
+    result = measure(configuration.load(), args.messages)
     out = PROJECT_ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "ingest.json").write_text(json.dumps(result, indent=2))

@@ -147,12 +147,13 @@ class BatchWriter:
             events = output.where(F.col("kind") == "event")
             topics = output.where(F.col("kind") == "topic")
             if "event" in counts or "topic" in counts:
-                for table, frame in cassandra_frames(events, topics).items():
-                    with_retries(f"cassandra {table}", lambda f=frame, t=table: f.write.format(CONNECTOR).options(
-                        keyspace=self.keyspace, table=t).mode("append").save())
+                # Kafka first: live consumers (the dashboard) see an event before the history tables are written.
                 spam = output.where(F.col("kind").isin("event", "topic")).mapInPandas(_spam_records,
                                                                                        "key binary, value binary")
                 with_retries("kafka spam", lambda: self._kafka(spam, self.spam_topic))
+                for table, frame in cassandra_frames(events, topics).items():
+                    with_retries(f"cassandra {table}", lambda f=frame, t=table: f.write.format(CONNECTOR).options(
+                        keyspace=self.keyspace, table=t).mode("append").save())
             if "deadletter" in counts:
                 dead = output.where(F.col("kind") == "deadletter").mapInPandas(_dead_letters,
                                                                                 "key binary, value binary")

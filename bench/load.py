@@ -1,0 +1,76 @@
+"""Load generator of the benchmarks: synthetic chat offered to Kafka at a fixed rate, stamped with the time it is
+sent, through librdkafka (confluent-kafka): kafka-python tops out near 13,000 msg/s here, below the rates tested.
+
+    .venv/bin/python -m bench.load --topic T --rate 20000 --seconds 30 [--stats FILE]
+
+The messages come from the labelled generator (copypastas, emote waves, floods, evasions) over 40 channels; each
+is re-stamped and encoded as it is sent. Writes {offered, seconds, achieved_per_s} to --stats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from confluent_kafka import Producer
+
+from ingest.synth import Generator, SynthSettings
+from twitchcrement import config as configuration
+
+POOL = 200_000  # distinct messages cycled through (generating them is slower than sending them)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--rate", type=float, required=True, help="messages per second offered")
+    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--stats")
+    args = parser.parse_args(argv)
+    config = configuration.load()
+    pool = []
+    for message in Generator(SynthSettings(rate=max(args.rate, 2000), seconds=POOL / max(args.rate, 2000),
+                                           channels=40, seed=11, prefix="load")):
+        pool.append(message)
+        if len(pool) == POOL:
+            break
+    producer = Producer({"bootstrap.servers": config.kafka_bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
+                         "queue.buffering.max.messages": 1_000_000, "compression.type": "none", "acks": "1"})
+    offered = 0
+    started = time.time()
+    step = 0.01  # send in 10 ms slices: steady enough for 10 s windows, cheap enough at 200k msg/s
+    while True:
+        now = time.time()
+        elapsed = now - started
+        if elapsed >= args.seconds:
+            break
+        due = int(min(elapsed + step, args.seconds) * args.rate)
+        now_ms = int(now * 1000)
+        while offered < due:
+            message = pool[offered % POOL]
+            message.sent_ts = now_ms
+            try:
+                producer.produce(args.topic, message.encode(), message.key)
+            except BufferError:
+                producer.poll(0.05)
+                continue
+            offered += 1
+        producer.poll(0)
+        pause = started + (elapsed + step) - time.time()
+        if pause > 0:
+            time.sleep(pause)
+    producer.flush(120)
+    seconds = time.time() - started
+    result = {"offered": offered, "seconds": round(seconds, 2), "achieved_per_s": round(offered / seconds)}
+    if args.stats:
+        with open(args.stats, "w") as handle:
+            json.dump(result, handle)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -84,6 +84,7 @@ class History:
                                 self.config["detector.seed"], self.config["detector.rows_per_band"])
         self.coefficients = self.hasher.coefficients
         self.min_shingles = self.config["detector.min_shingles"]
+        self.shingle_size = self.config["detector.shingle_size"]
         self.threshold = self.config["detector.jaccard"]
         self.max_chars = self.config["dashboard.search_max_chars"]
 
@@ -170,7 +171,7 @@ class History:
         norm = normalise(query)
         if not norm:
             raise SearchError("Nothing searchable is left once invisible characters and spacing are removed.")
-        grams = shingles(norm)
+        grams = shingles(norm, self.shingle_size)
         exact = message_hash(norm)
         candidates: dict[str, Match] = {exact: Match(exact, query, 1.0)}
         note = ""
@@ -181,7 +182,7 @@ class History:
                                                   enumerate(bands)]):
                 for row in rows:
                     if row.message_hash not in candidates:
-                        score = jaccard(set(grams), set(shingles(normalise(row.text))))
+                        score = jaccard(set(grams), set(shingles(normalise(row.text), self.shingle_size)))
                         if score >= self.threshold:
                             candidates[row.message_hash] = Match(row.message_hash, row.text, round(score, 3))
         else:

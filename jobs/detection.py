@@ -35,6 +35,7 @@ class Settings:
     window_ms: int = 10_000
     jaccard: float = 0.6
     rows_per_band: int = 3
+    shingle_size: int = 3  # character n-grams (beside the tokens) that Jaccard compares
     min_shingles: int = 5
     min_messages: int = 5
     min_users: int = 3
@@ -135,7 +136,7 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
             return False
         for i in pair:
             if i not in shingle_sets:
-                shingle_sets[i] = frozenset(shingles(norms[i]))
+                shingle_sets[i] = frozenset(shingles(norms[i], settings.shingle_size))
         if jaccard(shingle_sets[a], shingle_sets[b]) >= settings.jaccard:
             return True
         rejected.add(pair)
@@ -278,10 +279,10 @@ class ChannelDetector:
         for topic in self.topics.values():
             if topic.message_hash == event["message_hash"]:
                 return topic
-        event_shingles = set(shingles(event["norm"]))
+        event_shingles = set(shingles(event["norm"], settings.shingle_size))
         best, best_score = None, settings.jaccard
         for topic in self.topics.values():
-            score = jaccard(event_shingles, set(shingles(topic.norm)))
+            score = jaccard(event_shingles, set(shingles(topic.norm, settings.shingle_size)))
             if score >= best_score:
                 best, best_score = topic, score
         return best

@@ -88,7 +88,7 @@ def oracle_cells(messages: Iterable[ChatMessage], settings: Settings) -> list[Ce
         for message in members:
             by_norm[normalise(message.text)].append(message)
         norms = list(by_norm)
-        sets = [frozenset(shingles(n)) for n in norms]
+        sets = [frozenset(shingles(n, settings.shingle_size)) for n in norms]
         found = UnionFind(len(norms))
         for a, b in itertools.combinations(range(len(norms)), 2):
             if len(sets[a]) >= settings.min_shingles and len(sets[b]) >= settings.min_shingles and \

@@ -73,6 +73,7 @@ class DetectorSettings:
             detection=Settings(
                 window_ms=config["detector.window_s"] * 1000, jaccard=config["detector.jaccard"],
                 rows_per_band=config["detector.rows_per_band"], min_shingles=config["detector.min_shingles"],
+                shingle_size=config["detector.shingle_size"],
                 min_messages=config["detector.min_messages"], min_users=config["detector.min_users"],
                 flood_min_messages=config["detector.flood_min_messages"], min_share=config["detector.min_share"],
                 topic_quiet_ms=int(config["detector.topic_quiet_s"] * 1000)),
@@ -82,7 +83,8 @@ class DetectorSettings:
 
 
 # --- decode and text features ------------------------------------------------------------------------------------
-def decode_and_shingle(min_shingles: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+def decode_and_shingle(min_shingles: int, shingle_size: int = 3) -> Callable[[Iterator[pd.DataFrame]],
+                                                                            Iterator[pd.DataFrame]]:
     """One Python pass per record: msgpack -> chat fields, normalised text and shingles (texts too short for LSH
     get the single SHORT_TEXT shingle). A value that is not a valid chat record keeps its bytes and the reason."""
 
@@ -93,7 +95,7 @@ def decode_and_shingle(min_shingles: int) -> Callable[[Iterator[pd.DataFrame]], 
                 try:
                     message: ChatMessage = ChatMessage.decode(value)  # type: ignore[assignment]
                     norm = normalise(message.text)
-                    grams = shingles(norm)
+                    grams = shingles(norm, shingle_size)
                     row = (message.channel, message.user_login, message.text, message.sent_ts, message.message_id,
                            None, None, int(kafka_ts), norm, grams if len(grams) >= min_shingles else [SHORT_TEXT])
                 except RecordError as exc:
@@ -106,10 +108,10 @@ def decode_and_shingle(min_shingles: int) -> Callable[[Iterator[pd.DataFrame]], 
     return run
 
 
-def decode(kafka: DataFrame, min_shingles: int) -> DataFrame:
+def decode(kafka: DataFrame, min_shingles: int, shingle_size: int = 3) -> DataFrame:
     """Kafka rows -> chat columns with norm and shingles (see decode_and_shingle)."""
     raw = kafka.select(F.col("value"), (F.col("timestamp").cast("double") * 1000).cast("long").alias("kafka_ts"))
-    return raw.mapInPandas(decode_and_shingle(min_shingles), DECODED_SCHEMA)
+    return raw.mapInPandas(decode_and_shingle(min_shingles, shingle_size), DECODED_SCHEMA)
 
 
 def minhash_model(spark: SparkSession, hasher: MinHasher) -> tuple[HashingTF, MinHashLSHModel]:

@@ -178,6 +178,8 @@ SETTINGS: list[Setting] = [
             "MinHash values ANDed into one LSH band (32 tables, 3 rows: 10 bands).", _positive),
     Setting("detector.num_features", "int", 1 << 20, "HashingTF feature space for shingles.", _positive),
     Setting("detector.seed", "int", 20240106, "MinHashLSH seed (the dashboard's fuzzy search must use the same)."),
+    Setting("detector.shingle_size", "int", 3,
+            "Character n-gram length of the shingles (beside the tokens) that MinHash and Jaccard compare.", _positive),
     Setting("detector.min_shingles", "int", 5, "Texts with fewer shingles skip LSH (exact duplicates still count).",
             _positive),
     Setting("detector.min_messages", "int", 5, "Messages a cluster needs in one window to be spam.", _positive),

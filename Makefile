@@ -12,7 +12,7 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 
 .PHONY: setup venv jars browser services-up services-down services-status test test-fast demo detector dashboard \
 	bench-ingest \
-	bench bench-quick bench-detector bench-dashboard dist lint clean distclean
+	notebooks notebooks-strip bench bench-quick bench-detector bench-dashboard dist lint clean distclean
 
 setup: venv jars
 
@@ -87,6 +87,14 @@ bench: services-up
 
 bench-quick: services-up
 	@$(PY) -m bench.run --quick
+
+# Jupyter on loopback with the project's environment (notebooks/); the notebooks use the local services.
+notebooks: services-up
+	@$(PY) -m jupyterlab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks
+
+# Notebooks are committed without outputs (a test checks it).
+notebooks-strip: venv
+	@$(PY) -m jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
 
 bench-ingest: services-up
 	@$(PY) -m bench.ingest

@@ -122,7 +122,7 @@ def main() -> None:
         from twitchcrement.clients import cassandra_session
 
         admin = cassandra_session(base, keyspace=False)
-        admin.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=120)  # a constant name, not user input
+        admin.execute("DROP KEYSPACE IF EXISTS twitchcrement_bench", timeout=120)
         admin.cluster.shutdown()
         ensure_tables(config)
         spark = session(config, app_name="twitchcrement-bench-dashboard")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from twitchcrement import config as configuration
@@ -38,9 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(config, feed, history, auth)
     from waitress import serve
 
+    # SIGTERM ends the server like Ctrl-C does, so the consumer and the Cassandra session are closed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+
     log.info("dashboard serving", extra={"url": f"http://{host}:{port}/", "auth": auth is not None})
     try:
         serve(app.server, host=host, port=port, threads=8, ident="twitchcrement")
+    except KeyboardInterrupt:
+        log.info("dashboard stopping")
     except OSError as exc:
         print(f"error: cannot serve on {host}:{port}: {exc.strerror or exc} (dashboard.port)", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ from typing import Iterable
 
 from ingest import replay
 from ingest.captures import Capture, CaptureError, merged
+from ingest.channels import HelixError
 from ingest.sink import ChatSink
 from ingest.synth import Generator, SynthSettings, write_jsonl
 from twitchcrement import config as configuration
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         from ingest.twitch import run_twitch
 
         return run_twitch(config, args, stop)
-    except (configuration.ConfigError, CaptureError, ServiceUnavailable) as exc:
+    except (configuration.ConfigError, CaptureError, ServiceUnavailable, HelixError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

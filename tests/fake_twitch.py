@@ -26,6 +26,7 @@ class _Client:
 
 class FakeTwitch:
     def __init__(self, join_limit: int = 20, join_window_s: float = 10.0):
+        self.passwords: list[str] = []
         self.join_limit, self.join_window_s = join_limit, join_window_s
         self.loop = asyncio.new_event_loop()
         self.clients: list[_Client] = []
@@ -105,6 +106,8 @@ class FakeTwitch:
             wanted = rest.split(":", 1)[1].split()
             client.caps.update(wanted)
             self._write(client, f":tmi.twitch.tv CAP * ACK :{' '.join(wanted)}")
+        elif command == "PASS":
+            self.passwords.append(rest.strip())  # what a logged-in client sent, for the tests to check
         elif command == "NICK":
             client.nick = rest.strip().lower()
             for number, text in (("001", "Welcome, GLHF!"), ("002", "Your host is tmi.twitch.tv"),

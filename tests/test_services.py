@@ -48,8 +48,8 @@ def test_topics_and_tables_exist_and_creation_is_idempotent(platform):
     services.init(platform)  # twice is fine
     session = cassandra_session(platform)
     try:
-        tables = {row.table_name for row in session.execute(
-            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [platform["cassandra.keyspace"]])}
+        query = session.prepare("SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?")
+        tables = {row.table_name for row in session.execute(query, [platform["cassandra.keyspace"]])}
     finally:
         session.cluster.shutdown()
     expected = {s.split("EXISTS ")[1].split(".")[1].split(" ")[0] for s in cql_statements(platform)

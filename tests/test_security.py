@@ -160,12 +160,16 @@ def test_dependencies_have_no_known_vulnerability_with_a_fix() -> None:
     done = subprocess.run([sys.executable, "-m", "pip_audit", "--local", "--format", "json", "--progress-spinner",
                            "off"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     try:
-        report = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        print(f"pip-audit could not run (offline?): {done.stderr.strip().splitlines()[-1:]}")
+        report = json.loads(done.stdout.strip().splitlines()[-1])  # the JSON follows a summary line
+    except (IndexError, json.JSONDecodeError):
+        print(f"pip-audit could not run: {done.stderr.strip().splitlines()[-1:]}")
         return
+    dependencies = report.get("dependencies", [])
+    skipped = [d["name"] for d in dependencies if "skip_reason" in d]
+    print(f"pip-audit: {len(dependencies) - len(skipped)} of {len(dependencies)} dependencies audited"
+          + (f"; {len(skipped)} skipped (the vulnerability service did not answer for them)" if skipped else ""))
     fixable, unfixed = [], []
-    for dependency in report.get("dependencies", []):
+    for dependency in dependencies:
         for vulnerability in dependency.get("vulns", []):
             entry = f"{dependency['name']} {dependency['version']}: {vulnerability['id']}"
             (fixable if vulnerability.get("fix_versions") else unfixed).append(

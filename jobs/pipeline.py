@@ -94,6 +94,8 @@ def decode_and_shingle(min_shingles: int, shingle_size: int = 3) -> Callable[[It
             for value, kafka_ts in zip(batch["value"], batch["kafka_ts"]):
                 try:
                     message: ChatMessage = ChatMessage.decode(value)  # type: ignore[assignment]
+                    if not message.text.strip():
+                        raise RecordError("chat message: field 'text' is empty")
                     norm = normalise(message.text)
                     grams = shingles(norm, shingle_size)
                     row = (message.channel, message.user_login, message.text, message.sent_ts, message.message_id,

@@ -101,7 +101,8 @@ _TRANSIENT_MARKERS = ("NoNodeAvailable", "AllNodesFailed", "NoHostAvailable", "C
                       "DisconnectException", "NetworkException", "NotLeaderOrFollower", "not available")
 
 
-def _transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """The error of a service that is down or overloaded (worth retrying), not of a write that cannot succeed."""
     text = f"{type(exc).__name__}: {exc}"
     return any(marker in text for marker in _TRANSIENT_MARKERS)
 
@@ -114,7 +115,7 @@ def with_retries(what: str, action: Callable[[], None], attempts: int = 12, max_
             action()
             return
         except Exception as exc:  # noqa: BLE001 - classified below
-            if attempt == attempts - 1 or not _transient(exc):
+            if attempt == attempts - 1 or not is_transient(exc):
                 raise
             wait = min(2.0 ** attempt, max_wait_s)
             log.warning("sink write failed; retrying", extra={"sink": what, "attempt": attempt + 1,

@@ -25,7 +25,7 @@ from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener  # noqa: E402
 
 from jobs.pipeline import DetectorSettings, decode, detect, features  # noqa: E402
-from jobs.sinks import BatchWriter  # noqa: E402
+from jobs.sinks import BatchWriter, is_transient  # noqa: E402
 from twitchcrement import config as configuration  # noqa: E402
 from twitchcrement import logs  # noqa: E402
 from twitchcrement.spark import session  # noqa: E402
@@ -115,24 +115,49 @@ def main(argv: list[str] | None = None) -> int:
                     **{"spark.sql.streaming.metricsEnabled": "true"})
     listener = ProgressLog(config.path("local.data_dir") / "detector" / "metrics.json")
     spark.streams.addListener(listener)
-    query = start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint)
     stopping = threading.Event()
+    current: list[StreamingQuery] = []
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
         stopping.set()
-        threading.Thread(target=query.stop, daemon=True).start()
+        if current:
+            threading.Thread(target=current[-1].stop, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        query.awaitTermination()
-    except Exception as exc:  # noqa: BLE001 - the query failed: say why in one line
-        if not stopping.is_set():
-            log.error("detector failed", extra={"error": str(exc).splitlines()[0][:500]})
-            return 1
+        return supervise(lambda: start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint),
+                         current, stopping)
     finally:
         spark.stop()
+
+
+def supervise(launch: Any, current: list[StreamingQuery], stopping: threading.Event,
+              max_wait_s: float = 60.0) -> int:
+    """Run the query; when it fails because Kafka or Cassandra is away, start it again from its checkpoint after
+    1, 2, 4 ... (at most max_wait_s) seconds. Any other failure ends the job with one line saying why."""
+    wait = 1.0
+    while not stopping.is_set():
+        current.append(launch())
+        if stopping.is_set():  # SIGTERM came while the query was starting
+            current[-1].stop()
+            return 0
+        try:
+            current[-1].awaitTermination()
+            return 0
+        except Exception as exc:  # noqa: BLE001 - the query failed: restart or say why in one line
+            if stopping.is_set():
+                return 0
+            reason = str(exc).splitlines()[0][:500]
+            if not is_transient(exc):
+                log.error("detector failed", extra={"error": reason})
+                return 1
+            log.warning("a service is away; restarting the query from its checkpoint",
+                        extra={"error": reason, "retry_in_s": wait})
+            if stopping.wait(wait):
+                return 0
+            wait = min(wait * 2, max_wait_s)
     return 0
 
 

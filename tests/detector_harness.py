@@ -3,16 +3,27 @@ available (the same plan as production, trigger availableNow), and read back wha
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 from ingest.sink import ChatSink
+from jobs.detection import ChannelDetector, Settings
 from jobs.sinks import BatchWriter
 from jobs.spam_detector import start
 from services.schema import ensure_topics
+from tests.conftest import TEST_ENVIRONMENT
 from tests.test_kafka_records import consume_all
+from twitchcrement import PROJECT_ROOT
+from twitchcrement.clients import cassandra_session
 from twitchcrement.config import Config
 from twitchcrement.records import ChatMessage, SpamEvent, SpamTopic, decode_spam
+from twitchcrement.textsim import MinHasher, normalise, shingles
 
 
 def fresh_config(platform: Config) -> Config:
@@ -59,3 +70,83 @@ def spam_records(config: Config, expected_at_least: int = 1) -> tuple[list[SpamE
     events = [r for r in records if isinstance(r, SpamEvent)]
     topics = [r for r in records if isinstance(r, SpamTopic)]
     return events, topics
+
+
+def expected_event_ids(messages: list[ChatMessage], settings: Settings = Settings(),
+                       hasher: MinHasher = MinHasher(1 << 20, 32, 20240106, 3)) -> set[str]:
+    """The same detection in plain Python (Python MinHash equals Spark ML's, see test_detector)."""
+    detectors: dict[str, ChannelDetector] = {}
+    coefficients = hasher.coefficients
+    for message in sorted(messages, key=lambda m: m.sent_ts):
+        norm = normalise(message.text)
+        grams = shingles(norm)
+        detectors.setdefault(message.channel, ChannelDetector(message.channel)).add(
+            message.sent_ts, message.user_login, message.text, norm,
+            hasher.signature(grams, coefficients) if len(grams) >= settings.min_shingles else None, 0, settings)
+    return {row["event_id"] for d in detectors.values() for row in d.close_windows(2**62, settings)
+            if row["kind"] == "event"}
+
+
+def stored_event_ids(config: Config, channels: list[str], messages: list[ChatMessage]) -> list[str]:
+    """Event ids in Cassandra's spam_events_by_channel for these channels on the messages' days (duplicates kept)."""
+    days = {dt.datetime.fromtimestamp(m.sent_ts / 1000, dt.timezone.utc).date() for m in messages}
+    session = cassandra_session(config)
+    try:
+        query = session.prepare("SELECT event_id FROM spam_events_by_channel WHERE channel = ? AND day = ?")
+        return [row.event_id for c in channels for d in days for row in session.execute(query, [c, d])]
+    finally:
+        session.cluster.shutdown()
+
+
+class DetectorProcess:
+    """jobs/spam_detector.py as operators run it: its own process, its own checkpoint, the test's services."""
+
+    def __init__(self, config: Config, workdir: Path, max_offsets_per_trigger: int = 1000):
+        self.config = config
+        self.checkpoint = workdir / "checkpoint"
+        self.logfile = workdir / "detector.log"
+        self.env = {"PATH": "/usr/bin:/bin", **TEST_ENVIRONMENT,
+                    "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config["kafka.chat_topic"],
+                    "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config["kafka.spam_topic"],
+                    "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": config["kafka.deadletter_topic"],
+                    "TWITCHCREMENT_DETECTOR_STARTING_OFFSETS": "earliest",
+                    "TWITCHCREMENT_DETECTOR_MAX_OFFSETS_PER_TRIGGER": str(max_offsets_per_trigger),
+                    "TWITCHCREMENT_LOCAL_DATA_DIR": str(workdir / "local")}
+        self.process: subprocess.Popen | None = None
+
+    def launch(self) -> "DetectorProcess":
+        command = [sys.executable, str(PROJECT_ROOT / "jobs" / "spam_detector.py"), "--checkpoint",
+                   str(self.checkpoint)]
+        self.process = subprocess.Popen(command, env=self.env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                                        stderr=open(self.logfile, "ab"), start_new_session=True)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group (the driver and its JVM): no clean shutdown."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(30)
+
+    def terminate(self, timeout_s: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout_s)
+
+    def ensure_gone(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def committed(self) -> int:
+        commits = self.checkpoint / "commits"
+        return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.exists() else 0
+
+    def offsets_read(self) -> int:
+        """Records of the chat topic the query has planned to read (its latest offsets log entry)."""
+        folder = self.checkpoint / "offsets"
+        entries = sorted((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)) \
+            if folder.exists() else []
+        if not entries:
+            return 0
+        offsets = json.loads(entries[-1].read_text().strip().splitlines()[-1])
+        return sum(offsets.get(self.config["kafka.chat_topic"], {}).values())
+
+    def log_text(self) -> str:
+        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""

@@ -45,9 +45,13 @@ class DatasketchDetector:
         self.windows: dict[tuple[str, int], WindowTexts] = {}
         self.partition_ts: dict[int, int] = {}  # newest event time per Kafka partition
 
+    def assign(self, partitions: list[int]) -> None:
+        self.partition_ts = {p: self.partition_ts.get(p, 0) for p in partitions}
+
     @property
     def watermark(self) -> int:
-        # The slowest partition's newest event time: a partition read ahead must not make the others late.
+        # The slowest partition's newest event time (0 until it has data): a partition read ahead, or read first,
+        # must not make the others late.
         return min(self.partition_ts.values(), default=0) - self.watermark_ms
 
     def add(self, partition: int, channel: str, user: str, text: str, ts: int) -> None:
@@ -121,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                               auto_offset_reset="earliest" if args.drain else "latest", max_poll_records=5000)
     producer = kafka_producer(config)
     consumer.poll(timeout_ms=1000)  # joins the partitions
+    detector.assign([p.partition for p in consumer.assignment()])
     end = consumer.end_offsets(list(consumer.assignment())) if args.drain else None
     started = last_stats = time.perf_counter()
     messages = bad = 0

@@ -124,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     consumer = kafka_consumer(config, args.chat_topic, group_id=None, enable_auto_commit=False,
                               auto_offset_reset="earliest" if args.drain else "latest", max_poll_records=5000)
     producer = kafka_producer(config)
-    consumer.poll(timeout_ms=1000)  # joins the partitions
-    detector.assign([p.partition for p in consumer.assignment()])
-    end = consumer.end_offsets(list(consumer.assignment())) if args.drain else None
+    from kafka import TopicPartition
+
+    partitions = sorted(consumer.partitions_for_topic(args.chat_topic) or [])
+    detector.assign(partitions)
+    end = consumer.end_offsets([TopicPartition(args.chat_topic, p) for p in partitions]) if args.drain else None
     started = last_stats = time.perf_counter()
     messages = bad = 0
 
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump({"messages": messages, "bad": bad, "seconds": time.perf_counter() - started}, handle)
             os.replace(args.stats + ".tmp", args.stats)
 
-    write_stats()
+    first = True
     while True:
         batches = consumer.poll(timeout_ms=200)
         for partition, records in batches.items():
@@ -150,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                 messages += 1
         for event in detector.close():
             producer.send(args.spam_topic, msgpack.packb(event), key=event["channel"].encode())
-        if time.perf_counter() - last_stats >= 1.0:
+        if first or time.perf_counter() - last_stats >= 1.0:  # the first stats say "positioned, reading"
+            first = False
             write_stats()
             last_stats = time.perf_counter()
         if args.drain and all(consumer.position(p) >= o for p, o in end.items()):

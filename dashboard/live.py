@@ -59,6 +59,7 @@ class LiveFeed:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._partitions: list[Any] = []  # of the chat and spam topics, for the health check
         self.kafka_error: str | None = "connecting to Kafka ..."
         self.bad_records = 0
 

@@ -42,7 +42,7 @@ def _ms(value: dt.datetime) -> int:
     return int(value.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
 
 
-def _empty_figure(title: str, message: str) -> go.Figure:
+def empty_figure(title: str, message: str) -> go.Figure:
     figure = go.Figure()
     figure.update_layout(title=title, height=280, margin=dict(l=40, r=20, t=40, b=30),
                          annotations=[dict(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")],
@@ -150,7 +150,7 @@ def event_details(events: list[dict[str, Any]], event_id: str | None) -> list[An
 def rate_figure(feed: LiveFeed, channel: str) -> go.Figure:
     rates = feed.rates(channel)
     if not rates:
-        return _empty_figure(f"#{channel}: chat rate and spam share", "waiting for chat ...")
+        return empty_figure(f"#{channel}: chat rate and spam share", "waiting for chat ...")
     times = [dt.datetime.fromtimestamp(start / 1000, dt.timezone.utc) for start, _, _ in rates]
     chat_rate = [chat / 10 for _, chat, _ in rates]
     share = [min(1.0, spam / chat) if chat else 0.0 for _, chat, spam in rates]
@@ -178,7 +178,7 @@ class SearchView:
 
 
 def search_view(sources: Sources, query: str | None, page: int) -> SearchView:
-    empty = _empty_figure("Sightings per channel", "")
+    empty = empty_figure("Sightings per channel", "")
     if not query:
         return SearchView("Type or paste a chat message to see where it has been spammed.", [], [], empty, "")
     try:
@@ -260,7 +260,7 @@ def overview_view(sources: Sources) -> OverviewView:
 def heatmap_figure(feed: LiveFeed, minutes: int = 15) -> go.Figure:
     channels, minute_starts, volume = feed.spam_by_minute(minutes)
     if not channels:
-        return _empty_figure("Spam messages by channel and minute", "no spam in the last minutes")
+        return empty_figure("Spam messages by channel and minute", "no spam in the last minutes")
     figure = go.Figure(go.Heatmap(z=volume, y=channels,
                                   x=[dt.datetime.fromtimestamp(m / 1000, dt.timezone.utc) for m in minute_starts],
                                   colorscale="Reds", colorbar=dict(title="spam msgs")))

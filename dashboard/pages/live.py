@@ -47,7 +47,7 @@ def pick_channels(_: int | None, current: str | None) -> tuple[list[dict[str, st
 def refresh(_: int | None, channel: str | None, selected: str | None) -> tuple:
     if not channel:
         waiting = [html.P("Waiting for chat ...", className="muted")]
-        return waiting, [], waiting, [], views._empty_figure("Chat rate", "pick a channel"), ""
+        return waiting, [], waiting, [], views.empty_figure("Chat rate", "pick a channel"), ""
     data = sources()
     events, problem = views.live_events(data, channel)
     return (views.event_list(events, selected), views.topic_list(data.feed.topics(channel)),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from tests.detector_harness import (DetectorProcess, expected_event_ids, flush_m
                                     stored_event_ids)
 from tests.test_ingest_twitch import wait_for
 from tests.test_kafka_records import consume_all
+from tests.test_security import free_port
 from twitchcrement import PROJECT_ROOT
 from twitchcrement.records import ChatMessage, decode_chat
 
@@ -133,12 +133,6 @@ def test_garbage_in_the_chat_topic_goes_to_the_dead_letter_topic(platform, spark
     reasons = " ".join(d["reason"] for d in dead)
     assert "is empty" in reasons and "over the limit" in reasons and "missing field" in reasons
     assert len(stored_event_ids(config, [channel], valid)) == 2  # the emoji wave and the right-to-left wave
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_sigterm_stops_each_process_within_10_s(platform, tmp_path) -> None:

@@ -220,8 +220,14 @@ class Runner:
         if self.process is not None:
             return [psutil.Process(self.process.pid)]
         # local Spark: the JVM and its Python workers are children of this process (the load generator is not)
-        return [p for p in psutil.Process().children(recursive=True)
-                if not any("bench.load" in part or "datasketch" in part for part in p.cmdline())]
+        found = []
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if not any("bench.load" in part or "datasketch" in part for part in child.cmdline()):
+                    found.append(child)
+            except psutil.Error:
+                continue  # gone meanwhile, or a zombie
+        return found
 
     def state_bytes(self) -> int | None:
         progress = self.query.lastProgress if self.query is not None else None
@@ -309,10 +315,12 @@ def live(spark: Any, config: configuration.Config, plan: Plan, system: str, rate
     def sample() -> None:
         began = time.monotonic()
         while not stop.wait(1.0):
-            try:
-                rss = sum(p.memory_info().rss for p in runner.processes())
-            except psutil.Error:
-                continue
+            rss = 0
+            for process in runner.processes():
+                try:
+                    rss += process.memory_info().rss
+                except psutil.Error:
+                    continue
             samples.append({"t": round(time.monotonic() - began), "rss_mb": round(rss / 2**20),
                             "state_bytes": runner.state_bytes()})
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
 import msgpack
@@ -108,7 +107,8 @@ def is_transient(exc: BaseException) -> bool:
     return any(marker in text for marker in _TRANSIENT_MARKERS)
 
 
-def with_retries(what: str, action: Callable[[], None], attempts: int = 12, max_wait_s: float = 30.0) -> None:
+def with_retries(what: str, action: Callable[[], None], attempts: int = 12, max_wait_s: float = 30.0,
+                 before_retry: Callable[[], None] = lambda: None) -> None:
     """Run a sink write; while the sink is unreachable wait 1, 2, 4 ... (at most max_wait_s) seconds and try
     again. An error that retrying cannot fix (a schema mismatch, say) is raised at once."""
     for attempt in range(attempts):
@@ -123,6 +123,7 @@ def with_retries(what: str, action: Callable[[], None], attempts: int = 12, max_
                                                                "retry_in_s": wait,
                                                                "error": f"{type(exc).__name__}: {exc}"[:300]})
             time.sleep(wait)
+            before_retry()
 
 
 class BatchWriter:
@@ -134,6 +135,16 @@ class BatchWriter:
         self.spam_topic = config["kafka.spam_topic"]
         self.deadletter_topic = config["kafka.deadletter_topic"]
         self.totals: Counter[str] = Counter()
+
+    @staticmethod
+    def _reconnect() -> None:
+        """Drop the connector's cached Cassandra sessions: one opened before a node restart can hang every later
+        write (seen with the local node stopped and started again), while a new one connects at once."""
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+        if spark is not None:
+            spark.sparkContext._jvm.com.datastax.spark.connector.cql.CassandraConnector.evictCache()
 
     def _kafka(self, frame: DataFrame, topic: str) -> None:
         (frame.write.format("kafka").option("kafka.bootstrap.servers", self.bootstrap).option("topic", topic)
@@ -153,14 +164,9 @@ class BatchWriter:
                 spam = output.where(F.col("kind").isin("event", "topic")).mapInPandas(_spam_records,
                                                                                        "key binary, value binary")
                 with_retries("kafka spam", lambda: self._kafka(spam, self.spam_topic))
-                # The six tables are independent small jobs: run them side by side (Spark takes jobs from threads),
-                # which shortens the micro-batch and so the wait for the next one.
-                with ThreadPoolExecutor(max_workers=3, thread_name_prefix="cassandra-sink") as pool:
-                    writes = [pool.submit(with_retries, f"cassandra {table}", lambda f=frame, t=table: f.write.format(
-                        CONNECTOR).options(keyspace=self.keyspace, table=t).mode("append").save())
-                        for table, frame in cassandra_frames(events, topics).items()]
-                    for write in writes:
-                        write.result()
+                for table, frame in cassandra_frames(events, topics).items():
+                    with_retries(f"cassandra {table}", lambda f=frame, t=table: f.write.format(CONNECTOR).options(
+                        keyspace=self.keyspace, table=t).mode("append").save(), before_retry=self._reconnect)
             if "deadletter" in counts:
                 dead = output.where(F.col("kind") == "deadletter").mapInPandas(_dead_letters,
                                                                                 "key binary, value binary")

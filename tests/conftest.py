@@ -32,6 +32,12 @@ TEST_ENVIRONMENT = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that kill or stop the shared services go last: clients of the run's Spark session (connector
+    sessions, cached producers) are not then left to find their way back during other tests."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_services") is not None)
+
+
 def test_config(**extra: str) -> configuration.Config:
     """The test run's config: the project's file plus TEST_ENVIRONMENT, ignoring the caller's environment."""
     return configuration.load(environ={**TEST_ENVIRONMENT, **extra})

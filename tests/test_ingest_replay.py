@@ -192,6 +192,7 @@ def test_channel_list_is_published_for_the_dashboard(platform):
 
 
 @pytest.mark.slow
+@pytest.mark.restarts_services
 def test_broker_outage_loses_nothing_inside_the_buffer_and_counts_drops(platform):
     bound = 200
     run = Running(platform, ["nymn"])

@@ -27,6 +27,10 @@ def spark_settings(config: Config) -> dict[str, str]:
         "spark.cassandra.connection.port": str(config.cassandra_port),
         "spark.cassandra.connection.localDC": config["cassandra.local_datacenter"],
         "spark.cassandra.connection.timeoutMS": str(int(config["cassandra.connect_timeout_s"] * 1000)),
+        # The connector's defaults retry a failed query 60 times, each waiting up to 2 minutes: a write to a node
+        # that went away then hangs for hours. Fail within a minute instead; jobs.sinks retries with backoff.
+        "spark.cassandra.query.retry.count": "3",
+        "spark.cassandra.read.timeoutMS": "20000",
     }
     if config["spark.master"].startswith("local"):
         # Everything stays on loopback in local mode (the machine's other addresses are not for this traffic).

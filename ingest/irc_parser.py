@@ -125,7 +125,7 @@ def to_chat(parsed: IrcLine, received_at: int, fallback_ts: int | None = None) -
     tags = parsed.tags
     sent = tags.get("tmi-sent-ts")
     if sent is not None:
-        if not sent.isdigit():
+        if not (sent.isascii() and sent.isdigit()):  # str.isdigit also takes "²" and other non-ASCII digits
             raise IrcParseError("bad_tmi_sent_ts", repr(sent[:30]))
         sent_ts = int(sent)
     elif fallback_ts is not None:

@@ -124,8 +124,13 @@ class ChatSink:
         deadline = time.monotonic() + timeout_s
         with self._lock:
             self._lock.notify_all()
+        from kafka.errors import KafkaTimeoutError
+
         while time.monotonic() < deadline:
-            self._producer.flush(timeout=max(0.1, min(5.0, deadline - time.monotonic())))
+            try:
+                self._producer.flush(timeout=max(0.1, min(5.0, deadline - time.monotonic())))
+            except KafkaTimeoutError:
+                pass  # not all acknowledged within this slice (the broker is away or slow): wait on
             if self.pending == 0:
                 return True
             time.sleep(0.05)

@@ -90,6 +90,7 @@ MALFORMED = [
     ("@tmi-sent-ts=abc :a!a@a PRIVMSG #nymn :x", "bad_tmi_sent_ts"),
     ("@tmi-sent-ts=-5 :a!a@a PRIVMSG #nymn :x", "bad_tmi_sent_ts"),
     ("@tmi-sent-ts= :a!a@a PRIVMSG #nymn :x", "bad_tmi_sent_ts"),
+    ("@tmi-sent-ts=\u00b2 :a!a@a PRIVMSG #nymn :x", "bad_tmi_sent_ts"),  # found by the fuzzer: "²".isdigit()
     (":a!a@a PRIVMSG #nymn :", "privmsg_empty_text"),
     (":a!a@a PRIVMSG #nymn :\x01ACTION \x01", "privmsg_empty_text"),
     (":a!a@a PRIVMSG #nymn :" + "x" * 2_001, "text_too_long"),

@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_VERSION) -m venv $(VENV)
 	@echo "Installing Python packages into $(VENV) (first run downloads about 450 MB) ..."
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --progress-bar on -r requirements.txt | grep -v -E '^(Requirement already satisfied|Collecting|Using cached|Looking in links)'; \
+	@$(PY) -m pip install --progress-bar on -r requirements.txt | grep -v -E '^(Requirement already satisfied|Collecting|Using cached|Looking in links|Installing collected packages)'; \
 		test $${PIPESTATUS[0]} -eq 0 || { echo "error: pip could not install requirements.txt (see above)"; exit 1; }
 	@# The project's packages (twitchcrement, services, ingest, jobs, dashboard) import from the checkout itself.
 	@$(PY) -c "import site, sys; open(site.getsitepackages()[0] + '/twitchcrement.pth', 'w').write(sys.argv[1] + '\\n')" "$(CURDIR)"

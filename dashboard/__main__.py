@@ -13,6 +13,10 @@ from twitchcrement import logs
 log = logging.getLogger("dashboard")
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__)
     parser.add_argument("--host", help="address to bind (default dashboard.host, 127.0.0.1)")
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from waitress import serve
 
     # SIGTERM ends the server like Ctrl-C does, so the consumer and the Cassandra session are closed on the way out.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.signal(signal.SIGTERM, _interrupt)
 
     log.info("dashboard serving", extra={"url": f"http://{host}:{port}/", "auth": auth is not None})
     try:

@@ -117,12 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     spark.streams.addListener(listener)
     stopping = threading.Event()
     current: list[StreamingQuery] = []
+    stoppers: list[threading.Thread] = []
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
         stopping.set()
         if current:
-            threading.Thread(target=current[-1].stop, daemon=True).start()
+            # The handler runs inside the main thread's blocked awaitTermination call, so the query is stopped
+            # from another thread; the SparkContext is stopped only once that thread is done with it.
+            stoppers.append(threading.Thread(target=stop_quietly, args=(current[-1],), daemon=True))
+            stoppers[-1].start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -130,7 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         return supervise(lambda: start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint),
                          current, stopping)
     finally:
+        for stopper in stoppers:
+            stopper.join(timeout=8)
         spark.stop()
+
+
+def stop_quietly(query: StreamingQuery) -> None:
+    try:
+        query.stop()
+    except Exception as exc:  # noqa: BLE001 - stopping anyway: one line, not a traceback
+        log.warning("the query did not stop cleanly", extra={"error": str(exc).splitlines()[0][:300]})
 
 
 def supervise(launch: Any, current: list[StreamingQuery], stopping: threading.Event,

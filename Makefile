@@ -12,7 +12,7 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 
 .PHONY: setup venv jars browser services-up services-down services-status test test-fast demo detector dashboard \
 	bench-ingest \
-	notebooks notebooks-strip soak bench bench-quick bench-detector bench-dashboard dist lint clean distclean
+	notebooks notebooks-strip soak bench bench-quick bench-dashboard dist lint clean distclean
 
 setup: venv jars
 
@@ -102,9 +102,6 @@ soak: services-up
 
 bench-ingest: services-up
 	@$(PY) -m bench.ingest
-
-bench-detector: services-up
-	@$(PY) -m bench.detector
 
 bench-dashboard: services-up
 	@$(PY) -m bench.dashboard

@@ -49,8 +49,7 @@ def spam_texts(count: int, seed: int = 5) -> list[str]:
 
 def fill(spark: Any, config: configuration.Config, events: int, texts: list[str]) -> float:
     """Write `events` spam events (and their topics and LSH buckets) to the bench keyspace; returns seconds."""
-    hasher = MinHasher(config["detector.num_features"], config["detector.num_hash_tables"], config["detector.seed"],
-                       config["detector.rows_per_band"])
+    hasher = MinHasher.from_config(config)
     coefficients = hasher.coefficients
     rows = []
     for text in tqdm(texts, desc="texts", unit="text", mininterval=2.0):

@@ -28,10 +28,12 @@ from typing import Any
 import psutil
 
 import services
+from bench.stats import flat
 from services.schema import ensure_topics
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
 from twitchcrement.clients import kafka_consumer
+from twitchcrement.spark import checkpoint_offsets
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 
@@ -53,23 +55,10 @@ def backlog(config: configuration.Config, topic: str, checkpoint: Path) -> int |
         end = sum(consumer.end_offsets(partitions).values())
     finally:
         consumer.close()
-    entries = sorted((p for p in (checkpoint / "offsets").iterdir() if p.name.isdigit()), key=lambda p: int(p.name)) \
-        if (checkpoint / "offsets").exists() else []
-    if not entries:
+    read = checkpoint_offsets(checkpoint, topic)
+    if read is None:
         return None
-    read = sum(json.loads(entries[-1].read_text().strip().splitlines()[-1]).get(topic, {}).values())
     return end - read
-
-
-def flat(values: list[float]) -> dict[str, Any]:
-    """Growth of the last third against the second third (the first third is warm-up)."""
-    values = [v for v in values if v == v]  # drop NaN
-    if len(values) < 3:
-        return {"growth": None, "flat": None}
-    third = max(1, len(values) // 3)
-    middle, last = values[third:2 * third], values[-third:]
-    growth = (sum(last) / len(last)) / max(1e-9, sum(middle) / len(middle)) - 1
-    return {"growth": round(growth, 3), "flat": abs(growth) <= 0.10}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
     series = {key: [s[key] for s in samples] for key in samples[0] if key != "minute"} if samples else {}
-    verdict = {key: flat([v for v in values if v is not None]) for key, values in series.items()
+    verdict = {key: flat(values) for key, values in series.items()
                if key.endswith("_rss_mb") or key.startswith("state_")}
     backlogs = [b for b in series.get("backlog", []) if b is not None]
     report = {"minutes": args.minutes, "offered_per_s": args.rate, "samples": samples, "flat": verdict,

@@ -80,8 +80,7 @@ class History:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.hasher = MinHasher(self.config["detector.num_features"], self.config["detector.num_hash_tables"],
-                                self.config["detector.seed"], self.config["detector.rows_per_band"])
+        self.hasher = MinHasher.from_config(self.config)
         self.coefficients = self.hasher.coefficients
         self.min_shingles = self.config["detector.min_shingles"]
         self.shingle_size = self.config["detector.shingle_size"]

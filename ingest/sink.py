@@ -38,20 +38,27 @@ class ChatSink:
         self.optout_users = {u.lower() for u in config["ingest.optout_users"]}
         self.stats = SinkStats()
         self._queue: collections.deque[ChatMessage] = collections.deque()
+        self._retry: list[ChatMessage] = []  # handed back by the producer, in that order: sent again first
         self._in_flight = 0
         self._lock = threading.Condition()
         self._closing = False
         self._last_drop_log = 0.0
-        # Deliveries expire after 30 s so that records held for a dead broker come back here and are resent.
-        self._producer = producer or kafka_producer(config, delivery_timeout_ms=30_000, request_timeout_ms=10_000,
-                                                    max_block_ms=5_000, linger_ms=50)
+        # Each channel's chat must reach Kafka in order: the detector's per-channel watermark drops what comes more
+        # than a few seconds behind its channel. So the producer itself retries through an outage, one request in
+        # flight at a time; only a delivery it gives up on (after 10 minutes) comes back here to be resent.
+        self._producer = producer or kafka_producer(config, delivery_timeout_ms=600_000, request_timeout_ms=10_000,
+                                                    max_in_flight_requests_per_connection=1, max_block_ms=5_000,
+                                                    linger_ms=50)
         self._sender = threading.Thread(target=self._send_loop, name="chat-sink", daemon=True)
         self._sender.start()
 
     @property
     def pending(self) -> int:
         with self._lock:
-            return len(self._queue) + self._in_flight
+            return self._held()
+
+    def _held(self) -> int:
+        return len(self._queue) + len(self._retry) + self._in_flight
 
     def offer(self, message: ChatMessage, block: bool = False) -> bool:
         """Queue a message for Kafka; False when it was opted out or dropped (both counted).
@@ -63,9 +70,9 @@ class ChatSink:
             return False
         with self._lock:
             self.stats.offered += 1
-            while block and len(self._queue) + self._in_flight >= self.bound and not self._closing:
+            while block and self._held() >= self.bound and not self._closing:
                 self._lock.wait(0.5)
-            if len(self._queue) + self._in_flight >= self.bound:
+            if self._held() >= self.bound:
                 self.stats.dropped += 1
                 self._log_drops()
                 return False
@@ -83,8 +90,10 @@ class ChatSink:
     def _send_loop(self) -> None:
         while True:
             with self._lock:
-                while not self._queue and not self._closing:
+                while not self._queue and not self._retry and not self._closing:
                     self._lock.wait(0.5)
+                self._queue.extendleft(reversed(self._retry))
+                self._retry.clear()
                 if not self._queue and self._closing:
                     return
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), 5_000))]
@@ -112,7 +121,7 @@ class ChatSink:
     def _requeue(self, messages: list[ChatMessage], exc: Exception) -> None:
         with self._lock:
             self._in_flight -= len(messages)
-            self._queue.extendleft(reversed(messages))
+            self._retry.extend(messages)
             self.stats.resent += len(messages)
             self._lock.notify_all()
         if self.stats.resent == len(messages) or self.stats.resent % 10_000 < len(messages):
@@ -141,8 +150,9 @@ class ChatSink:
         flushed = self.flush(timeout_s)
         with self._lock:
             self._closing = True
-            left = len(self._queue) + self._in_flight
+            left = self._held()
             self._queue.clear()
+            self._retry.clear()
             self._lock.notify_all()
         self._sender.join(timeout=5)
         from kafka.errors import KafkaTimeoutError

@@ -1,7 +1,8 @@
 """Spam detection for one channel, as pure Python: window buffers, clustering, spam events and spam topics.
 
-The streaming job calls `ChannelDetector.step` from Spark's applyInPandasWithState, once per channel and
-micro-batch, with the channel's new messages (already normalised and MinHashed by Spark ML) and the watermark.
+The streaming job (jobs.pipeline) drives a `ChannelDetector` from Spark's applyInPandasWithState, once per channel
+and micro-batch, with the channel's new messages (already normalised and MinHashed by Spark ML) and the whole
+stream's watermark; each channel keeps its own watermark beside it (see ChannelDetector).
 Everything the detector remembers between calls is in `ChannelDetector` and is pickled into Spark's state store,
 so a restarted job resumes with the same open windows and active topics.
 
@@ -43,6 +44,8 @@ class Settings:
     min_share: float = 0.0  # a cluster must also hold this share of its channel-window's messages
     max_bucket: int = 500
     topic_quiet_ms: int = 30_000
+    watermark_ms: int = 3_000  # how late a message may be, behind its channel's newest, and still count
+    channel_lag_ms: int = 15_000  # how far a quiet channel may trail the whole stream before its windows close
 
 
 @dataclass(slots=True)
@@ -173,26 +176,37 @@ class Window:
 
 
 class ChannelDetector:
-    """The state of one channel: open windows and active topics. Pickled into Spark's state store."""
+    """The state of one channel: open windows, active topics and the channel's own event-time clock. Pickled into
+    Spark's state store.
 
-    def __init__(self, channel: str):
+    Each channel has its own watermark (its newest message minus watermark_ms), so a channel whose chat reaches the
+    job later than the rest (another Kafka partition behind, a backlog read unevenly) loses nothing. A channel that
+    falls quiet has its windows closed by the whole stream's watermark, channel_lag_ms later."""
+
+    def __init__(self, channel: str, closed_through: int = 0):
         self.channel = channel
         self.windows: dict[int, Window] = {}
         self.topics: dict[str, Topic] = {}
         self.late_dropped = 0
+        self.newest_ts = 0
+        self.closed_through = closed_through  # every window ending at or before this has been closed
 
     # --- input
-    def add(self, ts: int, user: str, original: str, norm: str, signature: Any,
-            watermark: int, settings: Settings) -> bool:
+    def add(self, ts: int, user: str, original: str, norm: str, signature: Any, settings: Settings) -> bool:
         """Buffer one message; False (and counted) when its window has already closed."""
         start = ts - ts % settings.window_ms
-        if start + settings.window_ms <= watermark and start not in self.windows:
+        if start + settings.window_ms <= self.closed_through:
             self.late_dropped += 1
             return False
+        self.newest_ts = max(self.newest_ts, ts)
         window = self.windows.setdefault(start, Window(start))
         window.messages += 1
         window.texts.setdefault(norm, TextAgg()).add(user, ts, original, packed_signature(signature))
         return True
+
+    def watermark(self, stream_watermark: int, settings: Settings) -> int:
+        """This channel's watermark: its own clock, or the whole stream's (minus the lag) once it is quiet."""
+        return max(self.newest_ts - settings.watermark_ms, stream_watermark - settings.channel_lag_ms)
 
     # --- output
     def close_windows(self, watermark: int, settings: Settings) -> list[dict[str, Any]]:
@@ -204,6 +218,7 @@ class ChannelDetector:
             out.extend(events)
             out.extend(self._track_topics(events, start + settings.window_ms, settings))
         out.extend(self._end_quiet_topics(watermark, settings))
+        self.closed_through = max(self.closed_through, watermark)
         return out
 
     def next_deadline(self, settings: Settings) -> int | None:

@@ -3,8 +3,8 @@ wires them to Kafka, and jobs.sinks writes each micro-batch to Kafka and Cassand
 
     Kafka chatmessage -> decode + normalise + shingles in one Python pass (bad records keyed to the dead-letter
          route) -> HashingTF -> MinHashLSH (Spark ML) -> signature
-      -> watermark on tmi-sent-ts -> applyInPandasWithState per channel (jobs.detection: windows, clusters,
-         events, topics; the state store keeps open windows and active topics)
+      -> watermark on tmi-sent-ts -> applyInPandasWithState per channel (jobs.detection: each channel's own
+         watermark, windows, clusters, events, topics; the state store keeps open windows and active topics)
       -> foreachBatch: Kafka spammessage + dead-letter topic, Cassandra tables (idempotent upserts)
 
 Spark 3.5 refuses a stateful operator after a streaming aggregation, so the 10 s windows are buffered in the same
@@ -56,6 +56,7 @@ OUTPUT_FIELDS = [
 OUTPUT_COLUMNS = [name for name, _ in OUTPUT_FIELDS]
 OUTPUT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in OUTPUT_FIELDS)
 STATE_SCHEMA = "detector binary"
+NEVER_LATE = "9999-12-31 00:00:00"  # an event time no watermark reaches (see detect)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,6 @@ class DetectorSettings:
 
     detection: Settings
     hasher: MinHasher
-    watermark_s: float
     trigger_s: float
 
     @classmethod
@@ -76,10 +76,10 @@ class DetectorSettings:
                 shingle_size=config["detector.shingle_size"],
                 min_messages=config["detector.min_messages"], min_users=config["detector.min_users"],
                 flood_min_messages=config["detector.flood_min_messages"], min_share=config["detector.min_share"],
-                topic_quiet_ms=int(config["detector.topic_quiet_s"] * 1000)),
-            hasher=MinHasher(config["detector.num_features"], config["detector.num_hash_tables"],
-                             config["detector.seed"], config["detector.rows_per_band"]),
-            watermark_s=config["detector.watermark_s"], trigger_s=config["detector.trigger_s"])
+                topic_quiet_ms=int(config["detector.topic_quiet_s"] * 1000),
+                watermark_ms=int(config["detector.watermark_s"] * 1000),
+                channel_lag_ms=int(config["detector.channel_lag_s"] * 1000)),
+            hasher=MinHasher.from_config(config), trigger_s=config["detector.trigger_s"])
 
 
 # --- decode and text features ------------------------------------------------------------------------------------
@@ -161,14 +161,16 @@ def detection_step(settings: DetectorSettings) -> Callable[[tuple, Iterator[pd.D
                 yield _frame([{"kind": "deadletter", "reason": r, "raw": raw, "first_ts": ts}
                               for r, raw, ts in zip(batch["reason"], batch["raw"], batch["kafka_ts"])])
             return
-        detector: ChannelDetector = pickle.loads(state.get[0]) if state.exists else ChannelDetector(channel)
-        watermark = state.getCurrentWatermarkMs()
+        stream_watermark = state.getCurrentWatermarkMs()
+        # A channel without state has nothing open: a window beyond the lag before the stream's watermark is over.
+        detector: ChannelDetector = pickle.loads(state.get[0]) if state.exists else \
+            ChannelDetector(channel, closed_through=stream_watermark - detection.channel_lag_ms)
         if not state.hasTimedOut:
             for batch in batches:
                 for ts, user, text, norm, signature in zip(batch["sent_ts"], batch["user_login"], batch["text"],
                                                            batch["norm"], batch["signature"]):
-                    detector.add(int(ts), user, text, norm, packed_signature(signature), watermark, detection)
-        rows = detector.close_windows(watermark, detection)
+                    detector.add(int(ts), user, text, norm, packed_signature(signature), detection)
+        rows = detector.close_windows(detector.watermark(stream_watermark, detection), detection)
         for row in rows:
             if row["kind"] == "event":
                 signature = row.pop("signature")
@@ -177,12 +179,14 @@ def detection_step(settings: DetectorSettings) -> Callable[[tuple, Iterator[pd.D
         if detector.late_dropped:
             rows.append({"kind": "late", "channel": channel, "late": detector.late_dropped})
             detector.late_dropped = 0
-        if detector.is_empty():
+        # The state is kept while a new one would not yet refuse what this one has closed (see closed_through).
+        if detector.is_empty() and detector.closed_through <= stream_watermark - detection.channel_lag_ms:
             state.remove()
         else:
             state.update((pickle.dumps(detector, protocol=pickle.HIGHEST_PROTOCOL),))
-            deadline = detector.next_deadline(detection)
-            state.setTimeoutTimestamp(max(deadline or 0, watermark + 1))
+            due = detector.next_deadline(detection) or detector.closed_through
+            # Timeouts follow the stream's watermark: wake the channel when, quiet, it is due to close something.
+            state.setTimeoutTimestamp(max(due + detection.channel_lag_ms, stream_watermark + 1))
         if rows:
             yield _frame(rows)
 
@@ -191,10 +195,16 @@ def detection_step(settings: DetectorSettings) -> Callable[[tuple, Iterator[pd.D
 
 def detect(featured: DataFrame, settings: DetectorSettings) -> DataFrame:
     """Events, topic updates, dead letters and late counts, in OUTPUT_SCHEMA."""
-    needed = ["channel", "sent_ts", "user_login", "text", "norm", "signature", "reason", "raw", "kafka_ts",
-              "event_time"]
-    return (featured.select(*needed)
-            .withWatermark("event_time", f"{int(settings.watermark_s * 1000)} milliseconds")
+    needed = ["channel", "sent_ts", "user_login", "text", "norm", "signature", "reason", "raw", "kafka_ts"]
+    delay_ms = settings.detection.watermark_ms
+    watermarked = featured.select(*needed, "event_time").withWatermark("event_time", f"{delay_ms} milliseconds")
+    # Lateness is judged per channel (ChannelDetector), not against the stream's watermark: with an event-time
+    # timeout Spark would drop every row behind the stream's watermark before the state function sees it. The
+    # operator still needs a watermarked column to read that watermark, so it gets one that is never behind
+    # (the same metadata key as withWatermark's).
+    never_late = F.lit(NEVER_LATE).cast("timestamp").alias("event_time",
+                                                                metadata={"spark.watermarkDelayMs": delay_ms})
+    return (watermarked.select(*needed, never_late)
             .groupBy("channel")
             .applyInPandasWithState(detection_step(settings), OUTPUT_SCHEMA, STATE_SCHEMA, "append",
                                     GroupStateTimeout.EventTimeTimeout))

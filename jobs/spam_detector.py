@@ -35,7 +35,7 @@ QUERY_NAME = "spam-detector"
 
 
 class ProgressLog(StreamingQueryListener):
-    """Each micro-batch's input rows, rate, processing time, state size and late drops, as a log line and as the
+    """Each micro-batch's input rows, rate, processing time, state size and watermark, as a log line and as the
     latest metrics (`latest`, also written to metrics_file for other processes)."""
 
     def __init__(self, metrics_file: Path | None = None):
@@ -56,7 +56,6 @@ class ProgressLog(StreamingQueryListener):
             "batch_ms": progress.batchDuration,
             "state_rows": state.numRowsTotal if state else 0,
             "state_bytes": state.memoryUsedBytes if state else 0,
-            "late_rows_dropped": state.numRowsDroppedByWatermark if state else 0,
             "watermark": progress.eventTime.get("watermark", ""),
         }
         self.latest = metrics
@@ -93,7 +92,8 @@ def start(spark: SparkSession, config: configuration.Config, *, available_now: b
     stream = stream.trigger(availableNow=True) if available_now else \
         stream.trigger(processingTime=f"{int(settings.trigger_s * 1000)} milliseconds")
     log.info("starting", extra={"chat_topic": config["kafka.chat_topic"], "checkpoint": location,
-                                "window_s": config["detector.window_s"], "watermark_s": settings.watermark_s})
+                                "window_s": config["detector.window_s"], "watermark_s": config["detector.watermark_s"],
+                                "channel_lag_s": config["detector.channel_lag_s"]})
     return stream.start()
 
 

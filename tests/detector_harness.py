@@ -4,7 +4,6 @@ available (the same plan as production, trigger availableNow), and read back wha
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from twitchcrement import PROJECT_ROOT
 from twitchcrement.clients import cassandra_session
 from twitchcrement.config import Config
 from twitchcrement.records import ChatMessage, SpamEvent, SpamTopic, decode_spam
+from twitchcrement.spark import checkpoint_offsets
 from twitchcrement.textsim import MinHasher, normalise, shingles
 
 
@@ -82,7 +82,7 @@ def expected_event_ids(messages: list[ChatMessage], settings: Settings = Setting
         grams = shingles(norm)
         detectors.setdefault(message.channel, ChannelDetector(message.channel)).add(
             message.sent_ts, message.user_login, message.text, norm,
-            hasher.signature(grams, coefficients) if len(grams) >= settings.min_shingles else None, 0, settings)
+            hasher.signature(grams, coefficients) if len(grams) >= settings.min_shingles else None, settings)
     return {row["event_id"] for d in detectors.values() for row in d.close_windows(2**62, settings)
             if row["kind"] == "event"}
 
@@ -139,14 +139,8 @@ class DetectorProcess:
         return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.exists() else 0
 
     def offsets_read(self) -> int:
-        """Records of the chat topic the query has planned to read (its latest offsets log entry)."""
-        folder = self.checkpoint / "offsets"
-        entries = sorted((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)) \
-            if folder.exists() else []
-        if not entries:
-            return 0
-        offsets = json.loads(entries[-1].read_text().strip().splitlines()[-1])
-        return sum(offsets.get(self.config["kafka.chat_topic"], {}).values())
+        """Records of the chat topic the query has planned to read."""
+        return checkpoint_offsets(self.checkpoint, self.config["kafka.chat_topic"]) or 0
 
     def log_text(self) -> str:
         return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""

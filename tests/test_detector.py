@@ -71,7 +71,7 @@ def test_channel_detector_events_topics_and_flood():
     def add(offset_ms, user, text):
         norm = normalise(text)
         grams = shingles(norm)
-        detector.add(base + offset_ms, user, text, norm, HASHER.signature(grams) if len(grams) >= 5 else None, 0,
+        detector.add(base + offset_ms, user, text, norm, HASHER.signature(grams) if len(grams) >= 5 else None,
                      SETTINGS)
     for i in range(6):
         add(i * 100, f"user{i}", "forsenParty EDM forsenParty EDM" + " \U000e0000" * (i % 3 == 0))
@@ -97,8 +97,24 @@ def test_channel_detector_events_topics_and_flood():
     assert {r["topic_id"] for r in ended if r["ended"]} >= {first_topic}
     assert detector.is_empty()
     # a message for a window that is already closed is dropped and counted
-    assert not detector.add(base, "late", "late", "late", None, base + 60_000, SETTINGS)
+    assert not detector.add(base, "late", "late", "late", None, SETTINGS)
     assert detector.late_dropped == 1
+
+
+def test_each_channel_has_its_own_watermark():
+    quiet, busy = ChannelDetector("quiet"), ChannelDetector("busy")
+    base = 1_767_225_600_000
+    quiet.add(base + 1_000, "u", "text", "text", None, SETTINGS)
+    busy.add(base + 60_000, "u", "text", "text", None, SETTINGS)
+    stream = base + 60_000 - SETTINGS.watermark_ms  # the whole stream's watermark, driven by the busy channel
+    # the busy channel's clock closes its own windows only; the quiet one keeps [0, 10 s) open within the lag
+    assert busy.watermark(stream, SETTINGS) == base + 57_000
+    assert quiet.watermark(stream, SETTINGS) == stream - SETTINGS.channel_lag_ms
+    quiet.close_windows(base + 9_000, SETTINGS)
+    assert quiet.add(base + 8_000, "v", "text", "text", None, SETTINGS)  # behind the stream, not behind its channel
+    assert quiet.windows
+    quiet.close_windows(quiet.watermark(base + 10_000 + SETTINGS.channel_lag_ms, SETTINGS), SETTINGS)
+    assert not quiet.windows  # the stream moved a lag beyond its window: closed although the channel is quiet
 
 
 def test_python_minhash_equals_spark_ml(spark):
@@ -185,38 +201,32 @@ def test_streaming_job_end_to_end(platform, spark, tmp_path):
 
 def test_late_messages_within_the_watermark_count_later_ones_are_dropped(platform, spark, tmp_path):
     config = fresh_config(platform)
-    channel, filler = f"late_{uuid.uuid4().hex[:8]}", f"filler_{uuid.uuid4().hex[:8]}"
+    channel, ahead = f"late_{uuid.uuid4().hex[:8]}", f"ahead_{uuid.uuid4().hex[:8]}"
     window = 1_767_225_600_000  # a window start (a multiple of 10 s)
+    lag_ms = int(config["detector.channel_lag_s"] * 1000)
     spam = "this is the same spam text again and again"
 
     def chat(ts: int, user: str, text: str = spam, where: str = channel) -> ChatMessage:
         return ChatMessage(channel=where, user_login=user, text=text, sent_ts=ts)
 
     checkpoint = tmp_path / "checkpoint"
-    # 1. four spam messages, and chat elsewhere up to +9.5 s: the watermark (3 s) reaches +6.5 s
+    # 1. four spam messages up to +4 s; another channel's chat runs further ahead, but less than the lag
     produce(config, [chat(window + 1000 * i, f"user{i}") for i in range(1, 5)] +
-            [chat(window + 9_500, "someone", "unrelated chatter here", filler)])
+            [chat(window + 9_500 + lag_ms - 1_000, "someone", "unrelated chatter here", ahead)])
     run(spark, config, checkpoint)
-    # 2. a fifth one, late but within the watermark (+7 s >= +6.5 s): it counts; then time moves on
-    produce(config, [chat(window + 7_000, "user5"), chat(window + 25_000, "someone", "more chatter", filler)])
+    # 2. a fifth one at +7 s: behind the stream's watermark, but not behind its channel's (+4 s - 3 s): it counts.
+    #    Then the channel's own chat moves its clock past the window's end plus the watermark: the window closes.
+    produce(config, [chat(window + 7_000, "user5"), chat(window + 14_000, "someone", "more chatter")])
     first = run(spark, config, checkpoint)
-    # 3. one more for the same window, now far behind the watermark: dropped and counted
-    produce(config, [chat(window + 2_000, "user6"), chat(window + 40_000, "someone", "even more", filler)])
-    spark_query_drops = _dropped_by_watermark(spark, config, checkpoint)
+    # 3. one more for the closed window: dropped and counted
+    produce(config, [chat(window + 2_000, "user6"), chat(window + 40_000, "someone", "even more", ahead)])
+    late = _late_dropped(spark, config, checkpoint)
     events, _ = spam_records(config)
     ours = [e for e in events if e.channel == channel]
     assert [(e.window_start, e.message_count, e.distinct_users) for e in ours] == [(window, 5, 5)]
     assert first.totals["events"] == 1
-    assert spark_query_drops == 1
+    assert late == 1
 
 
-def _dropped_by_watermark(spark, config, checkpoint) -> int:
-    from jobs.sinks import BatchWriter
-    from jobs.spam_detector import start
-
-    writer = BatchWriter(config)
-    query = start(spark, config, available_now=True, checkpoint=str(checkpoint), writer=writer)
-    query.awaitTermination(600)
-    dropped = sum(op["numRowsDroppedByWatermark"] for progress in query.recentProgress
-                  for op in progress["stateOperators"])
-    return dropped + writer.totals["late_dropped"]
+def _late_dropped(spark, config, checkpoint) -> int:
+    return run(spark, config, checkpoint).totals["late_dropped"]

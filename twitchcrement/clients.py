@@ -55,7 +55,11 @@ def _kafka(factory: Any, config: Config, *args: Any, **kwargs: Any) -> Any:
 def kafka_producer(config: Config, **kwargs: Any) -> Any:
     from kafka import KafkaProducer
 
-    defaults = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024, "retries": 2**31 - 1}
+    # kafka-python 3 turns idempotence on by default, and its idempotent producer stalls for good once a batch has
+    # expired during a broker outage (measured: a SIGKILLed broker, back after 30 s, and nothing more delivered).
+    # Without it a retry after a lost acknowledgement can write a record twice; records carry ids for that.
+    defaults = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024, "retries": 2**31 - 1,
+                "enable_idempotence": False}
     return _kafka(KafkaProducer, config, **{**defaults, **kwargs})
 
 

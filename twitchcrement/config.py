@@ -164,7 +164,11 @@ SETTINGS: list[Setting] = [
     # Detector
     Setting("detector.window_s", "int", 10, "Length of the tumbling event-time windows, in seconds.", _positive),
     Setting("detector.watermark_s", "float", 3.0,
-            "How late (event time) a message may arrive and still count in its window.", _non_negative),
+            "How late (event time, behind its channel's newest message) a message may arrive and still count in "
+            "its window.", _non_negative),
+    Setting("detector.channel_lag_s", "float", 15.0,
+            "How far a quiet channel's clock may trail the whole stream's watermark before its open windows close "
+            "anyway (a lagging partition or backlog within this loses nothing).", _non_negative),
     Setting("detector.trigger_s", "float", 1.0, "Micro-batch interval of the streaming job, in seconds.", _positive),
     Setting("detector.starting_offsets", "str", "latest",
             "Where a new job (no checkpoint yet) starts reading chatmessage: latest or earliest.",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from twitchcrement import PROJECT_ROOT, jvm
@@ -67,3 +69,14 @@ def session(config: Config, app_name: str | None = None, **extra: Any) -> Any:
     log.info("spark session ready", extra={"master": spark.sparkContext.master,
                                            "ui": spark.sparkContext.uiWebUrl or "disabled"})
     return spark
+
+
+def checkpoint_offsets(checkpoint: Path, topic: str) -> int | None:
+    """Records of `topic` a streaming query has planned to read, from its checkpoint's latest offsets log entry
+    (None before its first batch). Lets other processes follow a query's progress without talking to it."""
+    folder = checkpoint / "offsets"
+    entries = sorted((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)) \
+        if folder.exists() else []
+    if not entries:
+        return None
+    return sum(json.loads(entries[-1].read_text().strip().splitlines()[-1]).get(topic, {}).values())

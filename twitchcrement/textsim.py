@@ -12,6 +12,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 import mmh3
 
@@ -90,6 +91,12 @@ class MinHasher:
     num_hash_tables: int
     seed: int
     rows_per_band: int
+
+    @classmethod
+    def from_config(cls, config: Any) -> "MinHasher":
+        """The detector's hasher (detector.* settings): every reader of the LSH buckets must hash the same way."""
+        return cls(config["detector.num_features"], config["detector.num_hash_tables"], config["detector.seed"],
+                   config["detector.rows_per_band"])
 
     @property
     def coefficients(self) -> list[tuple[int, int]]:

@@ -89,3 +89,15 @@ def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
 
+
+
+@pytest.fixture(scope="session")
+def recovery():
+    """Fault tests record how long recovery took; the run ends by writing them to test-artifacts/recovery.md."""
+    measured: list[tuple[str, float, str]] = []
+    yield lambda fault, seconds, detail="": measured.append((fault, seconds, detail))
+    if measured:
+        ARTIFACTS.mkdir(exist_ok=True)
+        lines = ["| fault | recovered in s | detail |", "|---|---|---|"]
+        lines += [f"| {fault} | {seconds:.1f} | {detail} |" for fault, seconds, detail in measured]
+        (ARTIFACTS / "recovery.md").write_text("\n".join(lines) + "\n")

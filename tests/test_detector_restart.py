@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import time
 import uuid
 
 import pytest
@@ -16,7 +17,7 @@ from twitchcrement.records import SpamEvent, decode_spam
 
 
 @pytest.mark.slow
-def test_sigkill_three_times_and_restart_from_checkpoint_keeps_every_event_once(platform, tmp_path):
+def test_sigkill_three_times_and_restart_from_checkpoint_keeps_every_event_once(platform, tmp_path, recovery):
     config = fresh_config(platform)
     prefix = f"rs{uuid.uuid4().hex[:6]}"
     generator = Generator(SynthSettings(rate=100, seconds=80, channels=3, seed=29, prefix=prefix,
@@ -32,9 +33,14 @@ def test_sigkill_three_times_and_restart_from_checkpoint_keeps_every_event_once(
             wait_for(lambda: detector.committed() >= target, 240, f"two more committed micro-batches (kill {kill})")
             detector.kill()  # mid-stream, no clean shutdown
             produce(config, messages[kill * quarter:(kill + 1) * quarter if kill < 3 else len(messages)])
+            killed_at = detector.committed()
+            began = time.monotonic()
             detector.launch()
-        # The flush message goes last: Spark's watermark is the newest event time over all partitions, so a far
-        # later message read before the backlog of other partitions would make that backlog late.
+            wait_for(lambda: detector.committed() > killed_at, 240, f"a committed micro-batch after kill {kill}")
+            recovery(f"detector SIGKILLed ({kill} of 3)", time.monotonic() - began,
+                     "restart to its next committed micro-batch, from the checkpoint (JVM start included)")
+        # The flush message goes last: read before the backlog, a message minutes ahead would stand for a stream
+        # that has moved on, and every channel still behind it would be closed (see detector.channel_lag_s).
         wait_for(lambda: detector.offsets_read() >= len(messages), 300, "the restarted job to read every message")
         produce(config, [flush_message(max(m.sent_ts for m in messages))])
         expected = expected_event_ids(messages)

@@ -100,21 +100,25 @@ def test_reads_500_channels_without_tripping_the_join_limit(running):
     assert action[0].is_action and action[0].text == "dances"
 
 
-def test_survives_reconnect_and_dropped_socket_with_no_loss_after_rejoin(running):
+def test_survives_reconnect_and_dropped_socket_with_no_loss_after_rejoin(running, recovery):
     channels = ["nymn", "xqcow", "admiralbulldog"]
     run = running(channels)
     run.all_joined(channels, 30)
     for n in range(5):
         run.server.chat("nymn", "before", f"before {n}")
 
+    began = time.monotonic()
     run.server.reconnect()
     wait_for(lambda: run.reader.reconnects >= 1, 10, "reconnect after RECONNECT")
     run.all_joined(channels, 30)
+    recovery("IRC server sends RECONNECT", time.monotonic() - began, "reconnected and rejoined 3 channels")
     after_reconnect = [run.server.chat(c, "after", f"after reconnect {c}") for c in channels]
 
+    began = time.monotonic()
     run.server.drop_connections(mid_line=True)
     wait_for(lambda: run.reader.reconnects >= 2, 10, "reconnect after a dropped socket")
     run.all_joined(channels, 30)
+    recovery("IRC server drops the socket mid-line", time.monotonic() - began, "reconnected and rejoined 3 channels")
     after_drop = [run.server.chat(c, "after", f"after drop {c}") for c in channels]
 
     assert all(after_reconnect) and all(after_drop)
@@ -124,27 +128,33 @@ def test_survives_reconnect_and_dropped_socket_with_no_loss_after_rejoin(running
     assert run.server.rate_limit_kicks == 0
 
 
-def test_garbage_from_the_server_is_counted_and_never_fatal(running):
+def test_garbage_from_the_server_is_counted_and_never_fatal(running, recovery):
     run = running(["nymn"])
     run.all_joined(["nymn"], 30)
+    began = time.monotonic()
     garbage = [b"\xff\xfe not utf-8 at all", b"@only-tags", b":prefix.only", b"!!! nonsense",
                b":a!a@a PRIVMSG #nymn", b"@tmi-sent-ts=soon :a!a@a PRIVMSG #nymn :x"]
     for line in garbage:
         run.server.raw(line)
         run.server.chat("nymn", "survivor", "still here")
     wait_for(lambda: run.reader.messages >= len(garbage), 20, "valid messages between garbage")
+    recovery("IRC server sends garbage (6 kinds)", time.monotonic() - began,
+             "no reconnect needed: each valid line after a bad one is read")
     assert run.reader.parser.error_count >= len(garbage) - 1
     received = run.close()
     assert len({decode_chat(r.value).message_id for r in received}) == len(garbage)
 
 
-def test_a_silent_connection_is_replaced(running):
+def test_a_silent_connection_is_replaced(running, recovery):
     run = running(["nymn"], silence_s=2.0)
     run.all_joined(["nymn"], 30)
+    began = time.monotonic()
     run.server.stall()
     wait_for(lambda: run.reader.reconnects >= 1, 15, "reconnect of a silent connection")
     run.server.stall(False)
     run.all_joined(["nymn"], 30)
+    recovery("IRC server stalls (no PING)", time.monotonic() - began,
+             "silence limit 2 s here (ingest.silence_timeout_s, 300 s by default)")
     assert run.server.chat("nymn", "back", "back again")
     wait_for(lambda: run.reader.messages >= 1, 20, "message after the stall")
     run.close()

@@ -183,6 +183,10 @@ class ChannelDetector:
     job later than the rest (another Kafka partition behind, a backlog read unevenly) loses nothing. A channel that
     falls quiet has its windows closed by the whole stream's watermark, channel_lag_ms later."""
 
+    # Defaults for states pickled before channels had their own clock (a checkpoint from an older release).
+    newest_ts = 0
+    closed_through = 0
+
     def __init__(self, channel: str, closed_through: int = 0):
         self.channel = channel
         self.windows: dict[int, Window] = {}

@@ -348,7 +348,7 @@ def live(spark: Any, config: configuration.Config, plan: Plan, system: str, rate
               "rss_mb_max": max(rss) if rss else None, "rss_mb_first": rss[0] if rss else None,
               "rss_mb_last": rss[-1] if rss else None,
               "state_bytes_max": max((s["state_bytes"] or 0 for s in samples), default=None) or None}
-    if seconds >= 120:
+    if seconds > plan.live_seconds:  # the endurance run
         minutes = [next(s for s in samples if s["t"] >= minute * 60)
                    for minute in range(1, int(seconds // 60) + 1) if samples and samples[-1]["t"] >= minute * 60]
         result.update({"seconds": seconds, "per_minute": minutes,
@@ -482,6 +482,7 @@ def write_report(report: dict[str, Any], out: Path) -> None:
                   "state bytes at each minute. Flat: the last third within 10 % of the second third.", "",
                   "| system | RSS MB per minute | RSS flat (growth) | state MB per minute | state flat (growth) | "
                   "latency p95 s | sustained |", "|---|---|---|---|---|---|---|"]
+
         def verdict(v: dict[str, Any]) -> str:
             return "-" if v["flat"] is None else f"{'yes' if v['flat'] else 'NO'} ({v['growth']:+.1%})"
 

@@ -524,7 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench {plan.name}: starting local services ...")
     services.up(base)
     config = base.with_overrides(spark__master="local[2]", detector__max_offsets_per_trigger=50_000)
-    spark = session(config, app_name="twitchcrement-bench")
+    # Runner.processed() sums the query's recent progress, which Spark caps at 100 micro-batches by default: too few
+    # for the 10-minute run.
+    spark = session(config, app_name="twitchcrement-bench", **{"spark.sql.streaming.numRecentProgressUpdates": 100_000})
     spark.sparkContext.setLogLevel("ERROR")
     report: dict[str, Any] = {"plan": plan.name, "machine": machine(), "repeat": plan.repeat,
                               "prefill_messages": int(plan.prefill_rate * plan.prefill_seconds),

@@ -47,3 +47,12 @@ def test_dataframe_round_trip_through_the_connector(platform, spark):
         session.cluster.shutdown()
     assert count == 20
     assert newest == "event-19"  # clustering order: newest window first
+
+
+def test_the_session_has_one_shuffle_partition_per_core_unless_configured(platform, spark):
+    from twitchcrement.spark import spark_settings
+
+    assert "spark.sql.shuffle.partitions" not in spark_settings(platform)  # the default, 0
+    assert spark.conf.get("spark.sql.shuffle.partitions") == str(spark.sparkContext.defaultParallelism) == "2"
+    configured = platform.with_overrides(spark__shuffle_partitions=6)
+    assert spark_settings(configured)["spark.sql.shuffle.partitions"] == "6"

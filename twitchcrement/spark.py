@@ -13,12 +13,12 @@ from twitchcrement import PROJECT_ROOT, jvm
 from twitchcrement.config import Config
 
 log = logging.getLogger(__name__)
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 
 
 def spark_settings(config: Config) -> dict[str, str]:
     """Every Spark setting the platform makes, from the config (spark.conf entries win)."""
     settings = {
-        "spark.sql.shuffle.partitions": str(config["spark.shuffle_partitions"]),
         "spark.driver.memory": config["spark.driver_memory"],
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -41,6 +41,8 @@ def spark_settings(config: Config) -> dict[str, str]:
     log4j = PROJECT_ROOT / "conf" / "log4j2-spark.properties"
     settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
     settings["spark.executor.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
+    if config["spark.shuffle_partitions"]:
+        settings[SHUFFLE_PARTITIONS] = str(config["spark.shuffle_partitions"])
     settings.update(config["spark.conf"])
     return settings
 
@@ -65,8 +67,13 @@ def session(config: Config, app_name: str | None = None, **extra: Any) -> Any:
     for key, value in {**spark_settings(config), **{k: str(v) for k, v in extra.items()}}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if not spark.sparkContext.getConf().contains(SHUFFLE_PARTITIONS):  # not set here, by spark-submit or defaults
+        # One task per core: each shuffle task of the detector's stateful step has a fixed cost, so a second wave of
+        # tasks on the same cores only adds to every micro-batch. The checkpoint of a running query keeps its count.
+        spark.conf.set(SHUFFLE_PARTITIONS, str(spark.sparkContext.defaultParallelism))
     spark.sparkContext.setLogLevel("WARN")
     log.info("spark session ready", extra={"master": spark.sparkContext.master,
+                                           "shuffle_partitions": spark.conf.get(SHUFFLE_PARTITIONS),
                                            "ui": spark.sparkContext.uiWebUrl or "disabled"})
     return spark
 

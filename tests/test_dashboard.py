@@ -43,14 +43,17 @@ XSS_IMG = "<img src=x onerror=\"window.__xss = 2\"> hi chat"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 90.0, every_s: float = 0.5) -> Any:
+def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 90.0, every_s: float = 0.5,
+             shown: Callable[[], str] | None = None) -> Any:
+    """Polls check until it is truthy; on timeout says what was awaited and, from shown, what there was instead."""
     deadline = time.monotonic() + timeout_s
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            instead = f"; instead: {shown()!r}" if shown else ""
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}{instead}")
         time.sleep(every_s)
 
 
@@ -333,7 +336,8 @@ def test_search_page_finds_the_pasta_and_a_variant(world: World, served: str, br
     box = wait_for("the search box", lambda: browser.find_elements("id", "search-text"), timeout_s=20)[0]
     box.send_keys(world.variant.upper() + Keys.ENTER)
     wait_for("search results", lambda: world.channel_a in page_text(browser, "search-results")
-             and world.channel_b in page_text(browser, "search-results"), timeout_s=20)
+             and world.channel_b in page_text(browser, "search-results"), timeout_s=60,
+             shown=lambda: page_text(browser, "search-message") + " | " + page_text(browser, "search-results"))
     assert "Seen" in page_text(browser, "search-message")
     browser.save_screenshot(str(artifacts / "dashboard-search.png"))
     box = browser.find_element("id", "search-text")

@@ -121,8 +121,8 @@ SETTINGS: list[Setting] = [
     Setting("spark.master", "str", "local[*]", "Spark master URL (local[*], spark://host:7077, yarn, k8s://...)."),
     Setting("spark.app_name", "str", "twitchcrement", "Spark application name."),
     Setting("spark.shuffle_partitions", "int", 0,
-            "spark.sql.shuffle.partitions; 0: one per core Spark has. More partitions than cores made the detector's "
-            "micro-batches slower (`make bench`), Spark's own default 200 made a job 18x slower.", _non_negative),
+            "spark.sql.shuffle.partitions; 0: one per core Spark has. More partitions than cores slow every "
+            "micro-batch (docs/operations.md); Spark's own default 200 made a job 18x slower.", _non_negative),
     Setting("spark.driver_memory", "str", "2g", "Driver heap (local mode: the whole job).", _jvm_size),
     Setting("spark.checkpoint_dir", "str", "var/checkpoints",
             "Where streaming queries keep their checkpoints (relative to the project, or a URL)."),

@@ -28,12 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--rate", type=float, required=True, help="messages per second offered")
     parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--spam-share", type=float, default=0.2, help="share of labelled spam in the chat")
     parser.add_argument("--stats")
     args = parser.parse_args(argv)
     config = configuration.load()
     pool = []
     for message in Generator(SynthSettings(rate=max(args.rate, 2000), seconds=POOL / max(args.rate, 2000),
-                                           channels=40, seed=11, prefix="load")):
+                                           channels=40, seed=11, prefix="load",
+                                           spam_share=args.spam_share)):
         pool.append(message)
         if len(pool) == POOL:
             break

@@ -1,9 +1,8 @@
 """Spam detection for one channel, as pure Python: window buffers, clustering, spam events and spam topics.
 
-The streaming job (jobs.pipeline) drives a `ChannelDetector` from Spark's applyInPandasWithState, once per channel
-and micro-batch, with the channel's new messages (already normalised and MinHashed by Spark ML) and the whole
-stream's watermark; each channel keeps its own watermark beside it (see ChannelDetector).
-Everything the detector remembers between calls is in `ChannelDetector` and is pickled into Spark's state store,
+The streaming job feeds each micro-batch's messages (already normalised and MinHashed by Spark ML) to one
+`ChannelDetector` per channel, in Kafka offset order (jobs.state); each channel keeps its own event-time clock.
+Everything a detector remembers is in `ChannelDetector`, saved with every micro-batch (jobs.state.StateStore),
 so a restarted job resumes with the same open windows and active topics.
 
 Per closed 10 s window:
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from twitchcrement.textsim import HASH_PRIME, jaccard, message_hash, shingles, stable_id
+from twitchcrement.textsim import HASH_PRIME, band_buckets, jaccard, message_hash, shingles, stable_id
 
 MAX_ORIGINALS = 20  # original spellings kept per normalised text (for the representative and the variant count)
 TOP_USERS = 5
@@ -45,7 +44,7 @@ class Settings:
     max_bucket: int = 500
     topic_quiet_ms: int = 30_000
     watermark_ms: int = 3_000  # how late a message may be, behind its channel's newest, and still count
-    channel_lag_ms: int = 15_000  # how far a quiet channel may trail the whole stream before its windows close
+    channel_lag_ms: int = 15_000  # how long a channel, read to the end, may be silent before its windows close
 
 
 @dataclass(slots=True)
@@ -176,41 +175,63 @@ class Window:
 
 
 class ChannelDetector:
-    """The state of one channel: open windows, active topics and the channel's own event-time clock. Pickled into
-    Spark's state store.
+    """The state of one channel: open windows, active topics and the channel's own event-time clock.
 
-    Each channel has its own watermark (its newest message minus watermark_ms), so a channel whose chat reaches the
-    job later than the rest (another Kafka partition behind, a backlog read unevenly) loses nothing. A channel that
-    falls quiet has its windows closed by the whole stream's watermark, channel_lag_ms later."""
+    The clock is the channel's newest message minus watermark_ms, and it moves message by message: after each
+    message every window that the clock has passed is closed, and a message for a closed window is late (dropped
+    and counted). So what the channel emits depends only on its own messages in their order, never on how they
+    were cut into micro-batches or on what other channels (other Kafka partitions, other dates) are doing.
+    A channel that falls silent is closed by its driver (`close_quiet`, see jobs.state)."""
 
-    # Defaults for states pickled before channels had their own clock (a checkpoint from an older release).
-    newest_ts = 0
-    closed_through = 0
-
-    def __init__(self, channel: str, closed_through: int = 0):
+    def __init__(self, channel: str):
         self.channel = channel
         self.windows: dict[int, Window] = {}
         self.topics: dict[str, Topic] = {}
         self.late_dropped = 0
         self.newest_ts = 0
-        self.closed_through = closed_through  # every window ending at or before this has been closed
+        self.closed_through = 0  # every window ending at or before this has been closed
+        self.emitted: list[dict[str, Any]] = []  # rows closed by the channel's own clock, not yet taken
+        self._next_end = 0  # the earliest end of an open window (0: none open)
 
     # --- input
     def add(self, ts: int, user: str, original: str, norm: str, signature: Any, settings: Settings) -> bool:
-        """Buffer one message; False (and counted) when its window has already closed."""
+        """Buffer one message, then close what the channel's clock has passed; False (and counted) when the
+        message's window had already closed."""
         start = ts - ts % settings.window_ms
         if start + settings.window_ms <= self.closed_through:
             self.late_dropped += 1
             return False
-        self.newest_ts = max(self.newest_ts, ts)
-        window = self.windows.setdefault(start, Window(start))
+        window = self.windows.get(start)
+        if window is None:
+            window = self.windows[start] = Window(start)
+            end = start + settings.window_ms
+            self._next_end = end if not self._next_end else min(self._next_end, end)
         window.messages += 1
-        window.texts.setdefault(norm, TextAgg()).add(user, ts, original, packed_signature(signature))
+        text = window.texts.get(norm)
+        if text is None:
+            text = window.texts[norm] = TextAgg()
+        text.add(user, ts, original, packed_signature(signature))
+        if ts > self.newest_ts:
+            self.newest_ts = ts
+            clock = ts - settings.watermark_ms
+            if self._next_end and clock >= self._next_end:
+                self.emitted.extend(self.close_windows(clock, settings))
         return True
 
-    def watermark(self, stream_watermark: int, settings: Settings) -> int:
-        """This channel's watermark: its own clock, or the whole stream's (minus the lag) once it is quiet."""
-        return max(self.newest_ts - settings.watermark_ms, stream_watermark - settings.channel_lag_ms)
+    def take(self) -> list[dict[str, Any]]:
+        """The rows emitted since the last call."""
+        rows, self.emitted = self.emitted, []
+        return rows
+
+    def close_quiet(self, silent_ms: int, settings: Settings) -> list[dict[str, Any]]:
+        """The channel has sent nothing for silent_ms (processing time) while everything sent to it was read: its
+        clock moves on by that much, closing its windows and ending its quiet topics."""
+        return self.close_windows(self.newest_ts - settings.watermark_ms + silent_ms, settings)
+
+    def finish(self, settings: Settings) -> list[dict[str, Any]]:
+        """The end of the input (a drain is over): every open window closes; topics stay until they are quiet."""
+        last_end = max((s + settings.window_ms for s in self.windows), default=self.closed_through)
+        return self.close_windows(max(last_end, self.newest_ts - settings.watermark_ms), settings)
 
     # --- output
     def close_windows(self, watermark: int, settings: Settings) -> list[dict[str, Any]]:
@@ -223,6 +244,7 @@ class ChannelDetector:
             out.extend(self._track_topics(events, start + settings.window_ms, settings))
         out.extend(self._end_quiet_topics(watermark, settings))
         self.closed_through = max(self.closed_through, watermark)
+        self._next_end = min((s + settings.window_ms for s in self.windows), default=0)
         return out
 
     def next_deadline(self, settings: Settings) -> int | None:
@@ -272,7 +294,9 @@ class ChannelDetector:
                                                           users.most_common(TOP_USERS)],
                 "top_variants": [{"text": t, "count": c} for t, c in originals.most_common(TOP_VARIANTS)],
                 "first_ts": min(aggs[i].first_ts for i in indices), "last_ts": max(aggs[i].last_ts for i in indices),
-                "signature": aggs[lead].signature, "window_messages": window.messages,
+                "buckets": [] if aggs[lead].signature is None else
+                band_buckets(signature_array(aggs[lead].signature).tolist(), settings.rows_per_band),
+                "window_messages": window.messages,
             })
         return sorted(events, key=lambda e: -e["message_count"])
 

@@ -1,4 +1,4 @@
-"""Where a micro-batch of detector output goes: Kafka (spam events, topic updates, dead letters) and Cassandra.
+"""Where detector output goes: Kafka (spam events, topic updates, dead letters) and Cassandra.
 
 Every Cassandra row is keyed by deterministic ids, so a micro-batch replayed after a crash overwrites what it
 wrote before; on Kafka a replayed event carries the same event id. A sink that is down is retried with
@@ -9,20 +9,35 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from typing import Any, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 import msgpack
-import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from twitchcrement.clients import kafka_producer
 from twitchcrement.config import Config
 from twitchcrement.records import SpamEvent, SpamTopic
 
 log = logging.getLogger(__name__)
 
 CONNECTOR = "org.apache.spark.sql.cassandra"
+# The detector's output rows (jobs.detection): kind is event | topic; each kind fills its own columns.
+OUTPUT_FIELDS = [
+    ("kind", "string"), ("channel", "string"), ("event_kind", "string"), ("window_start", "long"),
+    ("window_end", "long"), ("event_id", "string"), ("topic_id", "string"), ("text", "string"), ("norm", "string"),
+    ("message_hash", "string"), ("message_count", "long"), ("distinct_users", "long"), ("variants", "long"),
+    ("top_users", "array<struct<user:string,count:long>>"), ("top_variants", "array<struct<text:string,count:long>>"),
+    ("first_ts", "long"), ("last_ts", "long"), ("buckets", "array<long>"), ("window_messages", "long"),
+    ("windows_active", "long"), ("peak_rate", "double"), ("ended", "boolean"),
+]
+OUTPUT_COLUMNS = [name for name, _ in OUTPUT_FIELDS]
+OUTPUT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in OUTPUT_FIELDS)
+# Each table, and the kind of row it is made of.
+TABLE_SOURCE = {"spam_events_by_channel": "event", "spam_events_by_message": "event", "spam_message_days": "event",
+                "spam_lsh_buckets": "event", "spam_topics_by_channel": "topic", "spam_campaigns_by_day": "topic"}
+CASSANDRA_TABLES = list(TABLE_SOURCE)
 
 
 def _ms(column: str) -> Any:
@@ -66,33 +81,21 @@ def cassandra_frames(events: DataFrame, topics: DataFrame) -> dict[str, DataFram
     }
 
 
-def _spam_records(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    for batch in batches:
-        keys, values = [], []
-        for row in batch.itertuples(index=False):
-            if row.kind == "event":
-                record: SpamEvent | SpamTopic = SpamEvent(
-                    event_id=row.event_id, kind=row.event_kind, channel=row.channel, window_start=int(row.window_start),
-                    window_end=int(row.window_end), text=row.text, message_hash=row.message_hash,
-                    message_count=int(row.message_count), distinct_users=int(row.distinct_users),
-                    variants=int(row.variants), top_users=[[u["user"], int(u["count"])] for u in row.top_users],
-                    top_variants=[[v["text"], int(v["count"])] for v in row.top_variants],
-                    first_ts=int(row.first_ts), last_ts=int(row.last_ts), topic_id=row.topic_id or "")
-            else:
-                record = SpamTopic(
-                    topic_id=row.topic_id, channel=row.channel, text=row.text, message_hash=row.message_hash,
-                    first_seen=int(row.first_ts), last_seen=int(row.last_ts), windows_active=int(row.windows_active),
-                    total_messages=int(row.message_count), peak_rate=float(row.peak_rate), ended=bool(row.ended))
-            keys.append(record.key)
-            values.append(record.encode())
-        yield pd.DataFrame({"key": keys, "value": values})
-
-
-def _dead_letters(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    for batch in batches:
-        values = [msgpack.packb({"reason": reason, "value": raw, "kafka_ts": int(ts)}, use_bin_type=True)
-                  for reason, raw, ts in zip(batch["reason"], batch["raw"], batch["first_ts"])]
-        yield pd.DataFrame({"key": [b"deadletter"] * len(values), "value": values})
+def spam_record(row: dict[str, Any]) -> SpamEvent | SpamTopic:
+    """A detector output row (kind event or topic) as the record that goes to Kafka spammessage."""
+    if row["kind"] == "event":
+        return SpamEvent(
+            event_id=row["event_id"], kind=row["event_kind"], channel=row["channel"],
+            window_start=int(row["window_start"]), window_end=int(row["window_end"]), text=row["text"],
+            message_hash=row["message_hash"], message_count=int(row["message_count"]),
+            distinct_users=int(row["distinct_users"]), variants=int(row["variants"]),
+            top_users=[[u["user"], int(u["count"])] for u in row["top_users"]],
+            top_variants=[[v["text"], int(v["count"])] for v in row["top_variants"]],
+            first_ts=int(row["first_ts"]), last_ts=int(row["last_ts"]), topic_id=row.get("topic_id") or "")
+    return SpamTopic(
+        topic_id=row["topic_id"], channel=row["channel"], text=row["text"], message_hash=row["message_hash"],
+        first_seen=int(row["first_ts"]), last_seen=int(row["last_ts"]), windows_active=int(row["windows_active"]),
+        total_messages=int(row["message_count"]), peak_rate=float(row["peak_rate"]), ended=bool(row["ended"]))
 
 
 # Words in the errors of a sink that is down or overloaded, as opposed to a write that can never succeed.
@@ -108,12 +111,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def with_retries(what: str, action: Callable[[], None], attempts: int = 12, max_wait_s: float = 30.0,
-                 before_retry: Callable[[], None] = lambda: None) -> None:
+                 before_retry: Callable[[], None] = lambda: None, timings: dict[str, float] | None = None) -> None:
     """Run a sink write; while the sink is unreachable wait 1, 2, 4 ... (at most max_wait_s) seconds and try
     again. An error that retrying cannot fix (a schema mismatch, say) is raised at once."""
+    began = time.perf_counter()
     for attempt in range(attempts):
         try:
             action()
+            if timings is not None:
+                timings[what] = round(time.perf_counter() - began, 4)
             return
         except Exception as exc:  # noqa: BLE001 - classified below
             if attempt == attempts - 1 or not is_transient(exc):
@@ -126,55 +132,66 @@ def with_retries(what: str, action: Callable[[], None], attempts: int = 12, max_
             before_retry()
 
 
-class BatchWriter:
-    """The foreachBatch function: one micro-batch of detector output to every sink, and running totals."""
+class Sinks:
+    """Where detector output goes: spam records and dead letters to Kafka (a producer in the driver: the rows are
+    few, and a Spark job per topic cost more than the write), then the Cassandra tables through
+    spark-cassandra-connector, the six table writes at once. Every write is retried while its service is away."""
 
-    def __init__(self, config: Config):
-        self.bootstrap = config.kafka_bootstrap
+    def __init__(self, config: Config, spark: Any):
+        self.config = config
+        self.spark = spark
         self.keyspace = config["cassandra.keyspace"]
         self.spam_topic = config["kafka.spam_topic"]
         self.deadletter_topic = config["kafka.deadletter_topic"]
-        self.totals: Counter[str] = Counter()
+        self._producer: Any = None
+        self._pool = ThreadPoolExecutor(max_workers=len(CASSANDRA_TABLES), thread_name_prefix="cassandra-sink")
 
-    @staticmethod
-    def _reconnect() -> None:
+    def write(self, rows: list[dict[str, Any]], dead: list[tuple[str, bytes, int]],
+              timings: dict[str, float]) -> None:
+        spam = [spam_record(r) for r in rows]
+        if spam:
+            # Kafka first: live consumers (the dashboard) see an event before the history tables are written.
+            with_retries("kafka spam", lambda: self._send(self.spam_topic, [(r.key, r.encode()) for r in spam]),
+                         timings=timings)
+        if dead:
+            values = [(b"deadletter", msgpack.packb({"reason": reason, "value": raw, "kafka_ts": int(ts)},
+                                                    use_bin_type=True)) for reason, raw, ts in dead]
+            with_retries("kafka dead letters", lambda: self._send(self.deadletter_topic, values), timings=timings)
+        if rows:
+            self._cassandra(rows, timings)
+
+    def _send(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+        if self._producer is None:
+            self._producer = kafka_producer(self.config)
+        futures = [self._producer.send(topic, key=key, value=value) for key, value in records]
+        self._producer.flush(timeout=self.config["kafka.connect_timeout_s"] * 4)
+        for future in futures:
+            future.get(timeout=0)  # raises the delivery error of a record that did not make it
+
+    def _cassandra(self, rows: list[dict[str, Any]], timings: dict[str, float]) -> None:
+        frame = self.spark.createDataFrame([tuple(r.get(c) for c in OUTPUT_COLUMNS) for r in rows], OUTPUT_SCHEMA)
+        frames = cassandra_frames(frame.where(F.col("kind") == "event"), frame.where(F.col("kind") == "topic"))
+        kinds = {r["kind"] for r in rows}
+        wanted = [t for t in CASSANDRA_TABLES if TABLE_SOURCE[t] in kinds]
+
+        def save(table: str) -> None:
+            with_retries(f"cassandra {table}", lambda: frames[table].write.format(CONNECTOR).options(
+                keyspace=self.keyspace, table=table).mode("append").save(), before_retry=self._reconnect,
+                timings=timings)
+
+        for future in [self._pool.submit(save, table) for table in wanted]:
+            future.result()
+
+    def _reconnect(self) -> None:
         """Drop the connector's cached Cassandra sessions: one opened before a node restart can hang every later
         write (seen with the local node stopped and started again), while a new one connects at once."""
-        from pyspark.sql import SparkSession
+        self.spark.sparkContext._jvm.com.datastax.spark.connector.cql.CassandraConnector.evictCache()
 
-        spark = SparkSession.getActiveSession()
-        if spark is not None:
-            spark.sparkContext._jvm.com.datastax.spark.connector.cql.CassandraConnector.evictCache()
-
-    def _kafka(self, frame: DataFrame, topic: str) -> None:
-        (frame.write.format("kafka").option("kafka.bootstrap.servers", self.bootstrap).option("topic", topic)
-         .save())
-
-    def __call__(self, output: DataFrame, batch_id: int) -> None:
-        output = output.persist()
-        try:
-            counts = {r["kind"]: (r["n"], r["late"]) for r in
-                      output.groupBy("kind").agg(F.count("*").alias("n"), F.sum("late").alias("late")).collect()}
-            if not counts:
-                return
-            events = output.where(F.col("kind") == "event")
-            topics = output.where(F.col("kind") == "topic")
-            if "event" in counts or "topic" in counts:
-                # Kafka first: live consumers (the dashboard) see an event before the history tables are written.
-                spam = output.where(F.col("kind").isin("event", "topic")).mapInPandas(_spam_records,
-                                                                                       "key binary, value binary")
-                with_retries("kafka spam", lambda: self._kafka(spam, self.spam_topic))
-                for table, frame in cassandra_frames(events, topics).items():
-                    with_retries(f"cassandra {table}", lambda f=frame, t=table: f.write.format(CONNECTOR).options(
-                        keyspace=self.keyspace, table=t).mode("append").save(), before_retry=self._reconnect)
-            if "deadletter" in counts:
-                dead = output.where(F.col("kind") == "deadletter").mapInPandas(_dead_letters,
-                                                                                "key binary, value binary")
-                with_retries("kafka dead letters", lambda: self._kafka(dead, self.deadletter_topic))
-            batch = {"events": counts.get("event", (0, 0))[0], "topic_updates": counts.get("topic", (0, 0))[0],
-                     "dead_letters": counts.get("deadletter", (0, 0))[0],
-                     "late_dropped": int(counts.get("late", (0, 0))[1] or 0)}
-            self.totals.update(batch)
-            log.info("batch written", extra={"batch": batch_id, **batch})
-        finally:
-            output.unpersist()
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=10)
+            except Exception as exc:  # noqa: BLE001 - closing anyway: one line, not a traceback
+                log.warning("the spam producer did not close cleanly", extra={"error": str(exc)[:300]})
+            self._producer = None

@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the proje
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener  # noqa: E402
 
-from jobs.pipeline import DetectorSettings, decode, detect, features  # noqa: E402
-from jobs.sinks import BatchWriter, is_transient  # noqa: E402
+from jobs.micro_batch import MicroBatch  # noqa: E402
+from jobs.pipeline import DetectorSettings, decode, features  # noqa: E402
+from jobs.sinks import is_transient  # noqa: E402
 from twitchcrement import config as configuration  # noqa: E402
 from twitchcrement import logs  # noqa: E402
+from twitchcrement.clients import ServiceUnavailable, kafka_consumer  # noqa: E402
 from twitchcrement.spark import session  # noqa: E402
 
 log = logging.getLogger("jobs.spam_detector")
@@ -35,46 +38,49 @@ QUERY_NAME = "spam-detector"
 
 
 class ProgressLog(StreamingQueryListener):
-    """Each micro-batch's input rows, rate, processing time, state size and watermark, as a log line and as the
-    latest metrics (`latest`, also written to metrics_file for other processes)."""
+    """Each micro-batch's input rows, rate, processing time and state size, as a log line and as the latest
+    metrics (`latest`, also written to metrics_file for other processes)."""
 
-    def __init__(self, metrics_file: Path | None = None):
+    def __init__(self, metrics_file: Path | None = None, batches: MicroBatch | None = None):
         self.latest: dict[str, Any] = {}
         self.metrics_file = metrics_file
+        self.batches = batches
+        self.last_progress_at = time.monotonic()
 
     def onQueryStarted(self, event: Any) -> None:
         log.info("query started", extra={"id": str(event.id), "query": event.name})
 
     def onQueryProgress(self, event: Any) -> None:
         progress = event.progress
-        state = progress.stateOperators[0] if progress.stateOperators else None
+        sizes = self.batches.state_sizes() if self.batches is not None else {}
         metrics = {
             "batch": progress.batchId,
             "input_rows": progress.numInputRows,
             "input_rows_per_s": round(progress.inputRowsPerSecond or 0.0, 1),
             "processed_rows_per_s": round(progress.processedRowsPerSecond or 0.0, 1),
             "batch_ms": progress.batchDuration,
-            "state_rows": state.numRowsTotal if state else 0,
-            "state_bytes": state.memoryUsedBytes if state else 0,
-            "watermark": progress.eventTime.get("watermark", ""),
+            "state_rows": sizes.get("open_texts", 0) + sizes.get("topics", 0),
+            **sizes,
         }
         self.latest = metrics
-        if progress.numInputRows or metrics["state_rows"]:
+        self.last_progress_at = time.monotonic()
+        if progress.numInputRows:
             log.info("micro-batch", extra=metrics)
         if self.metrics_file is not None:
             self.metrics_file.parent.mkdir(parents=True, exist_ok=True)
             self.metrics_file.write_text(json.dumps(metrics))
 
     def onQueryIdle(self, event: Any) -> None:
-        pass
+        self.last_progress_at = time.monotonic()  # nothing new, and Kafka said so
 
     def onQueryTerminated(self, event: Any) -> None:
         log.info("query terminated", extra={"id": str(event.id), "error": event.exception or ""})
 
 
 def start(spark: SparkSession, config: configuration.Config, *, available_now: bool = False,
-          checkpoint: str | None = None, writer: BatchWriter | None = None) -> StreamingQuery:
-    """Build the plan on the config's Kafka and Cassandra and start it."""
+          checkpoint: str | None = None, writer: MicroBatch | None = None) -> StreamingQuery:
+    """Build the plan on the config's Kafka and Cassandra and start it; `writer` (bound here to the checkpoint)
+    handles each micro-batch. After an --available-now query ends, call writer.finish() (see drain)."""
     settings = DetectorSettings.from_config(config)
     kafka = (spark.readStream.format("kafka")
              .option("kafka.bootstrap.servers", config.kafka_bootstrap)
@@ -84,17 +90,37 @@ def start(spark: SparkSession, config: configuration.Config, *, available_now: b
              .option("failOnDataLoss", "false")
              .load())
     chat = decode(kafka, settings.detection.min_shingles, settings.detection.shingle_size)
-    output = detect(features(chat, spark, settings), settings)
     location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
-    stream = (output.writeStream.queryName(QUERY_NAME).outputMode("append")
+    writer = (writer or MicroBatch(config)).bind(spark, location)
+    stream = (features(chat, spark, settings).writeStream.queryName(QUERY_NAME).outputMode("append")
               .option("checkpointLocation", location)
-              .foreachBatch(writer or BatchWriter(config)))
+              .foreachBatch(writer))
     stream = stream.trigger(availableNow=True) if available_now else \
         stream.trigger(processingTime=f"{int(settings.trigger_s * 1000)} milliseconds")
     log.info("starting", extra={"chat_topic": config["kafka.chat_topic"], "checkpoint": location,
                                 "window_s": config["detector.window_s"], "watermark_s": config["detector.watermark_s"],
                                 "channel_lag_s": config["detector.channel_lag_s"]})
     return stream.start()
+
+
+def drain(spark: SparkSession, config: configuration.Config, checkpoint: str, *, finish: bool = True,
+          writer: MicroBatch | None = None, timeout_s: float = 3600) -> MicroBatch:
+    """Process what the chat topic holds now, then (finish) close the last windows: a backfill, as
+    `--available-now` runs it. Raises when the query fails."""
+    writer = writer or MicroBatch(config)
+    query = start(spark, config, available_now=True, checkpoint=checkpoint, writer=writer)
+    try:
+        query.awaitTermination(timeout_s)
+        if query.exception():
+            raise RuntimeError(f"detector failed: {str(query.exception()).splitlines()[0][:500]}")
+        if query.isActive:
+            query.stop()
+            raise TimeoutError(f"the drain did not end within {timeout_s:.0f} s")
+        if finish:
+            writer.finish()
+    finally:
+        writer.close()
+    return writer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(config["logging.level"], config["logging.format"])
     spark = session(config, app_name="twitchcrement-spam-detector",
                     **{"spark.sql.streaming.metricsEnabled": "true"})
-    listener = ProgressLog(config.path("local.data_dir") / "detector" / "metrics.json")
+    batches = MicroBatch(config)
+    listener = ProgressLog(config.path("local.data_dir") / "detector" / "metrics.json", batches)
     spark.streams.addListener(listener)
     stopping = threading.Event()
     current: list[StreamingQuery] = []
@@ -130,13 +157,74 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    watch = KafkaWatch(config, stopping, listener)
     try:
-        return supervise(lambda: start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint),
-                         current, stopping)
+        if not watch.wait_until_reachable():
+            return 0
+        watch.start()
+
+        def launch() -> StreamingQuery:
+            return start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint,
+                         writer=batches)
+
+        code = supervise(launch, current, stopping)
+        if code == 0 and args.available_now and not stopping.is_set():
+            batches.finish()
+        return code
     finally:
+        stopping.set()
         for stopper in stoppers:
             stopper.join(timeout=8)
+        batches.close()
         spark.stop()
+
+
+class KafkaWatch(threading.Thread):
+    """Says in one line when the chat topic's broker cannot be reached, before the query starts (the query itself
+    would wait for minutes without a word) and while it runs without progress; and again when it is back."""
+
+    def __init__(self, config: configuration.Config, stopping: threading.Event, progress: ProgressLog):
+        super().__init__(name="kafka-watch", daemon=True)
+        self.config, self.stopping, self.progress = config, stopping, progress
+        self.timeout_s = config["kafka.connect_timeout_s"]
+
+    def reachable(self) -> str | None:
+        """None when a broker answers for the chat topic, else why not (one line)."""
+        try:
+            consumer = kafka_consumer(self.config)
+        except ServiceUnavailable as exc:
+            return str(exc)
+        try:
+            if consumer.partitions_for_topic(self.config["kafka.chat_topic"]) is None:
+                return f"topic {self.config['kafka.chat_topic']!r} does not exist (create it: `python -m services init`)"
+            return None
+        finally:
+            consumer.close()
+
+    def wait_until_reachable(self) -> bool:
+        """Block until Kafka answers (True) or the job is stopped (False), retrying with backoff."""
+        wait = 1.0
+        while not self.stopping.is_set():
+            problem = self.reachable()
+            if problem is None:
+                return True
+            log.error("kafka unreachable; retrying", extra={"error": problem, "retry_in_s": wait})
+            self.stopping.wait(wait)
+            wait = min(wait * 2, 30.0)
+        return False
+
+    def run(self) -> None:
+        away = False
+        while not self.stopping.wait(self.timeout_s):
+            last = self.progress.last_progress_at
+            if time.monotonic() - last < 2 * self.timeout_s and not away:
+                continue
+            problem = self.reachable()
+            if problem and not away:
+                log.error("kafka unreachable; the detector waits for it", extra={"error": problem})
+            elif not problem and away:
+                log.info("kafka reachable again")
+            away = problem is not None
 
 
 def stop_quietly(query: StreamingQuery) -> None:

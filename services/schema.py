@@ -54,6 +54,17 @@ def ensure_topics(config: Config, topics: list[str] | None = None, partitions: i
         admin.close()
 
 
+def drop_topics(config: Config, topics: list[str]) -> None:
+    """Delete these topics where they exist (the benchmarks' own topics, once a run is over)."""
+    admin = kafka_admin(config)
+    try:
+        present = [t for t in topics if t in set(admin.list_topics())]
+        if present:
+            admin.delete_topics(present)
+    finally:
+        admin.close()
+
+
 def kafka_round_trip(config: Config, timeout_s: float = 10.0) -> None:
     """Produce one record and read it back: the broker really stores and serves data."""
     from kafka import TopicPartition

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ingest.sink import ChatSink
 from jobs.detection import ChannelDetector, Settings
-from jobs.sinks import BatchWriter
-from jobs.spam_detector import start
+from jobs.micro_batch import MicroBatch
+from jobs.spam_detector import drain
 from services.schema import ensure_topics
 from tests.conftest import TEST_ENVIRONMENT
 from tests.test_kafka_records import consume_all
@@ -56,13 +56,9 @@ def flush_message(after_ts: int, seconds: int = 120) -> ChatMessage:
                        sent_ts=after_ts + seconds * 1000)
 
 
-def run(spark, config: Config, checkpoint: Path) -> BatchWriter:
-    writer = BatchWriter(config)
-    query = start(spark, config, available_now=True, checkpoint=str(checkpoint), writer=writer)
-    query.awaitTermination(900)
-    if query.exception():
-        raise AssertionError(f"detector failed: {query.exception()}")
-    return writer
+def run(spark, config: Config, checkpoint: Path, finish: bool = True) -> MicroBatch:
+    """Drain the chat topic with the real job (finish: then close the last windows, as --available-now does)."""
+    return drain(spark, config, str(checkpoint), finish=finish, timeout_s=900)
 
 
 def spam_records(config: Config, expected_at_least: int = 1) -> tuple[list[SpamEvent], list[SpamTopic]]:

@@ -29,7 +29,7 @@ from dashboard.live import LiveFeed
 from ingest import replay
 from ingest.captures import Capture
 from ingest.sink import ChatSink
-from jobs.sinks import BatchWriter
+from jobs.micro_batch import MicroBatch
 from jobs.spam_detector import start
 from tests.detector_harness import fresh_config
 from twitchcrement import PROJECT_ROOT
@@ -103,7 +103,7 @@ def world(platform: Config, spark, tmp_path_factory) -> World:
     variant = f"{tag} WHO ASKED LULW NOBODY ASKED this copypasta is everywhere todayy KEKW"
     campaign = f"{tag} follow my other channel for free giveaways PogChamp"
     checkpoint = tmp_path_factory.mktemp("dashboard-detector")
-    query = start(spark, config, checkpoint=str(checkpoint), writer=BatchWriter(config))
+    query = start(spark, config, checkpoint=str(checkpoint), writer=MicroBatch(config))
     now_ms = int(time.time() * 1000)
     # The capture is from another day: shift it onto today's clock beside the scripted spam; replay both at their
     # pace, restamped to now, as the demo does.

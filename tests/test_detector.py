@@ -101,20 +101,43 @@ def test_channel_detector_events_topics_and_flood():
     assert detector.late_dropped == 1
 
 
-def test_each_channel_has_its_own_watermark():
-    quiet, busy = ChannelDetector("quiet"), ChannelDetector("busy")
+def test_each_channel_closes_its_windows_by_its_own_clock_message_by_message():
+    detector = ChannelDetector("busy")
     base = 1_767_225_600_000
-    quiet.add(base + 1_000, "u", "text", "text", None, SETTINGS)
-    busy.add(base + 60_000, "u", "text", "text", None, SETTINGS)
-    stream = base + 60_000 - SETTINGS.watermark_ms  # the whole stream's watermark, driven by the busy channel
-    # the busy channel's clock closes its own windows only; the quiet one keeps [0, 10 s) open within the lag
-    assert busy.watermark(stream, SETTINGS) == base + 57_000
-    assert quiet.watermark(stream, SETTINGS) == stream - SETTINGS.channel_lag_ms
-    quiet.close_windows(base + 9_000, SETTINGS)
-    assert quiet.add(base + 8_000, "v", "text", "text", None, SETTINGS)  # behind the stream, not behind its channel
-    assert quiet.windows
-    quiet.close_windows(quiet.watermark(base + 10_000 + SETTINGS.channel_lag_ms, SETTINGS), SETTINGS)
-    assert not quiet.windows  # the stream moved a lag beyond its window: closed although the channel is quiet
+    spam = "the same spam text again and again and again"
+    for i in range(5):
+        detector.add(base + 1_000 + i, f"u{i}", spam, spam, None, SETTINGS)
+    # 12.9 s: the clock (newest - 3 s) is still inside [0, 10 s): nothing closes, a message at 1 s still counts
+    detector.add(base + 12_900, "x", "chatter", "chatter", None, SETTINGS)
+    assert detector.take() == [] and detector.add(base + 1_500, "u5", spam, spam, None, SETTINGS)
+    # 13 s closes [0, 10 s) right there, in the middle of whatever micro-batch carries it
+    detector.add(base + 13_000, "x", "chatter", "chatter", None, SETTINGS)
+    events = [r for r in detector.take() if r["kind"] == "event"]
+    assert [(e["window_start"], e["message_count"]) for e in events] == [(base, 6)]
+    assert not detector.add(base + 9_999, "late", spam, spam, None, SETTINGS) and detector.late_dropped == 1
+
+
+def test_a_silent_channel_is_closed_only_once_its_partition_is_read_to_the_end():
+    from jobs.state import DetectorState
+    import pandas as pd
+
+    base = 1_767_225_600_000
+    spam = "the same spam text again and again and again"
+    batch = pd.DataFrame({"channel": ["quiet"] * 5, "sent_ts": [base + 1_000 + i for i in range(5)],
+                          "user_login": [f"u{i}" for i in range(5)], "text": [spam] * 5, "norm": [spam] * 5,
+                          "signature": [None] * 5, "partition": [0] * 5, "offset": list(range(5))})
+    empty = batch.iloc[0:0]
+    state = DetectorState()
+    assert state.apply(batch, 0, None, SETTINGS)[0] == []
+    lag = SETTINGS.channel_lag_ms
+    # silent for longer than the lag, but partition 0 holds more than has been read: stays open
+    assert state.apply(empty, lag + 1, {0: 9}, SETTINGS)[0] == []
+    # not known how far the partition goes: stays open
+    assert state.apply(empty, lag + 1, None, SETTINGS)[0] == []
+    # read to the end and silent for the lag: its window closes
+    rows, late = state.apply(empty, lag + 1, {0: 5}, SETTINGS)
+    assert [(r["window_start"], r["message_count"]) for r in rows if r["kind"] == "event"] == [(base, 5)]
+    assert late == 0
 
 
 def test_python_minhash_equals_spark_ml(spark):
@@ -213,11 +236,11 @@ def test_late_messages_within_the_watermark_count_later_ones_are_dropped(platfor
     # 1. four spam messages up to +4 s; another channel's chat runs further ahead, but less than the lag
     produce(config, [chat(window + 1000 * i, f"user{i}") for i in range(1, 5)] +
             [chat(window + 9_500 + lag_ms - 1_000, "someone", "unrelated chatter here", ahead)])
-    run(spark, config, checkpoint)
+    run(spark, config, checkpoint, finish=False)
     # 2. a fifth one at +7 s: behind the stream's watermark, but not behind its channel's (+4 s - 3 s): it counts.
     #    Then the channel's own chat moves its clock past the window's end plus the watermark: the window closes.
     produce(config, [chat(window + 7_000, "user5"), chat(window + 14_000, "someone", "more chatter")])
-    first = run(spark, config, checkpoint)
+    first = run(spark, config, checkpoint, finish=False)
     # 3. one more for the closed window: dropped and counted
     produce(config, [chat(window + 2_000, "user6"), chat(window + 40_000, "someone", "even more", ahead)])
     late = _late_dropped(spark, config, checkpoint)
@@ -229,4 +252,4 @@ def test_late_messages_within_the_watermark_count_later_ones_are_dropped(platfor
 
 
 def _late_dropped(spark, config, checkpoint) -> int:
-    return run(spark, config, checkpoint).totals["late_dropped"]
+    return run(spark, config, checkpoint, finish=False).totals["late_dropped"]

@@ -167,8 +167,12 @@ SETTINGS: list[Setting] = [
             "How late (event time, behind its channel's newest message) a message may arrive and still count in "
             "its window.", _non_negative),
     Setting("detector.channel_lag_s", "float", 15.0,
-            "How far a quiet channel's clock may trail the whole stream's watermark before its open windows close "
-            "anyway (a lagging partition or backlog within this loses nothing).", _non_negative),
+            "How long (processing time) a channel may send nothing, once its Kafka partition has been read to the "
+            "end, before its open windows close anyway. A channel whose partition is behind is never closed.",
+            _non_negative),
+    Setting("detector.state_snapshot_s", "float", 30.0,
+            "Seconds between snapshots of the detector's state; a restart replays at most this much chat from "
+            "Kafka.", _positive),
     Setting("detector.trigger_s", "float", 1.0, "Micro-batch interval of the streaming job, in seconds.", _positive),
     Setting("detector.starting_offsets", "str", "latest",
             "Where a new job (no checkpoint yet) starts reading chatmessage: latest or earliest.",

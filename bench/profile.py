@@ -1,0 +1,165 @@
+"""Where a detector micro-batch spends its time: the live detector at fixed offered rates, batch by batch.
+
+    .venv/bin/python -m bench.profile [--rates 100,1000,10000] [--seconds 40] [--spam-share 0.2]
+
+For every micro-batch with input: Spark's own phases (durationMs: latestOffset, getBatch, queryPlanning,
+addBatch, walCommit, commitOffsets), the stages the detector times itself inside addBatch (MicroBatch.timings:
+read+decode+MinHash, detection, each sink write, state save), and the Spark jobs and tasks the batch ran.
+Medians over the batches of the run's middle (the first 10 s are warm-up). Writes bench/results/profile.json and
+profile.md; `make bench` includes it in its report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import services
+from jobs.micro_batch import MicroBatch
+from jobs.spam_detector import start
+from services.schema import drop_topics, ensure_topics
+from twitchcrement import PROJECT_ROOT, logs
+from twitchcrement import config as configuration
+from twitchcrement.spark import session
+
+RESULTS = PROJECT_ROOT / "bench" / "results"
+WARM_UP_S = 10
+
+
+class TimedWriter(MicroBatch):
+    """The production writer, keeping each batch's stage timings and the Spark jobs and tasks it ran."""
+
+    def __init__(self, config: configuration.Config, spark: Any):
+        super().__init__(config)
+        self.spark = spark
+        self.batches: list[dict[str, Any]] = []
+        self.job_group = ""  # the query's run id: Spark runs a streaming query's jobs in that job group
+
+    def _jobs(self, tracker: Any) -> set[int]:
+        # The query's own jobs run in its job group; jobs started from the foreachBatch function may have none.
+        return set(tracker.getJobIdsForGroup(self.job_group)) | set(tracker.getJobIdsForGroup(None))
+
+    def __call__(self, output: Any, batch_id: int) -> None:
+        tracker = self.spark.sparkContext.statusTracker()
+        before = self._jobs(tracker)
+        began = time.perf_counter()
+        super().__call__(output, batch_id)
+        elapsed = time.perf_counter() - began
+        jobs = [j for j in self._jobs(tracker) if j not in before]
+        tasks = 0
+        for job in jobs:
+            info = tracker.getJobInfo(job)
+            for stage in (info.stageIds if info else []):
+                stage_info = tracker.getStageInfo(stage)
+                tasks += stage_info.numTasks if stage_info else 0
+        self.batches.append({"batch": batch_id, "at": time.monotonic(), "foreach_batch_s": round(elapsed, 4),
+                             "stages_s": dict(self.timings), "jobs_in_foreach_batch": len(jobs),
+                             "tasks_in_foreach_batch": tasks})
+
+
+def profile_rate(spark: Any, config: configuration.Config, rate: int, seconds: float,
+                 spam_share: float) -> dict[str, Any]:
+    chat_topic, out_topic = f"prof-chat-{uuid.uuid4().hex[:6]}", f"prof-out-{uuid.uuid4().hex[:6]}"
+    ensure_topics(config, [chat_topic, out_topic])
+    run_config = config.with_overrides(kafka__chat_topic=chat_topic, kafka__spam_topic=out_topic,
+                                       detector__starting_offsets="latest")
+    writer = TimedWriter(run_config, spark)
+    query = start(spark, run_config, checkpoint=tempfile.mkdtemp(prefix="prof-"), writer=writer)
+    writer.job_group = str(query.runId)
+    try:
+        deadline = time.monotonic() + 120
+        while query.lastProgress is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        began = time.monotonic()
+        subprocess.run([sys.executable, "-m", "bench.load", "--topic", chat_topic, "--rate", str(rate),
+                        "--seconds", str(seconds), "--spam-share", str(spam_share)], cwd=PROJECT_ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        time.sleep(3)
+        progress = [p for p in query.recentProgress if p["numInputRows"]]
+    finally:
+        query.stop()
+        writer.close()
+        drop_topics(config, [chat_topic, out_topic])
+    steady = [b for b in writer.batches if b["at"] - began >= WARM_UP_S]
+    by_batch = {b["batch"]: b for b in steady}
+    rows = [(p, by_batch[p["batchId"]]) for p in progress if p["batchId"] in by_batch]
+
+    def median(values: list[float]) -> float | None:
+        return round(statistics.median(values), 4) if values else None
+
+    phases = sorted({k for p, _ in rows for k in p["durationMs"]})
+    stages = sorted({k for _, b in rows for k in b["stages_s"]})
+    return {
+        "offered_per_s": rate, "spam_share": spam_share, "batches": len(rows),
+        "input_rows_median": median([p["numInputRows"] for p, _ in rows]),
+        "batch_s_median": median([p["durationMs"].get("triggerExecution", 0) / 1000 for p, _ in rows]),
+        "batch_s_p95": round(sorted(p["durationMs"].get("triggerExecution", 0) / 1000 for p, _ in rows)[
+            int(0.95 * (len(rows) - 1))], 4) if rows else None,
+        "spark_phases_s": {k: median([p["durationMs"].get(k, 0) / 1000 for p, _ in rows]) for k in phases},
+        # a stage's median over the batches that ran it (sinks run only when there is something to write)
+        "detector_stages_s": {k: median([b["stages_s"][k] for _, b in rows if k in b["stages_s"]]) for k in stages},
+        "detector_stage_batches": {k: sum(1 for _, b in rows if k in b["stages_s"]) for k in stages},
+        "jobs_per_batch": median([b["jobs_in_foreach_batch"] for _, b in rows]),
+        "tasks_per_batch": median([b["tasks_in_foreach_batch"] for _, b in rows]),
+    }
+
+
+def write_markdown(results: list[dict[str, Any]], out: Path) -> str:
+    lines = ["## Profile of a micro-batch (live, medians over the steady batches)", "",
+             "| offered msg/s | spam share | rows/batch | batch s (p95) | Spark phases s | detector stages s | "
+             "jobs | tasks |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        phases = ", ".join(f"{k} {v}" for k, v in r["spark_phases_s"].items() if k != "triggerExecution" and v)
+        stages = ", ".join(f"{k} {v}" for k, v in r["detector_stages_s"].items())
+        lines.append(f"| {r['offered_per_s']:,} | {r['spam_share']} | {r['input_rows_median']} | "
+                     f"{r['batch_s_median']} ({r['batch_s_p95']}) | {phases} | {stages} | {r['jobs_per_batch']} | "
+                     f"{r['tasks_per_batch']} |")
+    text = "\n".join(lines) + "\n"
+    (out / "profile.md").write_text(text)
+    return text
+
+
+def measure(config: configuration.Config, spark: Any, rates: list[int], seconds: float,
+            spam_shares: list[float]) -> list[dict[str, Any]]:
+    results = []
+    for rate in rates:
+        for share in spam_shares:
+            result = profile_rate(spark, config, rate, seconds, share)
+            print(f"[{time.strftime('%H:%M:%S')}] profile at {rate:,}/s spam {share}: {json.dumps(result)}",
+                  flush=True)
+            results.append(result)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default="100,1000,10000")
+    parser.add_argument("--spam-shares", default="0,0.2", help="share of spam in the offered chat, comma-separated")
+    parser.add_argument("--seconds", type=float, default=40)
+    args = parser.parse_args(argv)
+    logs.setup("WARNING")
+    base = configuration.load()
+    services.up(base)
+    config = base.with_overrides(spark__master="local[2]")
+    spark = session(config, app_name="twitchcrement-profile")
+    spark.sparkContext.setLogLevel("ERROR")
+    results = measure(config, spark, [int(r) for r in args.rates.split(",")], args.seconds,
+                      [float(s) for s in args.spam_shares.split(",")])
+    spark.stop()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "profile.json").write_text(json.dumps(results, indent=2))
+    print(write_markdown(results, RESULTS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,12 +14,14 @@ from typing import Any
 
 from twitchcrement.clients import ServiceUnavailable, kafka_consumer
 from twitchcrement.config import Config
-from twitchcrement.records import ChannelList, ChatMessage, RecordError, SpamEvent, SpamTopic, decode_chat, decode_spam
+from twitchcrement.records import (ChannelList, ChatMessage, RecordError, SpamEvent, SpamTopic, decode_chat,
+                                   decode_spam, emote_spans)
 
 log = logging.getLogger(__name__)
 
 BIN_MS = 10_000  # rate bins match the detector's windows, so a bin's spam and chat counts compare
 HEALTH_CHECK_S = 3.0
+MAX_EMOTES = 5_000
 
 
 @dataclass
@@ -60,6 +62,9 @@ class LiveFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._partitions: list[Any] = []  # of the chat and spam topics, for the health check
+        # Twitch emote codes seen in chat (from each message's emotes tag) -> emote id, to show spam texts, which
+        # carry no tag, with their emotes; emote ids are global on Twitch. Bounded, the least recently seen go.
+        self._emotes: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.kafka_error: str | None = "connecting to Kafka ..."
         self.bad_records = 0
 
@@ -199,6 +204,11 @@ class LiveFeed:
         with self._lock:
             buffer = self._buffer(message.channel)
             buffer.chat.append(message)
+            for start, end, emote_id in emote_spans(message.emotes, len(message.text)):
+                self._emotes[message.text[start:end]] = emote_id
+                self._emotes.move_to_end(message.text[start:end])
+            while len(self._emotes) > MAX_EMOTES:
+                self._emotes.popitem(last=False)
             self._count(buffer, message.sent_ts, chat=1)
             self._arrived(chat=1)
 
@@ -234,6 +244,10 @@ class LiveFeed:
 
     def _rate(self, buffer: ChannelBuffer, now_ms: int, span_ms: int = 60_000) -> float:
         return sum(c[0] for start, c in buffer.bins.items() if start >= now_ms - span_ms) / (span_ms / 1000)
+
+    def known_emotes(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._emotes)
 
     def chat(self, channel: str, limit: int = 50) -> list[ChatMessage]:
         with self._lock:

@@ -8,7 +8,9 @@ every view is testable without a browser. Chat text is untrusted: it only ever g
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,7 @@ from dash import html
 
 from dashboard.history import History, HistoryUnavailable, Search, SearchError
 from dashboard.live import LiveFeed
-from twitchcrement.records import ChatMessage, SpamEvent, SpamTopic
+from twitchcrement.records import ChatMessage, SpamEvent, SpamTopic, emote_spans
 
 
 @dataclass
@@ -36,6 +38,47 @@ def _clock(ms: int | float) -> str:
 def _age(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+EMOTE_URL = "https://static-cdn.jtvnw.net/emoticons/v2/{id}/default/dark/1.0"  # Twitch's emote CDN, by emote id
+
+
+def emote_image(code: str, emote_id: str) -> Any:
+    return html.Img(src=EMOTE_URL.format(id=emote_id), alt=code, title=code, className="emote")
+
+
+def chat_text(text: str, emotes_tag: str = "") -> list[Any]:
+    """A chat text with its Twitch emotes (positions from the message's emotes tag) as images; the rest stays
+    text. Third-party emotes (BTTV, FFZ, 7TV) have no tag and stay text."""
+    parts: list[Any] = []
+    at = 0
+    for start, end, emote_id in emote_spans(emotes_tag, len(text)):
+        if start > at:
+            parts.append(text[at:start])
+        parts.append(emote_image(text[start:end], emote_id))
+        at = end
+    if at < len(text):
+        parts.append(text[at:])
+    return parts
+
+
+def spam_text(text: str, known_emotes: dict[str, str]) -> list[Any]:
+    """A spam text (events carry no emotes tag) with the words that chat has shown to be Twitch emotes as images."""
+    if not known_emotes:
+        return [text]
+    parts: list[Any] = []
+    for i, word in enumerate(text.split(" ")):
+        if i:
+            parts.append(" ")
+        emote_id = known_emotes.get(word)
+        parts.append(emote_image(word, emote_id) if emote_id else word)
+    merged: list[Any] = []  # neighbouring strings as one text node
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return merged
 
 
 def _ms(value: dt.datetime) -> int:
@@ -93,7 +136,10 @@ def _history_event_row(channel: str, row: Any) -> dict[str, Any]:
             "top_variants": [tuple(v) for v in row.top_variants or []], "topic_id": row.topic_id}
 
 
-def event_list(events: list[dict[str, Any]], selected: str | None) -> list[Any]:
+# Every row of a live list has a React key from its data (event id, topic id, message id): a refresh then adds
+# and removes rows and leaves the others, and what a user is clicking, hovering or selecting, where they are.
+def event_list(events: list[dict[str, Any]], selected: str | None,
+               known_emotes: dict[str, str] | None = None) -> list[Any]:
     if not events:
         return [html.P("No spam in this channel yet.", className="muted")]
     return [html.Div([
@@ -102,23 +148,31 @@ def event_list(events: list[dict[str, Any]], selected: str | None) -> list[Any]:
                   html.Span(f"{e['distinct_users']} users", className="badge"),
                   html.Span(f"{e['variants']} variants", className="badge"),
                   html.Span(e["kind"], className=f"badge kind-{e['kind']}")]),
-        html.Div(e["text"], className="spam-text"),
-    ], id={"type": "live-event", "index": e["event_id"]}, n_clicks=0,
+        html.Div(spam_text(e["text"], known_emotes or {}), className="spam-text"),
+    ], id={"type": "live-event", "index": e["event_id"]}, key=e["event_id"], n_clicks=0,
         className="event selected" if e["event_id"] == selected else "event") for e in events]
 
 
-def topic_list(topics: list[SpamTopic], now_ms: int | None = None) -> list[Any]:
+def topic_list(topics: list[SpamTopic], known_emotes: dict[str, str] | None = None) -> list[Any]:
     if not topics:
         return [html.P("No active spam topics.", className="muted")]
-    now_ms = now_ms or int(time.time() * 1000)
     return [html.Div([
         html.Div([html.Span(f"active {_age((t.last_seen - t.first_seen) / 1000)}", className="badge"),
                   html.Span(f"{t.total_messages} msgs", className="badge"),
                   html.Span(f"{t.windows_active} windows", className="badge"),
                   html.Span(f"peak {t.peak_rate:.1f}/s", className="badge"),
-                  html.Span(f"last {_age((now_ms - t.last_seen) / 1000)} ago", className="muted")]),
-        html.Div(t.text, className="spam-text"),
-    ], className="topic") for t in topics]
+                  html.Span(f"last seen {_clock(t.last_seen)}", className="muted")]),
+        html.Div(spam_text(t.text, known_emotes or {}), className="spam-text"),
+    ], key=t.topic_id, className="topic") for t in topics]
+
+
+def fingerprint(facts: Any) -> str:
+    """A short digest of what a view shows, to tell whether it changed since the browser last got it."""
+    return hashlib.sha1(repr(facts).encode("utf-8")).hexdigest()[:16]
+
+
+def chat_key(message: ChatMessage) -> str:
+    return message.message_id or f"{message.sent_ts}/{message.user_login}/{zlib.crc32(message.text.encode())}"
 
 
 def chat_list(messages: list[ChatMessage]) -> list[Any]:
@@ -126,22 +180,25 @@ def chat_list(messages: list[ChatMessage]) -> list[Any]:
         return [html.P("No chat received for this channel yet.", className="muted")]
     return [html.Div([html.Span(_clock(m.sent_ts), className="time"),
                       html.Span(m.display_name or m.user_login, className="user"),
-                      html.Span(m.text, className="chat-text")], className="chat-line") for m in messages]
+                      html.Span(chat_text(m.text, m.emotes), className="chat-text")],
+                     key=chat_key(m), className="chat-line") for m in messages]
 
 
-def event_details(events: list[dict[str, Any]], event_id: str | None) -> list[Any]:
+def event_details(events: list[dict[str, Any]], event_id: str | None,
+                  known_emotes: dict[str, str] | None = None) -> list[Any]:
     event = next((e for e in events if e["event_id"] == event_id), None)
     if event is None:
         return [html.P("Click a spam event to see who sent it and in which spellings.", className="muted")]
     return [
         html.H4(f"{event['kind']} spam, {_clock(event['window_start'])}-{_clock(event['window_end'])} UTC"),
-        html.Div(event["text"], className="spam-text"),
+        html.Div(spam_text(event["text"], known_emotes or {}), className="spam-text"),
         html.Div([
             html.Div([html.H5(f"Top users ({event['distinct_users']} in all)"),
                       html.Ul([html.Li([html.Span(user, className="user"), f" x{count}"])
                                for user, count in event["top_users"]])], className="col"),
             html.Div([html.H5(f"Top spellings ({event['variants']} in all)"),
-                      html.Ul([html.Li([html.Span(text, className="chat-text"), f" x{count}"])
+                      html.Ul([html.Li([html.Span(spam_text(text, known_emotes or {}), className="chat-text"),
+                                        f" x{count}"])
                                for text, count in event["top_variants"]])], className="col"),
         ], className="columns"),
     ]
@@ -192,8 +249,9 @@ def search_view(sources: Sources, query: str | None, page: int) -> SearchView:
     size = sources.page_size
     page = min(max(page, 0), search.pages(size) - 1)
     channels = {s["channel"] for s in search.sightings}
-    more = " (newest 1,000 shown)" if search.truncated else ""
-    message = f"Seen {len(search.sightings)} times{more} in {len(channels)} channels, " \
+    seen = f"Seen at least {len(search.sightings)} times (the newest shown)" if search.truncated else \
+        f"Seen {len(search.sightings)} times"
+    message = f"{seen} in {len(channels)} channels, " \
               f"{len(search.matches)} spelling(s). {search.note}".strip()
     matches = [html.Li([html.Span(f"{m.similarity:.0%}", className="badge"), html.Span(m.text, className="spam-text")])
                for m in search.matches]

@@ -23,11 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from twitchcrement.textsim import HASH_PRIME, band_buckets, jaccard, message_hash, shingles, stable_id
+from twitchcrement.textsim import HASH_PRIME, band_buckets, jaccard, message_hash, shingle_set, shingles, stable_id
 
 MAX_ORIGINALS = 20  # original spellings kept per normalised text (for the representative and the variant count)
 TOP_USERS = 5
 TOP_VARIANTS = 5  # the most frequent spellings an event carries, for the dashboard's "show variants"
+# Each MinHash value of two texts is equal with probability their Jaccard similarity J. A pair at the threshold
+# (J = 0.6) shares fewer than a quarter of 32 values with probability about 1e-5 (binomial), while most chance
+# candidates (J around 0.3) do: those skip the exact check, which costs far more than the comparison.
+PREFILTER_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
     if len(hashed) < 2:
         return [found.find(i) for i in range(len(norms))]
     matrix = np.vstack([signature_array(signatures[i]) for i in hashed]).astype(np.int64)
+    min_agreeing = int(PREFILTER_SHARE * matrix.shape[1])
     shingle_sets: dict[int, frozenset[str]] = {}
     rejected: set[tuple[int, int]] = set()  # pairs that share several buckets are checked once
 
@@ -138,7 +143,7 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
             return False
         for i in pair:
             if i not in shingle_sets:
-                shingle_sets[i] = frozenset(shingles(norms[i], settings.shingle_size))
+                shingle_sets[i] = shingle_set(norms[i], settings.shingle_size)
         if jaccard(shingle_sets[a], shingle_sets[b]) >= settings.jaccard:
             return True
         rejected.add(pair)
@@ -153,16 +158,21 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
             continue
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         run_start = starts[np.searchsorted(starts, repeats, side="right") - 1]
-        for position, first_position in zip(repeats.tolist(), run_start.tolist()):
+        # How many MinHash values each candidate pair shares, for all pairs of the band at once: a pair sharing
+        # fewer than PREFILTER_SHARE of them is not worth an exact Jaccard check (see PREFILTER_SHARE).
+        rows = order[repeats]
+        agree_first = (matrix[order[run_start]] == matrix[rows]).sum(axis=1) >= min_agreeing
+        agree_previous = (matrix[order[repeats - 1]] == matrix[rows]).sum(axis=1) >= min_agreeing
+        for k, (position, first_position) in enumerate(zip(repeats.tolist(), run_start.tolist())):
             if position - first_position >= settings.max_bucket:
                 continue
             current, first = hashed[order[position]], hashed[order[first_position]]
             if found.find(current) == found.find(first):
                 continue
             previous = hashed[order[position - 1]]
-            if similar(first, current):
+            if agree_first[k] and similar(first, current):
                 found.union(first, current)
-            elif previous != first and similar(previous, current):
+            elif previous != first and agree_previous[k] and similar(previous, current):
                 found.union(previous, current)
     return [found.find(i) for i in range(len(norms))]
 

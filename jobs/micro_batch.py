@@ -24,17 +24,17 @@ from typing import Any
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from jobs.pipeline import DEADLETTER_KEY, DetectorSettings, decode, features
+from jobs.pipeline import BATCH_COLUMNS, DEADLETTER_KEY, TICK_KEY, DetectorSettings, decode, features
 from jobs.sinks import Sinks
 from jobs.state import DetectorState, StateStore
 from twitchcrement.clients import kafka_consumer
 from twitchcrement.config import Config
+from twitchcrement.spark import source_offsets
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["channel", "sent_ts", "user_login", "text", "norm", "signature", "partition", "offset", "reason", "raw",
-           "kafka_ts"]
 SNAPSHOT_EVERY_BATCHES = 50  # Spark keeps the offsets of the last 100 batches; a replay must stay within them
 DECISIONS_KEPT = 1000
 
@@ -77,7 +77,7 @@ class MicroBatch:
     def _run(self, batch: DataFrame, batch_id: int) -> None:
         self.timings = {}
         began = time.perf_counter()
-        frame = batch.select(*COLUMNS).toPandas()
+        frame = batch.where(F.col("channel") != TICK_KEY).toPandas()
         self.timings["read+decode+minhash (collect)"] = round(time.perf_counter() - began, 4)
         state = self._state_before(batch_id)
         facts = self._facts(batch_id)
@@ -163,7 +163,7 @@ class MicroBatch:
                  .option("endingOffsets", json.dumps({self.topic: {str(p): o for p, o in bounds[-1].items()}}))
                  .option("failOnDataLoss", "false").load())
         chat = decode(kafka, settings.detection.min_shingles, settings.detection.shingle_size)
-        frame = features(chat, self.spark, settings).select(*COLUMNS).toPandas()
+        frame = features(chat, self.spark, settings).select(*BATCH_COLUMNS).toPandas()
         for k, batch in enumerate(range(first, batch_id)):
             start, end = bounds[k], bounds[k + 1]
             in_batch = pd.Series(False, index=frame.index)
@@ -177,12 +177,11 @@ class MicroBatch:
 
     def _offsets(self, batch_id: int) -> dict[int, int]:
         """The chat topic's offsets at the end of batch_id (-1: where the query started), from the checkpoint."""
-        if batch_id < 0:
-            text = self.store.read_checkpoint_file("sources/0/0")
-        else:
-            text = self.store.read_checkpoint_file(f"offsets/{batch_id}")
-        offsets = json.loads(text.strip().splitlines()[-1]).get(self.topic, {})
-        return {int(p): int(o) for p, o in offsets.items()}
+        text = self.store.read_checkpoint_file("sources/0/0" if batch_id < 0 else f"offsets/{batch_id}")
+        offsets = source_offsets(text, self.topic)  # Kafka is source 0, the ticks source 1
+        if offsets is None:
+            raise RuntimeError(f"no offsets of topic {self.topic!r} in the checkpoint's batch {batch_id}")
+        return offsets
 
     def _facts(self, batch_id: int) -> dict[str, Any]:
         """The recorded facts of a batch that runs again, else this run's (recorded before anything is written)."""

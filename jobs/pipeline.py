@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
 
 DEADLETTER_KEY = ""  # the channel key of records that could not be decoded (no real channel is empty)
+TICK_KEY = "~tick"  # the channel key of the clock's rows (no real channel has a '~')
+# What each micro-batch hands the driver (jobs.micro_batch), per message.
+BATCH_COLUMNS = ["channel", "sent_ts", "user_login", "text", "norm", "signature", "partition", "offset", "reason",
+                 "raw", "kafka_ts"]
 SHORT_TEXT = "\x00short"  # the one shingle of texts too short for LSH: MinHashLSH rejects empty vectors
 DECODED_FIELDS = [("channel", "string"), ("user_login", "string"), ("text", "string"), ("sent_ts", "long"),
                   ("message_id", "string"), ("reason", "string"), ("raw", "binary"), ("kafka_ts", "long"),
@@ -114,3 +118,14 @@ def features(chat: DataFrame, spark: SparkSession, settings: DetectorSettings) -
     signature = F.when(F.col("shingles")[0] == SHORT_TEXT, F.lit(None)).otherwise(
         F.transform("hashes", lambda v: vector_to_array(v)[0].cast("long")))
     return hashed.withColumn("signature", signature).drop("shingles", "features", "hashes")
+
+
+def with_ticks(featured: DataFrame, spark: SparkSession) -> DataFrame:
+    """The featured chat (BATCH_COLUMNS) plus one row a second from Spark's rate source, keyed TICK_KEY: Spark
+    runs a micro-batch only when a source has new rows, and a silent channel's windows must still close while
+    the chat topic is quiet. The rate source's offsets are checkpointed like Kafka's, so a replay is the same."""
+    chat = featured.select(*BATCH_COLUMNS)
+    ticks = spark.readStream.format("rate").option("rowsPerSecond", 1).load()
+    return chat.unionByName(ticks.select(*[
+        (F.lit(TICK_KEY) if f.name == "channel" else F.lit(None)).cast(f.dataType).alias(f.name)
+        for f in chat.schema.fields]))

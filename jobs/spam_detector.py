@@ -26,7 +26,7 @@ from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener  # noqa: E402
 
 from jobs.micro_batch import MicroBatch  # noqa: E402
-from jobs.pipeline import DetectorSettings, decode, features  # noqa: E402
+from jobs.pipeline import DetectorSettings, decode, features, with_ticks  # noqa: E402
 from jobs.sinks import is_transient  # noqa: E402
 from twitchcrement import config as configuration  # noqa: E402
 from twitchcrement import logs  # noqa: E402
@@ -92,7 +92,8 @@ def start(spark: SparkSession, config: configuration.Config, *, available_now: b
     chat = decode(kafka, settings.detection.min_shingles, settings.detection.shingle_size)
     location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
     writer = (writer or MicroBatch(config)).bind(spark, location)
-    stream = (features(chat, spark, settings).writeStream.queryName(QUERY_NAME).outputMode("append")
+    stream = (with_ticks(features(chat, spark, settings), spark).writeStream.queryName(QUERY_NAME)
+              .outputMode("append")
               .option("checkpointLocation", location)
               .foreachBatch(writer))
     stream = stream.trigger(availableNow=True) if available_now else \
@@ -137,11 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     logs.setup(config["logging.level"], config["logging.format"])
-    spark = session(config, app_name="twitchcrement-spam-detector",
-                    **{"spark.sql.streaming.metricsEnabled": "true"})
-    batches = MicroBatch(config)
-    listener = ProgressLog(config.path("local.data_dir") / "detector" / "metrics.json", batches)
-    spark.streams.addListener(listener)
     stopping = threading.Event()
     current: list[StreamingQuery] = []
     stoppers: list[threading.Thread] = []
@@ -157,10 +153,15 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    batches = MicroBatch(config)
+    listener = ProgressLog(config.path("local.data_dir") / "detector" / "metrics.json", batches)
     watch = KafkaWatch(config, stopping, listener)
+    if not watch.wait_until_reachable():  # before Spark starts: its Kafka source would wait without a word
+        return 0
+    spark = session(config, app_name="twitchcrement-spam-detector",
+                    **{"spark.sql.streaming.metricsEnabled": "true"})
+    spark.streams.addListener(listener)
     try:
-        if not watch.wait_until_reachable():
-            return 0
         watch.start()
 
         def launch() -> StreamingQuery:

@@ -68,19 +68,28 @@ def spam_records(config: Config, expected_at_least: int = 1) -> tuple[list[SpamE
     return events, topics
 
 
-def expected_event_ids(messages: list[ChatMessage], settings: Settings = Settings(),
-                       hasher: MinHasher = MinHasher(1 << 20, 32, 20240106, 3)) -> set[str]:
-    """The same detection in plain Python (Python MinHash equals Spark ML's, see test_detector)."""
+def expected_events(messages: list[ChatMessage], settings: Settings = Settings(),
+                    hasher: MinHasher = MinHasher(1 << 20, 32, 20240106, 3)) -> tuple[set[str], int]:
+    """Event ids and late drops of the same detection in plain Python (Python MinHash equals Spark ML's, see
+    test_detector), each channel's messages in the order given (the order they reach Kafka), every window closed
+    at the end: what any cut into micro-batches must reproduce."""
     detectors: dict[str, ChannelDetector] = {}
     coefficients = hasher.coefficients
-    for message in sorted(messages, key=lambda m: m.sent_ts):
+    events: set[str] = set()
+    for message in messages:
         norm = normalise(message.text)
         grams = shingles(norm)
-        detectors.setdefault(message.channel, ChannelDetector(message.channel)).add(
-            message.sent_ts, message.user_login, message.text, norm,
-            hasher.signature(grams, coefficients) if len(grams) >= settings.min_shingles else None, settings)
-    return {row["event_id"] for d in detectors.values() for row in d.close_windows(2**62, settings)
-            if row["kind"] == "event"}
+        detector = detectors.setdefault(message.channel, ChannelDetector(message.channel))
+        detector.add(message.sent_ts, message.user_login, message.text, norm,
+                     hasher.signature(grams, coefficients) if len(grams) >= settings.min_shingles else None, settings)
+        events |= {r["event_id"] for r in detector.take() if r["kind"] == "event"}
+    for detector in detectors.values():
+        events |= {r["event_id"] for r in detector.finish(settings) if r["kind"] == "event"}
+    return events, sum(d.late_dropped for d in detectors.values())
+
+
+def expected_event_ids(messages: list[ChatMessage]) -> set[str]:
+    return expected_events(messages)[0]
 
 
 def stored_event_ids(config: Config, channels: list[str], messages: list[ChatMessage]) -> list[str]:
@@ -97,7 +106,8 @@ def stored_event_ids(config: Config, channels: list[str], messages: list[ChatMes
 class DetectorProcess:
     """jobs/spam_detector.py as operators run it: its own process, its own checkpoint, the test's services."""
 
-    def __init__(self, config: Config, workdir: Path, max_offsets_per_trigger: int = 1000):
+    def __init__(self, config: Config, workdir: Path, max_offsets_per_trigger: int = 1000,
+                 extra_env: dict[str, str] | None = None):
         self.config = config
         self.checkpoint = workdir / "checkpoint"
         self.logfile = workdir / "detector.log"
@@ -107,7 +117,7 @@ class DetectorProcess:
                     "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": config["kafka.deadletter_topic"],
                     "TWITCHCREMENT_DETECTOR_STARTING_OFFSETS": "earliest",
                     "TWITCHCREMENT_DETECTOR_MAX_OFFSETS_PER_TRIGGER": str(max_offsets_per_trigger),
-                    "TWITCHCREMENT_LOCAL_DATA_DIR": str(workdir / "local")}
+                    "TWITCHCREMENT_LOCAL_DATA_DIR": str(workdir / "local"), **(extra_env or {})}
         self.process: subprocess.Popen | None = None
 
     def launch(self) -> "DetectorProcess":

@@ -171,6 +171,22 @@ class ChatMessage(Record):
         return self.channel.encode()
 
 
+def emote_spans(tag: str, length: int) -> list[tuple[int, int, str]]:
+    """The IRC `emotes` tag ("25:0-4,12-16/1902:6-10": id, then inclusive character ranges) as sorted
+    (start, end exclusive, id) spans inside a text of `length` characters; malformed parts are skipped."""
+    spans = []
+    for part in (tag or "").split("/"):
+        emote_id, _, ranges = part.partition(":")
+        if not emote_id or not emote_id.replace("_", "").isalnum():
+            continue
+        for span in ranges.split(","):
+            first, _, last = span.partition("-")
+            if first.isdigit() and last.isdigit() and int(first) <= int(last) < length:
+                spans.append((int(first), int(last) + 1, emote_id))
+    spans.sort()
+    return [s for i, s in enumerate(spans) if i == 0 or s[0] >= spans[i - 1][1]]  # overlapping ranges: the first
+
+
 @dataclass(slots=True)
 class SpamEvent(Record):
     """A cluster of similar messages in one channel and one event-time window that reached the spam thresholds."""

@@ -86,4 +86,15 @@ def checkpoint_offsets(checkpoint: Path, topic: str) -> int | None:
         if folder.exists() else []
     if not entries:
         return None
-    return sum(json.loads(entries[-1].read_text().strip().splitlines()[-1]).get(topic, {}).values())
+    offsets = source_offsets(entries[-1].read_text(errors="replace"), topic)
+    return sum(offsets.values()) if offsets is not None else None
+
+
+def source_offsets(log_entry: str, topic: str) -> dict[int, int] | None:
+    """A Kafka topic's partition offsets from one entry of a query's offsets log (offsets/N: a version line, the
+    batch's metadata, then one line per source) or of a Kafka source's initial offsets (sources/I/0)."""
+    for line in log_entry.splitlines():
+        line = line.strip("\x00 ")
+        if line.startswith("{") and f'"{topic}"' in line:
+            return {int(p): int(o) for p, o in json.loads(line)[topic].items()}
+    return None

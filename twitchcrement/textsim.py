@@ -36,20 +36,26 @@ def normalise(text: str) -> str:
     return " ".join(dict.fromkeys(t for t in _WHITESPACE.split(text.strip()) if t))
 
 
-def shingles(normalised: str, n: int = 3) -> list[str]:
-    """Character n-grams (short chat needs them) and the token set, as distinct strings."""
+def shingle_set(normalised: str, n: int = 3) -> set[str]:
+    """Character n-grams (short chat needs them) and the token set."""
     if not normalised:
-        return []
+        return set()
     padded = f" {normalised} "
     grams = {padded[i:i + n] for i in range(max(1, len(padded) - n + 1))}
-    tokens = {"w:" + t for t in normalised.split(" ")}
-    return sorted(grams | tokens)
+    grams.update("w:" + t for t in normalised.split(" "))
+    return grams
+
+
+def shingles(normalised: str, n: int = 3) -> list[str]:
+    """shingle_set as a sorted list (a stable order for HashingTF and the tests)."""
+    return sorted(shingle_set(normalised, n))
 
 
 def jaccard(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> float:
     if not a and not b:
         return 1.0
-    return len(a & b) / len(a | b)
+    common = len(a & b)
+    return common / (len(a) + len(b) - common)
 
 
 def message_hash(normalised: str) -> str:

@@ -22,6 +22,7 @@ def layout(channel: str | None = None, **_: str) -> html.Div:
         dcc.Interval(id="live-tick", interval=refresh_ms),
         dcc.Interval(id="live-channels-tick", interval=5000),
         dcc.Store(id="live-selected"),
+        dcc.Store(id="live-shown", data={}),
         html.Div([
             html.Section([html.H3("Spam topics, active now"), html.Div(id="live-topics"),
                           html.H3("Spam events"), html.Div(id="live-events", className="scroll")], className="col"),
@@ -43,16 +44,31 @@ def pick_channels(_: int | None, current: str | None) -> tuple[list[dict[str, st
 
 @dash.callback(Output("live-events", "children"), Output("live-topics", "children"), Output("live-chat", "children"),
                Output("live-detail", "children"), Output("live-rates", "figure"), Output("live-status", "children"),
-               Input("live-tick", "n_intervals"), Input("live-channel", "value"), Input("live-selected", "data"))
-def refresh(_: int | None, channel: str | None, selected: str | None) -> tuple:
+               Output("live-shown", "data"),
+               Input("live-tick", "n_intervals"), Input("live-channel", "value"), Input("live-selected", "data"),
+               State("live-shown", "data"))
+def refresh(_: int | None, channel: str | None, selected: str | None, shown: dict[str, str] | None) -> tuple:
     if not channel:
         waiting = [html.P("Waiting for chat ...", className="muted")]
-        return waiting, [], waiting, [], views.empty_figure("Chat rate", "pick a channel"), ""
+        return waiting, [], waiting, [], views.empty_figure("Chat rate", "pick a channel"), "", {}
     data = sources()
     events, problem = views.live_events(data, channel)
-    return (views.event_list(events, selected), views.topic_list(data.feed.topics(channel)),
-            views.chat_list(data.feed.chat(channel)), views.event_details(events, selected),
-            views.rate_figure(data.feed, channel), problem or "")
+    topics, chat, emotes = data.feed.topics(channel), data.feed.chat(channel), data.feed.known_emotes()
+    # A list is sent to the browser only when what it shows has changed: an unchanged list is left alone, so a
+    # click, a hover, a selection or a scroll position on it survives the refresh.
+    parts = {
+        "events": ((channel, selected, [(e["event_id"], e["message_count"], e["distinct_users"]) for e in events],
+                    len(emotes)), lambda: views.event_list(events, selected, emotes)),
+        "topics": ((channel, [(t.topic_id, t.total_messages, t.windows_active, t.last_seen) for t in topics],
+                    len(emotes)), lambda: views.topic_list(topics, emotes)),
+        "chat": ((channel, [views.chat_key(m) for m in chat]), lambda: views.chat_list(chat)),
+        "detail": ((channel, selected, next((e["message_count"] for e in events if e["event_id"] == selected), None)),
+                   lambda: views.event_details(events, selected, emotes)),
+    }
+    shown = shown or {}
+    now_shown = {name: views.fingerprint(facts) for name, (facts, _) in parts.items()}
+    out = [render() if shown.get(name) != now_shown[name] else no_update for name, (_, render) in parts.items()]
+    return (*out, views.rate_figure(data.feed, channel), problem or "", now_shown)
 
 
 @dash.callback(Output("live-selected", "data"), Input({"type": "live-event", "index": ALL}, "n_clicks"),

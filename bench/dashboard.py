@@ -27,7 +27,7 @@ from dashboard import views
 from dashboard.history import History
 from dashboard.live import LiveFeed
 from jobs.sinks import CONNECTOR, cassandra_frames
-from services.schema import ensure_tables
+from bench.isolation import BenchSpace
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
 from twitchcrement.records import ChatMessage
@@ -108,22 +108,25 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--texts", type=int, default=20_000, help="distinct spam texts the events spread over")
     parser.add_argument("--calls", type=int, default=200, help="timed calls per callback")
-    parser.add_argument("--keep", action="store_true", help="reuse the bench keyspace if it is already filled")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the bench keyspace at the end, and reuse it if it is already filled")
     args = parser.parse_args()
     logs.setup("WARNING")
     base = configuration.load()
     services.up(base)
-    config = base.with_overrides(cassandra__keyspace=KEYSPACE, spark__master="local[2]")
+    with BenchSpace(base.with_overrides(spark__master="local[2]"), keep=args.keep, keyspace=KEYSPACE) as space:
+        try:
+            measure_callbacks(space.config, args)
+        finally:
+            if not args.keep:
+                (RESULTS / f".{KEYSPACE}-filled").unlink(missing_ok=True)  # the keyspace goes with it
+
+
+def measure_callbacks(config: configuration.Config, args: argparse.Namespace) -> None:
     texts = spam_texts(args.texts)
     marker = RESULTS / f".{KEYSPACE}-filled"
     fill_s = None
     if not (args.keep and marker.exists() and marker.read_text() == f"{args.events} {args.texts}"):
-        from twitchcrement.clients import cassandra_session
-
-        admin = cassandra_session(base, keyspace=False)
-        admin.execute("DROP KEYSPACE IF EXISTS twitchcrement_bench", timeout=120)
-        admin.cluster.shutdown()
-        ensure_tables(config)
         spark = session(config, app_name="twitchcrement-bench-dashboard")
         print(f"filling {args.events:,} spam events over {CHANNELS} channels and {args.texts:,} texts ...", flush=True)
         fill_s = fill(spark, config, args.events, texts)

@@ -19,7 +19,7 @@ import services
 from ingest.irc_parser import ChatParser
 from ingest.sink import ChatSink
 from ingest.synth import Generator, SynthSettings
-from services.schema import ensure_topics
+from services.schema import drop_topics, ensure_topics
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
 from twitchcrement.clients import kafka_producer
@@ -75,25 +75,33 @@ def measure(config: configuration.Config, message_count: int, repeat: int = 5) -
     messages = list(Generator(SynthSettings(rate=message_count / 60, seconds=60, seed=3)))
     encoded = [(m.key, m.encode()) for m in messages]
 
+    created: list[str] = []
+
+    def new_topic() -> str:
+        created.append(f"bench-ingest-{uuid.uuid4().hex[:8]}")
+        ensure_topics(config, created[-1:])
+        return created[-1]
+
     def through_sink() -> None:
-        topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
-        ensure_topics(config, [topic])
+        topic = new_topic()
         sink = ChatSink(config, topic=topic)
         for message in messages:
             sink.offer(message, block=True)
         sink.close(timeout_s=600)
 
     def bare_producer() -> None:
-        topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
-        ensure_topics(config, [topic])
+        topic = new_topic()
         producer = kafka_producer(config, linger_ms=50)
         for key, value in encoded:
             producer.send(topic, key=key, value=value)
         producer.flush(timeout=600)
         producer.close()
 
-    sink = rate(len(messages), timed(through_sink, max(1, repeat - 2)))
-    bare = rate(len(messages), timed(bare_producer, max(1, repeat - 2)))
+    try:
+        sink = rate(len(messages), timed(through_sink, max(1, repeat - 2)))
+        bare = rate(len(messages), timed(bare_producer, max(1, repeat - 2)))
+    finally:
+        drop_topics(config, created)  # the bench leaves no topics behind
     return {
         "parse_lines": len(lines), "parse": parse, "split_floor": split,
         "parse_vs_split": round(parse["median_per_s"] / split["median_per_s"], 3),

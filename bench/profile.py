@@ -18,14 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import services
 from jobs.micro_batch import MicroBatch
 from jobs.spam_detector import start
-from services.schema import drop_topics, ensure_topics
+from bench.isolation import BenchSpace
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
 from twitchcrement.spark import session
@@ -65,11 +64,9 @@ class TimedWriter(MicroBatch):
                              "tasks_in_foreach_batch": tasks})
 
 
-def profile_rate(spark: Any, config: configuration.Config, rate: int, seconds: float,
-                 spam_share: float) -> dict[str, Any]:
-    chat_topic, out_topic = f"prof-chat-{uuid.uuid4().hex[:6]}", f"prof-out-{uuid.uuid4().hex[:6]}"
-    ensure_topics(config, [chat_topic, out_topic])
-    run_config = config.with_overrides(kafka__chat_topic=chat_topic, kafka__spam_topic=out_topic,
+def profile_rate(spark: Any, space: BenchSpace, rate: int, seconds: float, spam_share: float) -> dict[str, Any]:
+    chat_topic, out_topic = space.topic("profile-chat"), space.topic("profile-out")
+    run_config = space.config.with_overrides(kafka__chat_topic=chat_topic, kafka__spam_topic=out_topic,
                                        detector__starting_offsets="latest")
     writer = TimedWriter(run_config, spark)
     query = start(spark, run_config, checkpoint=tempfile.mkdtemp(prefix="prof-"), writer=writer)
@@ -87,7 +84,6 @@ def profile_rate(spark: Any, config: configuration.Config, rate: int, seconds: f
     finally:
         query.stop()
         writer.close()
-        drop_topics(config, [chat_topic, out_topic])
     steady = [b for b in writer.batches if b["at"] - began >= WARM_UP_S]
     by_batch = {b["batch"]: b for b in steady}
     rows = [(p, by_batch[p["batchId"]]) for p in progress if p["batchId"] in by_batch]
@@ -112,7 +108,7 @@ def profile_rate(spark: Any, config: configuration.Config, rate: int, seconds: f
     }
 
 
-def write_markdown(results: list[dict[str, Any]], out: Path) -> str:
+def table(results: list[dict[str, Any]]) -> list[str]:
     lines = ["## Profile of a micro-batch (live, medians over the steady batches)", "",
              "| offered msg/s | spam share | rows/batch | batch s (p95) | Spark phases s | detector stages s | "
              "jobs | tasks |", "|---|---|---|---|---|---|---|---|"]
@@ -122,17 +118,21 @@ def write_markdown(results: list[dict[str, Any]], out: Path) -> str:
         lines.append(f"| {r['offered_per_s']:,} | {r['spam_share']} | {r['input_rows_median']} | "
                      f"{r['batch_s_median']} ({r['batch_s_p95']}) | {phases} | {stages} | {r['jobs_per_batch']} | "
                      f"{r['tasks_per_batch']} |")
-    text = "\n".join(lines) + "\n"
+    return lines
+
+
+def write_markdown(results: list[dict[str, Any]], out: Path) -> str:
+    text = "\n".join(table(results)) + "\n"
     (out / "profile.md").write_text(text)
     return text
 
 
-def measure(config: configuration.Config, spark: Any, rates: list[int], seconds: float,
+def measure(space: BenchSpace, spark: Any, rates: list[int], seconds: float,
             spam_shares: list[float]) -> list[dict[str, Any]]:
     results = []
     for rate in rates:
         for share in spam_shares:
-            result = profile_rate(spark, config, rate, seconds, share)
+            result = profile_rate(spark, space, rate, seconds, share)
             print(f"[{time.strftime('%H:%M:%S')}] profile at {rate:,}/s spam {share}: {json.dumps(result)}",
                   flush=True)
             results.append(result)
@@ -149,12 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup("WARNING")
     base = configuration.load()
     services.up(base)
-    config = base.with_overrides(spark__master="local[2]")
-    spark = session(config, app_name="twitchcrement-profile")
-    spark.sparkContext.setLogLevel("ERROR")
-    results = measure(config, spark, [int(r) for r in args.rates.split(",")], args.seconds,
-                      [float(s) for s in args.spam_shares.split(",")])
-    spark.stop()
+    with BenchSpace(base.with_overrides(spark__master="local[2]")) as space:
+        spark = session(space.config, app_name="twitchcrement-profile")
+        spark.sparkContext.setLogLevel("ERROR")
+        results = measure(space, spark, [int(r) for r in args.rates.split(",")], args.seconds,
+                          [float(s) for s in args.spam_shares.split(",")])
+        spark.stop()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "profile.json").write_text(json.dumps(results, indent=2))
     print(write_markdown(results, RESULTS))

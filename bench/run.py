@@ -37,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ import psutil
 
 import services
 from bench import ingest as ingest_bench
+from bench import profile
 from bench.stats import flat, percentile
 from ingest.captures import Capture
 from ingest.sink import ChatSink
@@ -53,8 +53,9 @@ from ingest.synth import Generator, SynthSettings
 from jobs.detection import Settings
 from jobs.evaluation import labelled_cells, oracle_cells, score
 from jobs.pipeline import decode
+from jobs.micro_batch import MicroBatch
 from jobs.spam_detector import start as start_detector
-from services.schema import ensure_topics
+from bench.isolation import BenchSpace
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
 from twitchcrement.clients import kafka_consumer
@@ -84,11 +85,15 @@ class Plan:
     ingest_messages: int
     dashboard_events: int
     endurance_seconds: float  # the long run for memory and state, at ENDURANCE_RATE (0: none)
+    profile_rates: tuple[int, ...] = ()  # offered rates of the micro-batch profile (bench.profile)
+    profile_seconds: float = 30
 
 
 ENDURANCE_RATE = 1000  # every detecting system sustains it (bench/reference/full-latest.md)
-QUICK = Plan("quick", 5000, 12, 1, (2000,), 15, 18, False, 20_000, 0, 0)
-FULL = Plan("full", 5000, 60, 3, (1000, 5000, 20_000, 50_000, 200_000), 40, 25, True, 100_000, 1_000_000, 600)
+QUICK = Plan("quick", 5000, 12, 1, (2000,), 15, 18, False, 20_000, 0, 0, (100, 1000), 20)
+SMOKE = Plan("smoke", 500, 4, 1, (), 0, 0, False, 1_000, 0, 0)  # the test suite's run: a bench leaves no trace
+FULL = Plan("full", 5000, 60, 3, (1000, 5000, 20_000, 50_000, 200_000), 40, 25, True, 100_000, 1_000_000, 600,
+            (100, 1000, 10_000), 40)
 
 
 def log(message: str) -> None:
@@ -145,6 +150,8 @@ class Runner:
     def __init__(self, spark: Any, config: configuration.Config, system: str):
         self.spark, self.config, self.system = spark, config, system
         self.query: Any = None
+        self.batches: MicroBatch | None = None  # the detector's foreachBatch function
+        self.drain = False
         self.process: subprocess.Popen | None = None
         self.stats_file = Path(tempfile.mkstemp(prefix=f"bench-{system}-", suffix=".json")[1])
 
@@ -158,7 +165,9 @@ class Runner:
             command += ["--drain"] if drain else ["--seconds", str(seconds)]
             self.process = subprocess.Popen(command, cwd=PROJECT_ROOT)
         elif self.system == "detector":
-            self.query = start_detector(self.spark, config, available_now=drain, checkpoint=checkpoint)
+            self.batches, self.drain = MicroBatch(config), drain
+            self.query = start_detector(self.spark, config, available_now=drain, checkpoint=checkpoint,
+                                        writer=self.batches)
         else:
             self.query = self._baseline(config, checkpoint, drain)
 
@@ -209,12 +218,18 @@ class Runner:
             self.query.awaitTermination(timeout_s)
             if self.query.exception():
                 raise RuntimeError(f"{self.system} failed: {self.query.exception()}")
+            if self.batches is not None:
+                if self.drain:
+                    self.batches.finish()  # the last windows, as --available-now does
+                self.batches.close()
         else:
             self.process.wait(timeout_s)
 
     def stop(self) -> None:
         if self.query is not None:
             self.query.stop()
+        if self.batches is not None:
+            self.batches.close()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(30)
@@ -240,22 +255,21 @@ class Runner:
 
 
 # --- phases --------------------------------------------------------------------------------------------------------
-def capacity_and_quality(spark: Any, config: configuration.Config, plan: Plan) -> dict[str, dict[str, Any]]:
+def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str, dict[str, Any]]:
+    config = space.config
     settings = Settings()
     generator = Generator(SynthSettings(rate=plan.prefill_rate, seconds=plan.prefill_seconds, channels=40, seed=21,
                                         prefix="bench"))
     messages = list(generator)
     bursts = [b.label() for b in generator.bursts]
-    chat_topic = f"bench-chat-{uuid.uuid4().hex[:6]}"
-    ensure_topics(config, [chat_topic])
+    chat_topic = space.topic("chat")
     log(f"pre-filling {chat_topic} with {len(messages):,} labelled messages ...")
     fill(config, chat_topic, messages)
     cells = labelled_cells(messages, bursts, settings)
     oracle = None
     if plan.oracle and SHARED.exists():
         real = sorted((m for path in CAPTURES for m in Capture(SHARED / path)), key=lambda m: m.sent_ts)
-        real_topic = f"bench-real-{uuid.uuid4().hex[:6]}"
-        ensure_topics(config, [real_topic])
+        real_topic = space.topic("real")
         fill(config, real_topic, real)
         oracle = (real_topic, oracle_cells(real, settings))
     results: dict[str, dict[str, Any]] = {}
@@ -265,8 +279,7 @@ def capacity_and_quality(spark: Any, config: configuration.Config, plan: Plan) -
     for system in SYSTEMS:
         runs, first_events = [], []
         for repetition in range(plan.repeat):
-            out_topic = f"bench-out-{system}-{uuid.uuid4().hex[:6]}"
-            ensure_topics(config, [out_topic])
+            out_topic = space.topic(f"out-{system}")
             runner = Runner(spark, config, system)
             began = time.perf_counter()
             runner.start(chat_topic, out_topic, drain=True)
@@ -284,8 +297,7 @@ def capacity_and_quality(spark: Any, config: configuration.Config, plan: Plan) -
                           "events": quality.events, "labelled_cells": quality.cells,
                           "recall_by_evasion": {k: round(v, 4) for k, v in quality.recall_by_tag.items()}})
             if oracle:
-                out_topic = f"bench-out-{system}-real-{uuid.uuid4().hex[:6]}"
-                ensure_topics(config, [out_topic])
+                out_topic = space.topic(f"out-{system}-real")
                 runner = Runner(spark, config, system)
                 runner.start(oracle[0], out_topic, drain=True)
                 runner.wait()
@@ -297,12 +309,12 @@ def capacity_and_quality(spark: Any, config: configuration.Config, plan: Plan) -
     return results
 
 
-def live(spark: Any, config: configuration.Config, plan: Plan, system: str, rate: int,
+def live(spark: Any, space: BenchSpace, plan: Plan, system: str, rate: int,
          seconds: float | None = None) -> dict[str, Any]:
     """One live run at an offered rate; a long one (seconds) also keeps memory and state minute by minute."""
     seconds = seconds or plan.live_seconds
-    chat_topic, out_topic = f"bench-live-{uuid.uuid4().hex[:6]}", f"bench-live-out-{uuid.uuid4().hex[:6]}"
-    ensure_topics(config, [chat_topic, out_topic])
+    config = space.config
+    chat_topic, out_topic = space.topic("live"), space.topic("live-out")
     runner = Runner(spark, config, system)
     runner.start(chat_topic, out_topic, drain=False, seconds=seconds + plan.grace_seconds + 60)
     deadline = time.monotonic() + 120
@@ -494,6 +506,8 @@ def write_report(report: dict[str, Any], out: Path) -> None:
                          f"{cell(run['latency_p95_s'])} | {'yes' if run['sustained'] else 'no'} |")
     lines += ["", "## Targets", ""] + [f"- {'met' if t['met'] else 'NOT met'}: {t['target']} (value: {cell(t['value'])})"
                                        for t in report["targets"]]
+    if report.get("profile"):
+        lines += [""] + profile.table(report["profile"])
     if report.get("ingest"):
         i = report["ingest"]
         lines += ["", "## Ingest", "", f"- IRC parse: {i['parse']['median_per_s']:,} lines/s "
@@ -512,10 +526,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rates, one repetition: under 5 minutes")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run of every phase but the live ones (tests)")
+    parser.add_argument("--out", default=str(RESULTS), help="where the report goes (default bench/results)")
     parser.add_argument("--endurance-minutes", type=float,
                         help=f"length of the memory run at {ENDURANCE_RATE:,} msg/s (default: full 10, quick none)")
     args = parser.parse_args(argv)
-    plan = QUICK if args.quick else FULL
+    plan = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.endurance_minutes is not None:
         plan = dataclasses.replace(plan, endurance_seconds=args.endurance_minutes * 60)
     logs.setup("WARNING")
@@ -523,43 +539,51 @@ def main(argv: list[str] | None = None) -> int:
     base = configuration.load()
     log(f"bench {plan.name}: starting local services ...")
     services.up(base)
-    config = base.with_overrides(spark__master="local[2]", detector__max_offsets_per_trigger=50_000)
-    # Runner.processed() sums the query's recent progress, which Spark caps at 100 micro-batches by default: too few
-    # for the 10-minute run.
-    spark = session(config, app_name="twitchcrement-bench", **{"spark.sql.streaming.numRecentProgressUpdates": 100_000})
-    spark.sparkContext.setLogLevel("ERROR")
     report: dict[str, Any] = {"plan": plan.name, "machine": machine(), "repeat": plan.repeat,
                               "prefill_messages": int(plan.prefill_rate * plan.prefill_seconds),
                               "endurance_seconds": plan.endurance_seconds}
-    report["systems"] = capacity_and_quality(spark, config, plan)
-    for system in SYSTEMS:
-        if system == "noop":
-            continue
-        report["systems"][system]["live"] = []
-        for rate in plan.offered_rates:
-            run = live(spark, config, plan, system, rate)
-            report["systems"][system]["live"].append(run)
-            if not run["sustained"]:
-                break  # higher rates cannot do better
-        if plan.endurance_seconds and system in DETECTING:
-            log(f"{system}: {plan.endurance_seconds / 60:g} minutes at {ENDURANCE_RATE:,} msg/s for memory ...")
-            report["systems"][system]["endurance"] = live(spark, config, plan, system, ENDURANCE_RATE,
-                                                          seconds=plan.endurance_seconds)
-    spark.stop()
-    log("ingest ...")
-    report["ingest"] = ingest_bench.measure(base, plan.ingest_messages, repeat=1 if args.quick else 5)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # Its own keyspace and topics: a bench never writes into the history the dashboard shows.
+    with BenchSpace(base.with_overrides(spark__master="local[2]", detector__max_offsets_per_trigger=50_000)) as space:
+        # Runner.processed() sums the query's recent progress, which Spark caps at 100 micro-batches by default:
+        # too few for the 10-minute run.
+        spark = session(space.config, app_name="twitchcrement-bench",
+                        **{"spark.sql.streaming.numRecentProgressUpdates": 100_000})
+        spark.sparkContext.setLogLevel("ERROR")
+        report["systems"] = capacity_and_quality(spark, space, plan)
+        for system in SYSTEMS:
+            if system == "noop":
+                continue
+            report["systems"][system]["live"] = []
+            for rate in plan.offered_rates:
+                run = live(spark, space, plan, system, rate)
+                report["systems"][system]["live"].append(run)
+                if not run["sustained"]:
+                    break  # higher rates cannot do better
+            if plan.endurance_seconds and system in DETECTING:
+                log(f"{system}: {plan.endurance_seconds / 60:g} minutes at {ENDURANCE_RATE:,} msg/s for memory ...")
+                report["systems"][system]["endurance"] = live(spark, space, plan, system, ENDURANCE_RATE,
+                                                              seconds=plan.endurance_seconds)
+        if plan.profile_rates:
+            log("profile of a micro-batch ...")
+            report["profile"] = profile.measure(space, spark, list(plan.profile_rates), plan.profile_seconds,
+                                                [0.0, 0.2])
+            profile.write_markdown(report["profile"], out)
+        spark.stop()
+        log("ingest ...")
+        report["ingest"] = ingest_bench.measure(space.config, plan.ingest_messages, repeat=1 if plan.repeat == 1 else 5)
     if plan.dashboard_events:
         log(f"dashboard callbacks with {plan.dashboard_events:,} events ...")
-        subprocess.run([sys.executable, "-m", "bench.dashboard", "--events", str(plan.dashboard_events), "--keep"],
+        subprocess.run([sys.executable, "-m", "bench.dashboard", "--events", str(plan.dashboard_events)],
                        cwd=PROJECT_ROOT, check=True)
         report["dashboard"] = json.loads((RESULTS / "dashboard.json").read_text())
     summarise(report)
     report["seconds"] = round(time.monotonic() - started)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2, default=str))
-    write_report(report, RESULTS)
-    log(f"wrote {RESULTS / 'latest.json'} and latest.md in {report['seconds']} s")
-    print((RESULTS / "latest.md").read_text())
+    (out / "latest.json").write_text(json.dumps(report, indent=2, default=str))
+    write_report(report, out)
+    log(f"wrote {out / 'latest.json'} and latest.md in {report['seconds']} s")
+    print((out / "latest.md").read_text())
     return 0
 
 

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import psutil
 
 import services
 from bench.stats import flat
-from services.schema import ensure_topics
+from bench.isolation import BenchSpace
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
 from twitchcrement.clients import kafka_consumer
@@ -72,12 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     base = configuration.load()
     print(f"soak: {args.minutes:g} minutes at {args.rate:,} msg/s offered; starting local services ...", flush=True)
     services.up(base)
-    suffix = uuid.uuid4().hex[:6]
-    chat_topic, spam_topic = f"soak-chat-{suffix}", f"soak-spam-{suffix}"
-    ensure_topics(base, [chat_topic, spam_topic])
+    with BenchSpace(base) as space:  # its own keyspace and topics, dropped at the end
+        return soak(space, args)
+
+
+def soak(space: BenchSpace, args: argparse.Namespace) -> int:
+    base = space.config
+    chat_topic, spam_topic = base["kafka.chat_topic"], base["kafka.spam_topic"]
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     checkpoint = work / "checkpoint"
     env = {**os.environ, "TWITCHCREMENT_KAFKA_CHAT_TOPIC": chat_topic, "TWITCHCREMENT_KAFKA_SPAM_TOPIC": spam_topic,
+           "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": base["kafka.deadletter_topic"],
+           "TWITCHCREMENT_CASSANDRA_KEYSPACE": base["cassandra.keyspace"],
            "TWITCHCREMENT_SPARK_MASTER": "local[2]", "TWITCHCREMENT_LOCAL_DATA_DIR": str(work / "local")}
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

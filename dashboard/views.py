@@ -190,6 +190,8 @@ def event_details(events: list[dict[str, Any]], event_id: str | None,
     if event is None:
         return [html.P("Click a spam event to see who sent it and in which spellings.", className="muted")]
     return [
+        # data-event names the event shown (and its id its pattern id, as the list's row has it)
+        html.Div(id=f"detail-{event['event_id']}", **{"data-event": event["event_id"]}, className="detail-of"),
         html.H4(f"{event['kind']} spam, {_clock(event['window_start'])}-{_clock(event['window_end'])} UTC"),
         html.Div(spam_text(event["text"], known_emotes or {}), className="spam-text"),
         html.Div([

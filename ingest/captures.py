@@ -118,6 +118,11 @@ class Capture:
                     yield message
 
     def _csv(self) -> Iterator[ChatMessage]:
+        # CSV exports are not always in time order (the 2017 multichannel capture jumps back minutes at a time), and
+        # the detector drops what comes more than its watermark behind its channel: sort them (stable) first.
+        return iter(sorted(self._csv_rows(), key=lambda m: m.sent_ts))
+
+    def _csv_rows(self) -> Iterator[ChatMessage]:
         with self.path.open(newline="", encoding="utf-8", errors="replace") as handle:
             rows = csv.DictReader(handle)
             missing = {"channel", "sender", "date", "message"} - set(rows.fieldnames or [])

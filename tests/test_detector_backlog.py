@@ -114,7 +114,7 @@ def test_an_uneven_backlog_after_an_outage_loses_nothing(platform, tmp_path):
                          sent_ts=now + 20_000 + i * 7) for i in range(3_000)]
     before = [m for m in steady if m.sent_ts < now + 20_000]
     during = sorted([m for m in steady if m.sent_ts >= now + 20_000] + burst, key=lambda m: m.sent_ts)
-    detector = DetectorProcess(config, tmp_path / "outage", max_offsets_per_trigger=400)
+    detector = DetectorProcess(config, tmp_path, max_offsets_per_trigger=400)
     produce(config, before)
     detector.launch()
     try:

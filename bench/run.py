@@ -5,7 +5,8 @@
 Systems (each reads the same Kafka topic):
 - detector: the real job (jobs/spam_detector.py) on local[2]: Kafka in, Kafka and Cassandra out;
 - exact: the original system's algorithm (identical text per channel per 10 s window, count > 1) as a Spark job;
-- noop: a Spark query that only reads and decodes the topic (this machine's ceiling for a Python-decoding query);
+- noop: a Spark query that only reads the topic and decodes its msgpack to columns (this machine's ceiling for a
+  Python-decoding query);
 - datasketch: one Python process with datasketch's MinHashLSH per channel-window (bench/datasketch_system.py).
 
 Phases:
@@ -178,7 +179,8 @@ class Runner:
                  .option("subscribe", config["kafka.chat_topic"])
                  .option("startingOffsets", config["detector.starting_offsets"])
                  .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"]).load())
-        chat = decode(kafka, config["detector.min_shingles"]).where(F.col("channel") != "")
+        # msgpack decode to columns only: no normalisation or shingles (the floor of any Python-decoding job)
+        chat = decode(kafka, config["detector.min_shingles"], text_features=False).where(F.col("channel") != "")
         if self.system == "noop":
             writer = chat.writeStream.format("noop")
         else:

@@ -234,8 +234,8 @@ class ChannelDetector:
         return rows
 
     def close_quiet(self, silent_ms: int, settings: Settings) -> list[dict[str, Any]]:
-        """The channel has sent nothing for silent_ms (processing time) while everything sent to it was read: its
-        clock moves on by that much, closing its windows and ending its quiet topics."""
+        """The channel has been silent for silent_ms (processing time; jobs.state says when a channel is silent):
+        its clock moves on by that much, closing its windows and ending its quiet topics."""
         return self.close_windows(self.newest_ts - settings.watermark_ms + silent_ms, settings)
 
     def finish(self, settings: Settings) -> list[dict[str, Any]]:

@@ -115,7 +115,8 @@ class MicroBatch:
     # --- the end of a drain, and stopping
     def finish(self) -> None:
         """Close every open window (an --available-now drain has read all there is) and write what they emit."""
-        state = self.state if self.state is not None else self.store.load_latest()
+        committed = self.store.ids("commits")  # Spark's own log of the batches it has committed
+        state = self.state if self.state is not None else self._state_before(committed[-1] + 1 if committed else 0)
         rows = state.finish(self.settings.detection)
         self.sinks.write(rows, [], self.timings)
         self.state = state

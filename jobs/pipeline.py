@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from jobs.detection import Settings
 from twitchcrement.config import Config
 from twitchcrement.records import ChatMessage, RecordError
-from twitchcrement.textsim import MinHasher, normalise, shingles
+from twitchcrement.textsim import MinHasher, normalise, shingle_set
 
 log = logging.getLogger(__name__)
 # pyspark 3.5's Arrow serializer concatenates frames in a way pandas 2.2 warns about, once per worker batch.
@@ -65,10 +65,11 @@ class DetectorSettings:
 
 
 # --- decode and text features ------------------------------------------------------------------------------------
-def decode_and_shingle(min_shingles: int, shingle_size: int = 3) -> Callable[[Iterator[pd.DataFrame]],
-                                                                            Iterator[pd.DataFrame]]:
+def decode_and_shingle(min_shingles: int, shingle_size: int = 3,
+                       text_features: bool = True) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """One Python pass per record: msgpack -> chat fields, normalised text and shingles (texts too short for LSH
-    get the single SHORT_TEXT shingle). A value that is not a valid chat record keeps its bytes and the reason."""
+    get the single SHORT_TEXT shingle). A value that is not a valid chat record keeps its bytes and the reason.
+    Without text_features only the fields (the benchmarks' floor of a Python-decoding job)."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
@@ -79,8 +80,8 @@ def decode_and_shingle(min_shingles: int, shingle_size: int = 3) -> Callable[[It
                     message: ChatMessage = ChatMessage.decode(value)  # type: ignore[assignment]
                     if not message.text.strip():
                         raise RecordError("chat message: field 'text' is empty")
-                    norm = normalise(message.text)
-                    grams = shingles(norm, shingle_size)
+                    norm = normalise(message.text) if text_features else ""
+                    grams = list(shingle_set(norm, shingle_size)) if text_features else []  # HashingTF: no order
                     row = (message.channel, message.user_login, message.text, message.sent_ts, message.message_id,
                            None, None, int(kafka_ts), int(partition), int(offset), norm,
                            grams if len(grams) >= min_shingles else [SHORT_TEXT])
@@ -95,11 +96,11 @@ def decode_and_shingle(min_shingles: int, shingle_size: int = 3) -> Callable[[It
     return run
 
 
-def decode(kafka: DataFrame, min_shingles: int, shingle_size: int = 3) -> DataFrame:
+def decode(kafka: DataFrame, min_shingles: int, shingle_size: int = 3, text_features: bool = True) -> DataFrame:
     """Kafka rows -> chat columns with norm and shingles (see decode_and_shingle)."""
     raw = kafka.select(F.col("value"), (F.col("timestamp").cast("double") * 1000).cast("long").alias("kafka_ts"),
                        "partition", "offset")
-    return raw.mapInPandas(decode_and_shingle(min_shingles, shingle_size), DECODED_SCHEMA)
+    return raw.mapInPandas(decode_and_shingle(min_shingles, shingle_size, text_features), DECODED_SCHEMA)
 
 
 def minhash_model(spark: SparkSession, hasher: MinHasher) -> tuple[HashingTF, MinHashLSHModel]:

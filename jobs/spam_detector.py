@@ -64,7 +64,8 @@ class ProgressLog(StreamingQueryListener):
         }
         self.latest = metrics
         self.last_progress_at = time.monotonic()
-        if progress.numInputRows:
+        chat = progress.sources[0].numInputRows if progress.sources else progress.numInputRows  # not the ticks
+        if chat:
             log.info("micro-batch", extra=metrics)
         if self.metrics_file is not None:
             self.metrics_file.parent.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,8 @@ class DetectorState:
     def apply(self, batch: pd.DataFrame, now_ms: int, partition_ends: dict[int, int] | None,
               settings: Settings) -> tuple[list[dict[str, Any]], int]:
         """Feed one micro-batch (columns channel, sent_ts, user_login, text, norm, signature, partition, offset)
-        to the channels in offset order; then close the channels that are silent while their partition has been
-        read to the end that Kafka reported before this batch (`partition_ends`; None: not known, close nothing).
+        to the channels in offset order; then close the channels that are silent (see below; `partition_ends`:
+        what Kafka reported before this batch, None: not known, close nothing).
         Returns the emitted rows (events and topic updates) and the number of late messages dropped."""
         rows: list[dict[str, Any]] = []
         if len(batch):
@@ -65,11 +65,16 @@ class DetectorState:
                 self.last_message_at[channel] = now_ms
                 self.partition_of[channel] = int(messages["partition"].iloc[-1])
         late = 0
+        stream_clock = max((d.newest_ts for d in self.detectors.values()), default=0)
         for channel, detector in list(self.detectors.items()):
             late += detector.late_dropped
             detector.late_dropped = 0
             silent_ms = now_ms - self.last_message_at.get(channel, now_ms)
-            if silent_ms < settings.channel_lag_ms or not self._read_to_end(channel, partition_ends):
+            # Silent, not merely delayed: nothing for the lag in processing time, everything sent to it read
+            # (its partition is at the end Kafka reported), and the rest of the chat a lag further on in event
+            # time (after an outage upstream, nobody's chat has moved on, and nothing closes).
+            if silent_ms < settings.channel_lag_ms or not self._read_to_end(channel, partition_ends) or \
+                    stream_clock - detector.newest_ts < settings.channel_lag_ms:
                 continue
             rows.extend(detector.close_quiet(silent_ms, settings))
             if detector.is_empty() and silent_ms >= EVICT_AFTER_MS:
@@ -116,21 +121,18 @@ class StateStore:
     def save(self, state: DetectorState) -> int:
         data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         self._write(f"detector-state/{state.batch_id}", data, durable=True)
-        for old in self._ids("detector-state")[:-SNAPSHOTS_KEPT]:
+        for old in self.ids("detector-state")[:-SNAPSHOTS_KEPT]:
             self._delete(f"detector-state/{old}")
         return len(data)
 
     def load_before(self, batch_id: int) -> DetectorState:
         """The state after the newest saved batch before batch_id (a new state when there is none)."""
-        earlier = [i for i in self._ids("detector-state") if i < batch_id]
+        earlier = [i for i in self.ids("detector-state") if i < batch_id]
         if not earlier:
             return DetectorState()
         state: DetectorState = pickle.loads(self._read(f"detector-state/{earlier[-1]}"))
         log.info("detector state restored", extra={"batch": state.batch_id, **state.sizes()})
         return state
-
-    def load_latest(self) -> DetectorState:
-        return self.load_before(2**62)
 
     # --- each batch's facts
     def decision(self, batch_id: int) -> dict[str, Any] | None:
@@ -151,9 +153,10 @@ class StateStore:
         return self._read(relative).decode("utf-8", errors="replace")
 
     # --- storage
-    def _ids(self, folder: str) -> list[int]:
+    def ids(self, folder: str) -> list[int]:
+        """The numbered files of a folder of the checkpoint (snapshots here, or Spark's commits), in order."""
         if self.local:
-            names = [p.name for p in (self.root / folder).iterdir()]
+            names = [p.name for p in (self.root / folder).iterdir()] if (self.root / folder).exists() else []
         else:
             fs, path = self._hadoop(folder)
             names = [s.getPath().getName() for s in fs.listStatus(path)] if fs.exists(path) else []

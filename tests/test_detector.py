@@ -117,7 +117,7 @@ def test_each_channel_closes_its_windows_by_its_own_clock_message_by_message():
     assert not detector.add(base + 9_999, "late", spam, spam, None, SETTINGS) and detector.late_dropped == 1
 
 
-def test_a_silent_channel_is_closed_only_once_its_partition_is_read_to_the_end():
+def test_a_silent_channel_is_closed_only_once_its_partition_is_read_to_the_end_and_the_stream_moved_on():
     from jobs.state import DetectorState
     import pandas as pd
 
@@ -126,16 +126,21 @@ def test_a_silent_channel_is_closed_only_once_its_partition_is_read_to_the_end()
     batch = pd.DataFrame({"channel": ["quiet"] * 5, "sent_ts": [base + 1_000 + i for i in range(5)],
                           "user_login": [f"u{i}" for i in range(5)], "text": [spam] * 5, "norm": [spam] * 5,
                           "signature": [None] * 5, "partition": [0] * 5, "offset": list(range(5))})
+    lag = SETTINGS.channel_lag_ms
+    # another channel, on another partition, a lag further on in event time: the stream has moved on
+    other = batch.iloc[:1].assign(channel="busy", sent_ts=base + 1_004 + lag, partition=1, offset=0)
     empty = batch.iloc[0:0]
     state = DetectorState()
     assert state.apply(batch, 0, None, SETTINGS)[0] == []
-    lag = SETTINGS.channel_lag_ms
+    # silent for longer than the lag and read to the end, but nobody's chat has moved on (an outage upstream)
+    assert state.apply(empty, lag + 1, {0: 5}, SETTINGS)[0] == []
+    state.apply(other, lag + 1, None, SETTINGS)
     # silent for longer than the lag, but partition 0 holds more than has been read: stays open
-    assert state.apply(empty, lag + 1, {0: 9}, SETTINGS)[0] == []
+    assert state.apply(empty, lag + 1, {0: 9, 1: 1}, SETTINGS)[0] == []
     # not known how far the partition goes: stays open
     assert state.apply(empty, lag + 1, None, SETTINGS)[0] == []
-    # read to the end and silent for the lag: its window closes
-    rows, late = state.apply(empty, lag + 1, {0: 5}, SETTINGS)
+    # read to the end, silent for the lag, the stream a lag further on: its window closes
+    rows, late = state.apply(empty, lag + 1, {0: 5, 1: 1}, SETTINGS)
     assert [(r["window_start"], r["message_count"]) for r in rows if r["kind"] == "event"] == [(base, 5)]
     assert late == 0
 

@@ -167,8 +167,9 @@ SETTINGS: list[Setting] = [
             "How late (event time, behind its channel's newest message) a message may arrive and still count in "
             "its window.", _non_negative),
     Setting("detector.channel_lag_s", "float", 15.0,
-            "How long (processing time) a channel may send nothing, once its Kafka partition has been read to the "
-            "end, before its open windows close anyway. A channel whose partition is behind is never closed.",
+            "How long a channel may be silent before its open windows close anyway: nothing from it for this long "
+            "(processing time), its Kafka partition read to the end, and the rest of the stream this far ahead in "
+            "event time. A channel whose partition is behind, or whose chat is delayed with everyone's, stays open.",
             _non_negative),
     Setting("detector.state_snapshot_s", "float", 30.0,
             "Seconds between snapshots of the detector's state; a restart replays at most this much chat from "

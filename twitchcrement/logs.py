@@ -50,8 +50,10 @@ def setup(level: str = "INFO", fmt: str = "logfmt") -> None:
     root.setLevel(logging.WARNING)
     for ours in ("twitchcrement", "services", "ingest", "jobs", "dashboard", "bench"):
         logging.getLogger(ours).setLevel(level)
-    # kafka-python warns about its own event loop timing under load: not actionable for a user.
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    # kafka-python logs every failed connection attempt (several a second while a broker is away) and warns about
+    # its own event loop timing under load: not actionable. Each part says in one line of its own when Kafka is
+    # away (the detector's "kafka unreachable", ingest's sink, the dashboard's banner).
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 class quiet:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import msgpack
+import msgspec
 
 MAX_RECORD_BYTES = 64 * 1024
 # Twitch caps a chat message at 500 characters; 2,000 leaves room for escapes and clients that pad messages.
@@ -19,7 +20,7 @@ MAX_TEXT_CHARS = 2_000
 MAX_NAME_CHARS = 64
 _MIN_TS_MS = 1_000_000_000_000  # 2001-09-09: anything earlier is not a Twitch timestamp in milliseconds
 _MAX_TS_MS = 32_503_680_000_000  # year 3000
-_CHANNEL_RE = re.compile(r"^[a-z0-9_]{1,50}$")
+_CHANNEL_RE = re.compile(r"^[a-z0-9_]{1,50}\Z")  # \Z: "$" would let a trailing newline through
 
 
 class RecordError(ValueError):
@@ -36,6 +37,15 @@ def _check_ts(value: int) -> str | None:
 
 def _check_count(value: int) -> str | None:
     return None if 0 <= value < 2**63 else "must be a count from 0"
+
+
+# The checks above as msgspec constraints, for the fast decoder (Record.decode).
+_CHECKS_AS_MSGSPEC: dict[Any, dict[str, Any]] = {
+    _check_channel: {"pattern": _CHANNEL_RE.pattern},
+    _check_ts: {"ge": _MIN_TS_MS, "le": _MAX_TS_MS},
+    _check_count: {"ge": 0, "le": 2**63 - 1},
+}
+_FAST_DECODERS: dict[type, Any] = {}
 
 
 def _check_counted(what: str) -> Any:
@@ -114,7 +124,42 @@ class Record:
 
     @classmethod
     def decode(cls, data: bytes) -> "Record":
+        """Bytes -> a valid record, or RecordError. Records whose rules msgspec can state are decoded and
+        validated by it in one C pass (several times faster: the detector decodes every chat message); anything
+        it refuses goes through from_dict, which says exactly what is wrong."""
+        fast = _fast_decoder(cls)
+        if fast is not None and isinstance(data, (bytes, bytearray, memoryview)) and 0 < len(data) <= MAX_RECORD_BYTES:
+            try:
+                return cls(*msgspec.structs.astuple(fast.decode(data)))
+            except msgspec.MsgspecError:
+                pass
         return cls.from_dict(unpack(data, cls.record_name))
+
+
+def _fast_decoder(cls: type) -> Any:
+    """A msgspec decoder with the same wire rules as cls's fields (type, required, length, check), or None when
+    a rule has no msgspec form. Built once per class."""
+    if cls in _FAST_DECODERS:
+        return _FAST_DECODERS[cls]
+    decoder = None
+    spec_fields = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        meta = f.metadata
+        constraints: dict[str, Any] = {}
+        if meta["max_chars"] is not None:
+            constraints["max_length"] = meta["max_chars"]
+        if meta["check"] is not None:
+            if meta["check"] not in _CHECKS_AS_MSGSPEC:
+                break
+            constraints.update(_CHECKS_AS_MSGSPEC[meta["check"]])
+        if meta["kind"] not in (str, int, bool):
+            break
+        kind = Annotated[meta["kind"], msgspec.Meta(**constraints)] if constraints else meta["kind"]
+        spec_fields.append((f.name, kind) if meta["required"] else (f.name, kind, f.default))
+    else:
+        decoder = msgspec.msgpack.Decoder(msgspec.defstruct(f"{cls.__name__}Wire", spec_fields))
+    _FAST_DECODERS[cls] = decoder
+    return decoder
 
 
 def _short(value: Any) -> str:

@@ -136,8 +136,8 @@ def _history_event_row(channel: str, row: Any) -> dict[str, Any]:
             "top_variants": [tuple(v) for v in row.top_variants or []], "topic_id": row.topic_id}
 
 
-# Every row of a live list has a React key from its data (event id, topic id, message id): a refresh then adds
-# and removes rows and leaves the others, and what a user is clicking, hovering or selecting, where they are.
+# Every row of a live list has an id and a React key from its data (event id, topic id, message id): a refresh
+# then adds and removes rows and leaves the others, and what a user is clicking, hovering or selecting, where it is.
 def event_list(events: list[dict[str, Any]], selected: str | None,
                known_emotes: dict[str, str] | None = None) -> list[Any]:
     if not events:
@@ -163,7 +163,7 @@ def topic_list(topics: list[SpamTopic], known_emotes: dict[str, str] | None = No
                   html.Span(f"peak {t.peak_rate:.1f}/s", className="badge"),
                   html.Span(f"last seen {_clock(t.last_seen)}", className="muted")]),
         html.Div(spam_text(t.text, known_emotes or {}), className="spam-text"),
-    ], key=t.topic_id, className="topic") for t in topics]
+    ], id=f"topic-{t.topic_id}", key=t.topic_id, className="topic") for t in topics]
 
 
 def fingerprint(facts: Any) -> str:
@@ -178,10 +178,13 @@ def chat_key(message: ChatMessage) -> str:
 def chat_list(messages: list[ChatMessage]) -> list[Any]:
     if not messages:
         return [html.P("No chat received for this channel yet.", className="muted")]
+    unique: dict[str, ChatMessage] = {}
+    for message in messages:
+        unique.setdefault(chat_key(message), message)  # a record delivered twice is one line
     return [html.Div([html.Span(_clock(m.sent_ts), className="time"),
                       html.Span(m.display_name or m.user_login, className="user"),
                       html.Span(chat_text(m.text, m.emotes), className="chat-text")],
-                     key=chat_key(m), className="chat-line") for m in messages]
+                     id=f"chat-{key}", key=key, className="chat-line") for key, m in unique.items()]
 
 
 def event_details(events: list[dict[str, Any]], event_id: str | None,

@@ -16,8 +16,8 @@ import pytest
 from ingest.captures import Capture
 from ingest.synth import Generator, SynthSettings
 from tests.conftest import TEST_ENVIRONMENT
-from tests.detector_harness import (DetectorProcess, expected_events, fresh_config, produce, run, spam_records,
-                                    stored_event_ids)
+from tests.detector_harness import (DetectorProcess, expected_events, flush_message, fresh_config, produce, run,
+                                    spam_records, stored_event_ids)
 from tests.test_ingest_twitch import wait_for
 from twitchcrement.records import ChatMessage
 
@@ -89,7 +89,9 @@ def test_the_same_events_after_three_sigkills_in_a_cut_backlog(multi_date, tmp_p
             detector.kill()
             detector.launch()
         wait_for(lambda: detector.offsets_read() >= len(messages), 600, "the restarted job to read every message")
-        # live: the last windows close once every partition is read and the channels have been silent for the lag
+        # live: the last windows close once every partition is read, the channels have been silent for the lag and
+        # the stream has moved on (another channel's chat, a lag later in event time)
+        produce(out, [flush_message(max(m.sent_ts for m in messages))])
         wait_for(lambda: {e.event_id for e in spam_records(out)[0]} >= expected, 300, "every expected event")
         assert detector.terminate(timeout_s=60) == 0
     finally:
@@ -123,6 +125,7 @@ def test_an_uneven_backlog_after_an_outage_loses_nothing(platform, tmp_path):
         produce(config, during)
         detector.launch()
         wait_for(lambda: detector.offsets_read() >= len(before) + len(during), 300, "the backlog caught up")
+        produce(config, [flush_message(max(m.sent_ts for m in during))])  # the stream moves on: the last windows
         expected, late = expected_events(before + during)
         assert late == 0
         wait_for(lambda: {e.event_id for e in spam_records(config)[0]} >= expected, 300, "every expected event")

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import msgpack
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -169,7 +170,10 @@ class Sinks:
             future.get(timeout=0)  # raises the delivery error of a record that did not make it
 
     def _cassandra(self, rows: list[dict[str, Any]], timings: dict[str, float]) -> None:
-        frame = self.spark.createDataFrame([tuple(r.get(c) for c in OUTPUT_COLUMNS) for r in rows], OUTPUT_SCHEMA)
+        # From pandas, so Spark takes the rows through Arrow in the JVM: from a list they would be pickled and
+        # converted by a Python worker for each of the six writes (0.5 s a batch, bench/results/profile.md).
+        frame = self.spark.createDataFrame(pd.DataFrame([[r.get(c) for c in OUTPUT_COLUMNS] for r in rows],
+                                                        columns=OUTPUT_COLUMNS), OUTPUT_SCHEMA)
         frames = cassandra_frames(frame.where(F.col("kind") == "event"), frame.where(F.col("kind") == "topic"))
         kinds = {r["kind"] for r in rows}
         wanted = [t for t in CASSANDRA_TABLES if TABLE_SOURCE[t] in kinds]

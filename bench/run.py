@@ -530,10 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rates, one repetition: under 5 minutes")
     parser.add_argument("--smoke", action="store_true", help="a tiny run of every phase but the live ones (tests)")
     parser.add_argument("--out", default=str(RESULTS), help="where the report goes (default bench/results)")
+    parser.add_argument("--rates", help="offered rates of the live runs, comma-separated (default: the plan's)")
     parser.add_argument("--endurance-minutes", type=float,
                         help=f"length of the memory run at {ENDURANCE_RATE:,} msg/s (default: full 10, quick none)")
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else QUICK if args.quick else FULL
+    if args.rates:
+        plan = dataclasses.replace(plan, offered_rates=tuple(int(r) for r in args.rates.split(",")))
     if args.endurance_minutes is not None:
         plan = dataclasses.replace(plan, endurance_seconds=args.endurance_minutes * 60)
     logs.setup("WARNING")

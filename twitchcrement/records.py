@@ -131,7 +131,7 @@ class Record:
         if fast is not None and isinstance(data, (bytes, bytearray, memoryview)) and 0 < len(data) <= MAX_RECORD_BYTES:
             try:
                 return cls(*msgspec.structs.astuple(fast.decode(data)))
-            except msgspec.MsgspecError:
+            except (msgspec.MsgspecError, ValueError, TypeError):  # invalid UTF-8 comes as UnicodeDecodeError
                 pass
         return cls.from_dict(unpack(data, cls.record_name))
 

@@ -353,7 +353,7 @@ def test_ten_clicks_on_ten_events_each_show_their_detail_while_the_page_refreshe
     assert world.tag in page_text(browser, "live-chat")  # the page went on refreshing meanwhile
     # Rows keep their identity between refreshes: the very DOM nodes of the list are still there seconds later.
     rows = browser.find_elements("css selector", "#live-events .event")[:3]
-    chat = browser.find_elements("css selector", "#live-chat .chat-line")[-3:]
+    chat = browser.find_elements("css selector", "#live-chat .chat-line")[:3]
     ids = [r.get_attribute("id") for r in rows + chat]
     time.sleep(4)  # four refreshes, with new chat and events arriving
     assert [r.get_attribute("id") for r in rows + chat] == ids  # a replaced node would raise StaleElementReference

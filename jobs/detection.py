@@ -103,14 +103,15 @@ class UnionFind:
 
 
 def packed_signature(signature: Any) -> bytes | None:
-    """MinHash values (list or array) as int32 bytes: all are below HASH_PRIME < 2**31."""
+    """MinHash values (list or array) as big-endian int32 bytes, the form the streaming job packs them in (see
+    jobs.pipeline.features): all are below HASH_PRIME < 2**31."""
     if signature is None or isinstance(signature, bytes):
         return signature
-    return np.asarray(signature, dtype=np.int32).tobytes()
+    return np.asarray(signature, dtype=">i4").tobytes()
 
 
 def signature_array(signature: bytes | Any) -> np.ndarray:
-    return np.frombuffer(signature, dtype=np.int32) if isinstance(signature, bytes) else np.asarray(signature)
+    return np.frombuffer(signature, dtype=">i4") if isinstance(signature, bytes) else np.asarray(signature)
 
 
 def _band_keys(signatures: np.ndarray, band: int, rows_per_band: int) -> np.ndarray:

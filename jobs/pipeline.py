@@ -97,9 +97,13 @@ def decode_and_shingle(min_shingles: int, shingle_size: int = 3,
 
 
 def decode(kafka: DataFrame, min_shingles: int, shingle_size: int = 3, text_features: bool = True) -> DataFrame:
-    """Kafka rows -> chat columns with norm and shingles (see decode_and_shingle)."""
-    raw = kafka.select(F.col("value"), (F.col("timestamp").cast("double") * 1000).cast("long").alias("kafka_ts"),
-                       "partition", "offset")
+    """Kafka rows -> chat columns with norm and shingles (see decode_and_shingle), in one Python task per core:
+    each task of a micro-batch costs a fixed 0.1-0.2 s, and a topic has more partitions than a small job has
+    cores (bench/reference/profile.md)."""
+    cores = kafka.sparkSession.sparkContext.defaultParallelism
+    raw = kafka.coalesce(cores).select(
+        F.col("value"), (F.col("timestamp").cast("double") * 1000).cast("long").alias("kafka_ts"), "partition",
+        "offset")
     return raw.mapInPandas(decode_and_shingle(min_shingles, shingle_size, text_features), DECODED_SCHEMA)
 
 
@@ -113,11 +117,13 @@ def minhash_model(spark: SparkSession, hasher: MinHasher) -> tuple[HashingTF, Mi
 
 
 def features(chat: DataFrame, spark: SparkSession, settings: DetectorSettings) -> DataFrame:
-    """Adds signature (MinHash values from Spark ML; null for texts too short for LSH)."""
+    """Adds signature: the MinHash values from Spark ML as big-endian int32 bytes, packed in the JVM (as an array
+    they cost the driver 28 us a row to convert from Arrow, bench/reference/profile.md); null for texts too short
+    for LSH."""
     tf, model = minhash_model(spark, settings.hasher)
     hashed = model.transform(tf.transform(chat))
     signature = F.when(F.col("shingles")[0] == SHORT_TEXT, F.lit(None)).otherwise(
-        F.transform("hashes", lambda v: vector_to_array(v)[0].cast("long")))
+        F.transform("hashes", lambda v: vector_to_array(v)[0].cast("int")))
     return hashed.withColumn("signature", signature).drop("shingles", "features", "hashes")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -22,6 +23,8 @@ from twitchcrement.config import Config
 from twitchcrement.records import SpamEvent, SpamTopic
 
 log = logging.getLogger(__name__)
+# pyspark 3.5's pandas-to-Arrow path calls a pandas function that pandas 2.2 deprecates, once per call.
+warnings.filterwarnings("ignore", message="is_categorical_dtype is deprecated", category=DeprecationWarning)
 
 CONNECTOR = "org.apache.spark.sql.cassandra"
 # The detector's output rows (jobs.detection): kind is event | topic; each kind fills its own columns.

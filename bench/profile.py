@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -40,25 +41,25 @@ class TimedWriter(MicroBatch):
         super().__init__(config)
         self.spark = spark
         self.batches: list[dict[str, Any]] = []
-        self.job_group = ""  # the query's run id: Spark runs a streaming query's jobs in that job group
 
-    def _jobs(self, tracker: Any) -> set[int]:
-        # The query's own jobs run in its job group; jobs started from the foreachBatch function may have none.
-        return set(tracker.getJobIdsForGroup(self.job_group)) | set(tracker.getJobIdsForGroup(None))
+    def _jobs(self) -> dict[int, int]:
+        """Every job of the application so far and its task count, from Spark's monitoring API: the status
+        tracker only sees the jobs of one job group, and the sinks' writes run in threads of their own."""
+        context = self.spark.sparkContext
+        if not context.uiWebUrl:
+            return {}  # spark.ui.enabled=false: no counts
+        url = f"{context.uiWebUrl}/api/v1/applications/{context.applicationId}/jobs"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return {job["jobId"]: job["numTasks"] for job in json.load(answer)}
 
     def __call__(self, output: Any, batch_id: int) -> None:
-        tracker = self.spark.sparkContext.statusTracker()
-        before = self._jobs(tracker)
+        before = self._jobs()
         began = time.perf_counter()
         super().__call__(output, batch_id)
         elapsed = time.perf_counter() - began
-        jobs = [j for j in self._jobs(tracker) if j not in before]
-        tasks = 0
-        for job in jobs:
-            info = tracker.getJobInfo(job)
-            for stage in (info.stageIds if info else []):
-                stage_info = tracker.getStageInfo(stage)
-                tasks += stage_info.numTasks if stage_info else 0
+        after = self._jobs()
+        jobs = [j for j in after if j not in before]
+        tasks = sum(after[j] for j in jobs)
         self.batches.append({"batch": batch_id, "at": time.monotonic(), "foreach_batch_s": round(elapsed, 4),
                              "stages_s": dict(self.timings), "jobs_in_foreach_batch": len(jobs),
                              "tasks_in_foreach_batch": tasks})
@@ -70,7 +71,6 @@ def profile_rate(spark: Any, space: BenchSpace, rate: int, seconds: float, spam_
                                        detector__starting_offsets="latest")
     writer = TimedWriter(run_config, spark)
     query = start(spark, run_config, checkpoint=tempfile.mkdtemp(prefix="prof-"), writer=writer)
-    writer.job_group = str(query.runId)
     try:
         deadline = time.monotonic() + 120
         while query.lastProgress is None and time.monotonic() < deadline:

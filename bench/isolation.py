@@ -13,6 +13,7 @@ from twitchcrement.clients import cassandra_session, kafka_admin
 from twitchcrement.config import Config
 
 log = logging.getLogger(__name__)
+DROP_KEYSPACE = "DROP KEYSPACE IF EXISTS {keyspace}"
 
 
 class BenchSpace:
@@ -60,7 +61,8 @@ class BenchSpace:
             drop_topics(self.config, ours)
             session = cassandra_session(self.config, keyspace=False)
             try:
-                session.execute(f"DROP KEYSPACE IF EXISTS {self.config['cassandra.keyspace']}", timeout=120)
+                # the keyspace name cannot be bound; the config checks it is a plain CQL name
+                session.execute(DROP_KEYSPACE.format(keyspace=self.config["cassandra.keyspace"]), timeout=120)
             finally:
                 session.cluster.shutdown()
             log.warning("bench keyspace and topics dropped", extra={"keyspace": self.config["cassandra.keyspace"],

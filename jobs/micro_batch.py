@@ -50,17 +50,16 @@ class MicroBatch:
         self.totals: Counter[str] = Counter()
         self.timings: dict[str, float] = {}  # seconds per stage of the latest micro-batch (bench.profile)
         self.spark: SparkSession | None = None
-        self.checkpoint = ""
         self.store: StateStore | None = None
         self.sinks: Sinks | None = None
         self.state: DetectorState | None = None
-        self._partition_ends: dict[int, int] | None = None  # what Kafka reported after the last batch
+        self._partition_ends: dict[str, int] | None = None  # what Kafka reported after the last batch (JSON keys)
         self._consumer: Any = None
         self._snapshot_at = (time.monotonic(), -1)
         self._snapshot_child = 0
 
     def bind(self, spark: SparkSession, checkpoint: str) -> "MicroBatch":
-        self.spark, self.checkpoint = spark, checkpoint
+        self.spark = spark
         self.store = StateStore(checkpoint, spark)
         self.sinks = Sinks(self.config, spark)
         return self

@@ -145,8 +145,9 @@ def measure_callbacks(config: configuration.Config, args: argparse.Namespace) ->
     def live(i: int) -> Any:
         channel = f"bench_{rng.randrange(CHANNELS):03d}"
         events, _ = views.live_events(sources, channel)
-        return (views.event_list(events, None), views.topic_list(feed.topics(channel)),
-                views.chat_list(feed.chat(channel)), views.event_details(events, events[0]["event_id"]),
+        rows = [*views.event_rows(events, None), *views.topic_rows(feed.topics(channel)),
+                *views.chat_rows(feed.chat(channel))]
+        return ([row.render() for row in rows], views.event_details(events, events[0]["event_id"]),
                 views.rate_figure(feed, channel))
 
     def search(i: int) -> Any:

@@ -8,7 +8,6 @@ every view is testable without a browser. Chat text is untrusted: it only ever g
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 import zlib
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from dash import html
 
 from dashboard.history import History, HistoryUnavailable, Search, SearchError
 from dashboard.live import LiveFeed
+from dashboard.slots import Row
 from twitchcrement.records import ChatMessage, SpamEvent, SpamTopic, emote_spans
 
 
@@ -136,55 +136,59 @@ def _history_event_row(channel: str, row: Any) -> dict[str, Any]:
             "top_variants": [tuple(v) for v in row.top_variants or []], "topic_id": row.topic_id}
 
 
-# Every row of a live list has an id and a React key from its data (event id, topic id, message id): a refresh
-# then adds and removes rows and leaves the others, and what a user is clicking, hovering or selecting, where it is.
-def event_list(events: list[dict[str, Any]], selected: str | None,
-               known_emotes: dict[str, str] | None = None) -> list[Any]:
-    if not events:
-        return [html.P("No spam in this channel yet.", className="muted")]
-    return [html.Div([
-        html.Div([html.Span(_clock(e["window_start"]), className="time"),
-                  html.Span(f"{e['message_count']} msgs", className="badge"),
-                  html.Span(f"{e['distinct_users']} users", className="badge"),
-                  html.Span(f"{e['variants']} variants", className="badge"),
-                  html.Span(e["kind"], className=f"badge kind-{e['kind']}")]),
-        html.Div(spam_text(e["text"], known_emotes or {}), className="spam-text"),
-    ], id={"type": "live-event", "index": e["event_id"]}, key=e["event_id"], n_clicks=0,
-        className="event selected" if e["event_id"] == selected else "event") for e in events]
+def _emotes_in(text: str, known_emotes: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The words of a text that are known emotes, with their ids: part of what a row shows."""
+    return tuple((word, known_emotes[word]) for word in text.split(" ") if word in known_emotes)
 
 
-def topic_list(topics: list[SpamTopic], known_emotes: dict[str, str] | None = None) -> list[Any]:
-    if not topics:
-        return [html.P("No active spam topics.", className="muted")]
-    return [html.Div([
-        html.Div([html.Span(f"active {_age((t.last_seen - t.first_seen) / 1000)}", className="badge"),
-                  html.Span(f"{t.total_messages} msgs", className="badge"),
-                  html.Span(f"{t.windows_active} windows", className="badge"),
-                  html.Span(f"peak {t.peak_rate:.1f}/s", className="badge"),
-                  html.Span(f"last seen {_clock(t.last_seen)}", className="muted")]),
-        html.Div(spam_text(t.text, known_emotes or {}), className="spam-text"),
-    ], id=f"topic-{t.topic_id}", key=t.topic_id, className="topic") for t in topics]
+# Live lists are slot lists (dashboard/slots.py): a row is its key, the facts it shows and how to draw them.
+def event_rows(events: list[dict[str, Any]], selected: str | None,
+               known_emotes: dict[str, str] | None = None) -> list[Row]:
+    emotes = known_emotes or {}
+
+    def row(e: dict[str, Any]) -> Row:
+        def render() -> list[Any]:
+            return [html.Div([html.Span(_clock(e["window_start"]), className="time"),
+                              html.Span(f"{e['message_count']} msgs", className="badge"),
+                              html.Span(f"{e['distinct_users']} users", className="badge"),
+                              html.Span(f"{e['variants']} variants", className="badge"),
+                              html.Span(e["kind"], className=f"badge kind-{e['kind']}")]),
+                    html.Div(spam_text(e["text"], emotes), className="spam-text", **{"data-event": e["event_id"]})]
+        facts = (e["window_start"], e["message_count"], e["distinct_users"], e["variants"], e["kind"], e["text"],
+                 _emotes_in(e["text"], emotes))
+        return Row(e["event_id"], facts, render, "event selected" if e["event_id"] == selected else "event")
+    return [row(e) for e in events]
 
 
-def fingerprint(facts: Any) -> str:
-    """A short digest of what a view shows, to tell whether it changed since the browser last got it."""
-    return hashlib.sha1(repr(facts).encode("utf-8")).hexdigest()[:16]
+def topic_rows(topics: list[SpamTopic], known_emotes: dict[str, str] | None = None) -> list[Row]:
+    emotes = known_emotes or {}
+
+    def row(t: SpamTopic) -> Row:
+        def render() -> list[Any]:
+            return [html.Div([html.Span(f"active {_age((t.last_seen - t.first_seen) / 1000)}", className="badge"),
+                              html.Span(f"{t.total_messages} msgs", className="badge"),
+                              html.Span(f"{t.windows_active} windows", className="badge"),
+                              html.Span(f"peak {t.peak_rate:.1f}/s", className="badge"),
+                              html.Span(f"last seen {_clock(t.last_seen)}", className="muted")]),
+                    html.Div(spam_text(t.text, emotes), className="spam-text")]
+        facts = (t.first_seen, t.last_seen, t.total_messages, t.windows_active, round(t.peak_rate, 1), t.text,
+                 _emotes_in(t.text, emotes))
+        return Row(t.topic_id, facts, render, "topic")
+    return [row(t) for t in topics]
 
 
 def chat_key(message: ChatMessage) -> str:
     return message.message_id or f"{message.sent_ts}/{message.user_login}/{zlib.crc32(message.text.encode())}"
 
 
-def chat_list(messages: list[ChatMessage]) -> list[Any]:
-    if not messages:
-        return [html.P("No chat received for this channel yet.", className="muted")]
-    unique: dict[str, ChatMessage] = {}
-    for message in messages:
-        unique.setdefault(chat_key(message), message)  # a record delivered twice is one line
-    return [html.Div([html.Span(_clock(m.sent_ts), className="time"),
-                      html.Span(m.display_name or m.user_login, className="user"),
-                      html.Span(chat_text(m.text, m.emotes), className="chat-text")],
-                     id=f"chat-{key}", key=key, className="chat-line") for key, m in unique.items()]
+def chat_rows(messages: list[ChatMessage]) -> list[Row]:
+    def row(m: ChatMessage) -> Row:
+        def render() -> list[Any]:
+            return [html.Span(_clock(m.sent_ts), className="time"),
+                    html.Span(m.display_name or m.user_login, className="user"),
+                    html.Span(chat_text(m.text, m.emotes), className="chat-text")]
+        return Row(chat_key(m), None, render, "chat-line")  # a chat line never changes
+    return [row(m) for m in messages]
 
 
 def event_details(events: list[dict[str, Any]], event_id: str | None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import os
 import shutil
 import threading
@@ -330,58 +329,51 @@ def test_live_page_shows_new_chat_and_spam_and_keeps_chat_text_inert(world: Worl
     assert browser.execute_script("return window.__xss === undefined")
     assert browser.find_elements("css selector", "img[src='x']") == []
     assert browser.find_elements("xpath", "//main//script") == []
-    # Twitch emotes are images from Twitch's CDN, with their code as alt text and tooltip.
-    kappa = wait_for("an emote image in the chat", lambda: browser.find_elements(
-        "css selector", "#live-chat img.emote[alt='Kappa']"), timeout_s=20)[0]
-    assert kappa.get_attribute("src") == "https://static-cdn.jtvnw.net/emoticons/v2/25/default/dark/1.0"
-    assert kappa.get_attribute("title") == "Kappa"
+    # Twitch emotes are images from Twitch's CDN, with their code as alt text and tooltip (read in one script
+    # call: the line may scroll off between two).
+    kappa = wait_for("an emote image in the chat", lambda: browser.execute_script(
+        "const i = document.querySelector(\"#live-chat img.emote[alt='Kappa']\");"
+        "return i ? [i.getAttribute('src'), i.getAttribute('title')] : null;"), timeout_s=20)
+    assert kappa == ["https://static-cdn.jtvnw.net/emoticons/v2/25/default/dark/1.0", "Kappa"]
     browser.save_screenshot(str(artifacts / "dashboard-live.png"))
+
+
+VISIBLE_EVENTS = """return [...document.querySelectorAll('#live-events .event:not([hidden]) [data-event]')]
+    .map(e => [Number(e.closest('.event').style.order), e.dataset.event]).sort((a, b) => a[0] - b[0]).map(p => p[1]);"""
+
+
+def shown_events(browser: Any) -> list[str]:
+    """The event ids of the live page's event list, top to bottom as a user sees them."""
+    return browser.execute_script(VISIBLE_EVENTS)
+
+
+def event_row(browser: Any, event_id: str) -> Any:
+    return browser.find_element("xpath", f"//*[@data-event='{event_id}']/ancestor::div[contains(@class, 'event')]")
 
 
 def test_ten_clicks_on_ten_events_each_show_their_detail_while_the_page_refreshes(world: World, served: str,
                                                                                    browser: Any) -> None:
     browser.get(f"{served}/?channel={world.channel_a}")
-    wait_for("ten spam events on the live page",
-             lambda: len(browser.find_elements("css selector", "#live-events .event")) >= 10, timeout_s=120)
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    def click_event(i: int) -> str:
-        """Click the i-th event; returns its id. Dash 4 re-mounts every row when the list changes (a new event:
-        every few seconds here), so a row found just before that instant is gone: find it again, as a user's
-        second click would (see the closing note of session 5)."""
-        for _ in range(3):
-            try:
-                row = browser.find_elements("css selector", "#live-events .event")[i]
-                clicked = json.loads(row.get_attribute("id"))["index"]  # the pattern id as JSON, with the event id
-                row.click()
-                return clicked
-            except StaleElementReferenceException:
-                time.sleep(0.1)
-        raise AssertionError(f"event {i + 1} was replaced three times in a row")
-
+    wait_for("ten spam events on the live page", lambda: len(shown_events(browser)) >= 10, timeout_s=120)
+    clicked_rows = {}
     for i in range(10):
-        clicked = click_event(i)
-        wait_for(f"the detail of event {i + 1} of 10", lambda: clicked == browser.execute_script(
+        # The i-th row from the top, found and clicked as a user would, while new events keep arriving.
+        event_id = shown_events(browser)[i]
+        clicked_rows[event_id] = event_row(browser, event_id)
+        clicked_rows[event_id].click()
+        wait_for(f"the detail of event {i + 1} of 10", lambda: event_id == browser.execute_script(
             "const d = document.querySelector('#live-detail [data-event]'); return d ? d.dataset.event : '';"),
             timeout_s=10, every_s=0.1, shown=lambda: page_text(browser, "live-detail")[:200])
+    assert len(clicked_rows) == 10
     assert world.tag in page_text(browser, "live-chat")  # the page went on refreshing meanwhile
-    # A list whose data did not change is not sent again: its rows are the very same DOM nodes refreshes later.
-    def current(element: Any) -> str:
-        try:
-            return element.get_attribute("id")
-        except StaleElementReferenceException:
-            return "(replaced)"
-
-    for _ in range(5):  # new events arrive with each closed window: look between two of them
-        before = page_text(browser, "live-events")
-        rows = browser.find_elements("css selector", "#live-events .event")
-        ids = [current(r) for r in rows]
-        time.sleep(3)  # three refreshes
-        if page_text(browser, "live-events") == before and "(replaced)" not in ids:
-            assert [current(r) for r in rows] == ids
-            break
-    else:
-        raise AssertionError("the event list changed in every 3 s of 15")
+    # Rows keep their identity while the list changes: once a newer event has arrived at the top, the rows held
+    # from before are the very same DOM nodes, showing the same events.
+    texts = {event_id: row.text for event_id, row in clicked_rows.items()}
+    top = shown_events(browser)[0]
+    wait_for("a newer spam event", lambda: shown_events(browser)[0] != top, timeout_s=60)
+    for event_id, row in clicked_rows.items():
+        assert row.find_element("css selector", "[data-event]").get_attribute("data-event") == event_id
+        assert row.text == texts[event_id]
 
 
 def search_box(browser: Any) -> Any:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import views
+from dashboard.slots import SlotList, fingerprint
 from dashboard.app import sources
 
 dash.register_page(__name__, path="/", name="Live", order=0)
+
+
+# Capacities: the newest spam events and chat lines, and the active topics, that the page shows.
+EVENTS = SlotList("live-event", 30, "No spam in this channel yet.")
+TOPICS = SlotList("live-topic", 20, "No active spam topics.")
+CHAT = SlotList("live-chat-line", 50, "No chat received for this channel yet.")
 
 
 def layout(channel: str | None = None, **_: str) -> html.Div:
@@ -24,9 +33,10 @@ def layout(channel: str | None = None, **_: str) -> html.Div:
         dcc.Store(id="live-selected"),
         dcc.Store(id="live-shown", data={}),
         html.Div([
-            html.Section([html.H3("Spam topics, active now"), html.Div(id="live-topics"),
-                          html.H3("Spam events"), html.Div(id="live-events", className="scroll")], className="col"),
-            html.Section([html.H3("Chat"), html.Div(id="live-chat", className="scroll")], className="col"),
+            html.Section([html.H3("Spam topics, active now"), TOPICS.layout(id="live-topics", className="slots"),
+                          html.H3("Spam events"), EVENTS.layout(id="live-events", className="scroll slots")],
+                         className="col"),
+            html.Section([html.H3("Chat"), CHAT.layout(id="live-chat", className="scroll slots")], className="col"),
         ], className="columns"),
         html.Section(id="live-detail", className="detail"),
         dcc.Graph(id="live-rates", config={"displayModeBar": False}),
@@ -42,39 +52,40 @@ def pick_channels(_: int | None, current: str | None) -> tuple[list[dict[str, st
     return options, current or (options[0]["value"] if options else None)
 
 
-@dash.callback(Output("live-events", "children"), Output("live-topics", "children"), Output("live-chat", "children"),
+@dash.callback(*EVENTS.outputs(), *TOPICS.outputs(), *CHAT.outputs(),
                Output("live-detail", "children"), Output("live-rates", "figure"), Output("live-status", "children"),
                Output("live-shown", "data"),
                Input("live-tick", "n_intervals"), Input("live-channel", "value"), Input("live-selected", "data"),
                State("live-shown", "data"))
-def refresh(_: int | None, channel: str | None, selected: str | None, shown: dict[str, str] | None) -> tuple:
-    if not channel:
-        waiting = [html.P("Waiting for chat ...", className="muted")]
-        return waiting, [], waiting, [], views.empty_figure("Chat rate", "pick a channel"), "", {}
-    data = sources()
-    events, problem = views.live_events(data, channel)
-    topics, chat, emotes = data.feed.topics(channel), data.feed.chat(channel), data.feed.known_emotes()
-    # A list is sent to the browser only when what it shows has changed: an unchanged list is left alone, so a
-    # click, a hover, a selection or a scroll position on it survives the refresh.
-    parts = {
-        "events": ((channel, selected, [(e["event_id"], e["message_count"], e["distinct_users"]) for e in events],
-                    len(emotes)), lambda: views.event_list(events, selected, emotes)),
-        "topics": ((channel, [(t.topic_id, t.total_messages, t.windows_active, t.last_seen) for t in topics],
-                    len(emotes)), lambda: views.topic_list(topics, emotes)),
-        "chat": ((channel, [views.chat_key(m) for m in chat]), lambda: views.chat_list(chat)),
-        "detail": ((channel, selected, next((e["message_count"] for e in events if e["event_id"] == selected), None)),
-                   lambda: views.event_details(events, selected, emotes)),
-    }
+def refresh(_: int | None, channel: str | None, selected: str | None, shown: dict[str, Any] | None) -> tuple:
     shown = shown or {}
-    now_shown = {name: views.fingerprint(facts) for name, (facts, _) in parts.items()}
-    out = [render() if shown.get(name) != now_shown[name] else no_update for name, (_, render) in parts.items()]
-    return (*out, views.rate_figure(data.feed, channel), problem or "", now_shown)
+    data = sources()
+    if channel:
+        events, problem = views.live_events(data, channel, EVENTS.capacity)
+        topics, emotes = data.feed.topics(channel, TOPICS.capacity), data.feed.known_emotes()
+        chat = data.feed.chat(channel, CHAT.capacity)
+        figure = views.rate_figure(data.feed, channel)
+    else:
+        events, topics, chat, emotes, problem = [], [], [], {}, None
+        figure = views.empty_figure("Chat rate", "pick a channel")
+    out, now_shown = [], {}
+    for name, slots, rows in (("events", EVENTS, views.event_rows(events, selected, emotes)),
+                              ("topics", TOPICS, views.topic_rows(topics, emotes)),
+                              ("chat", CHAT, views.chat_rows(chat))):
+        values, now_shown[name] = slots.update(shown.get(name), rows)
+        out += values
+    # The detail is sent again only when the event shown or its numbers change, so it too holds still.
+    now_shown["detail"] = fingerprint((channel, selected, next(
+        (e["message_count"] for e in events if e["event_id"] == selected), None)))
+    detail = views.event_details(events, selected, emotes) if now_shown["detail"] != shown.get("detail") \
+        else no_update
+    return (*out, detail, figure, problem or "", now_shown)
 
 
-@dash.callback(Output("live-selected", "data"), Input({"type": "live-event", "index": ALL}, "n_clicks"),
-               prevent_initial_call=True)
-def select_event(clicks: list[int | None]) -> str:
-    # The list is re-rendered every refresh, which fires this with no clicks: only a real click selects.
+@dash.callback(Output("live-selected", "data"), Input({"type": EVENTS.kind, "index": ALL}, "n_clicks"),
+               State("live-shown", "data"), prevent_initial_call=True)
+def select_event(clicks: list[int | None], shown: dict[str, Any] | None) -> str:
     if not ctx.triggered_id or not any(t["value"] for t in ctx.triggered):
         return no_update
-    return ctx.triggered_id["index"]
+    # The slot's event as the browser showed it when clicked.
+    return SlotList.key_at((shown or {}).get("events"), ctx.triggered_id["index"]) or no_update

@@ -28,7 +28,15 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@$(PY) -c "import site, sys; open(site.getsitepackages()[0] + '/twitchcrement.pth', 'w').write(sys.argv[1] + '\\n')" "$(CURDIR)"
 	@$(PY) -c "import pyspark, kafka, msgpack, cassandra, dash, irc, twitchcrement" && touch $@
 
-jars: $(CLASSPATHS)
+UDF_JAR := $(JARS)/twitchcrement-udf.jar
+jars: $(CLASSPATHS) $(UDF_JAR)
+# The detector's JVM function, compiled against pyspark's own jars (Java 8 bytecode: any Spark 3.5 cluster runs it).
+$(UDF_JAR): $(wildcard jvm/src/twitchcrement/*.java) $(VENV)/.installed
+	@command -v javac >/dev/null || { echo "error: javac not found; install a JDK 17 (apt-get install openjdk-17-jdk-headless)"; exit 1; }
+	@rm -rf $(JARS)/udf-classes && mkdir -p $(JARS)/udf-classes
+	@javac --release 8 -nowarn -Xlint:-options -cp "$$($(PY) -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')/jars/*" \
+		-d $(JARS)/udf-classes $(wildcard jvm/src/twitchcrement/*.java)
+	@jar --create --file $@ -C $(JARS)/udf-classes . && rm -rf $(JARS)/udf-classes && echo "built $@"
 $(JARS)/%.classpath: jvm/%.pom.xml
 	@command -v mvn >/dev/null || { echo "error: Maven (mvn) not found; install it (apt-get install maven)"; exit 1; }
 	@command -v java >/dev/null || { echo "error: Java not found; install a JDK 17 (apt-get install openjdk-17-jdk-headless)"; exit 1; }
@@ -106,12 +114,14 @@ bench-ingest: services-up
 bench-dashboard: services-up
 	@$(PY) -m bench.dashboard
 
-# The project's Python packages as one zip, for spark-submit --py-files on a cluster.
-dist: venv
+# The project's Python packages as one zip, for spark-submit --py-files on a cluster, and the detector's JVM function
+# for --jars.
+dist: venv $(UDF_JAR)
 	@mkdir -p dist
 	@$(PY) -c "import pathlib, zipfile; z = zipfile.ZipFile('dist/twitchcrement.zip', 'w'); \
 		[z.write(f) for p in ('twitchcrement', 'jobs') for f in sorted(pathlib.Path(p).rglob('*.py'))]"
-	@echo "dist/twitchcrement.zip"
+	@cp $(UDF_JAR) dist/
+	@echo "dist/twitchcrement.zip dist/$(notdir $(UDF_JAR))"
 
 lint: venv
 	@$(PY) -m ruff check --select F,E9 .

@@ -180,7 +180,7 @@ class Runner:
                  .option("startingOffsets", config["detector.starting_offsets"])
                  .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"]).load())
         # msgpack decode to columns only: no normalisation or shingles (the floor of any Python-decoding job)
-        chat = decode(kafka, config["detector.min_shingles"], text_features=False).where(F.col("channel") != "")
+        chat = decode(kafka, text_features=False).where(F.col("channel") != "")
         if self.system == "noop":
             writer = chat.writeStream.format("noop")
         else:

@@ -32,6 +32,10 @@ TOP_VARIANTS = 5  # the most frequent spellings an event carries, for the dashbo
 # (J = 0.6) shares fewer than a quarter of 32 values with probability about 1e-5 (binomial), while most chance
 # candidates (J around 0.3) do: those skip the exact check, which costs far more than the comparison.
 PREFILTER_SHARE = 0.25
+# And a pair sharing 28 of 32 values or more is joined without the exact check: at J = 0.5 that happens with
+# probability 1e-5, at the threshold 7e-4, while most pairs of one wave (spellings of one text, J > 0.9) do. Most
+# candidate pairs of a spam wave are such near-copies, and their exact checks were most of the detection's time.
+SURE_SHARE = 0.875
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
         return [found.find(i) for i in range(len(norms))]
     matrix = np.vstack([signature_array(signatures[i]) for i in hashed]).astype(np.int64)
     min_agreeing = int(PREFILTER_SHARE * matrix.shape[1])
+    sure_agreeing = int(SURE_SHARE * matrix.shape[1])
     shingle_sets: dict[int, frozenset[str]] = {}
     rejected: set[tuple[int, int]] = set()  # pairs that share several buckets are checked once
 
@@ -160,10 +165,17 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         run_start = starts[np.searchsorted(starts, repeats, side="right") - 1]
         # How many MinHash values each candidate pair shares, for all pairs of the band at once: a pair sharing
-        # fewer than PREFILTER_SHARE of them is not worth an exact Jaccard check (see PREFILTER_SHARE).
+        # fewer than PREFILTER_SHARE of them is not worth an exact Jaccard check, one sharing SURE_SHARE needs none.
         rows = order[repeats]
-        agree_first = (matrix[order[run_start]] == matrix[rows]).sum(axis=1) >= min_agreeing
-        agree_previous = (matrix[order[repeats - 1]] == matrix[rows]).sum(axis=1) >= min_agreeing
+        agree_first = (matrix[order[run_start]] == matrix[rows]).sum(axis=1).tolist()
+        agree_previous = (matrix[order[repeats - 1]] == matrix[rows]).sum(axis=1).tolist()
+
+        def join(a: int, b: int, agreeing: int) -> bool:
+            if agreeing >= sure_agreeing or (agreeing >= min_agreeing and similar(a, b)):
+                found.union(a, b)
+                return True
+            return False
+
         for k, (position, first_position) in enumerate(zip(repeats.tolist(), run_start.tolist())):
             if position - first_position >= settings.max_bucket:
                 continue
@@ -171,10 +183,8 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
             if found.find(current) == found.find(first):
                 continue
             previous = hashed[order[position - 1]]
-            if agree_first[k] and similar(first, current):
-                found.union(first, current)
-            elif previous != first and agree_previous[k] and similar(previous, current):
-                found.union(previous, current)
+            if not join(first, current, agree_first[k]) and previous != first:
+                join(previous, current, agree_previous[k])
     return [found.find(i) for i in range(len(norms))]
 
 

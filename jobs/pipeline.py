@@ -1,8 +1,8 @@
 """The spam detector's streaming plan, the part that runs on the executors. Functions take DataFrames and return
 DataFrames; jobs.spam_detector.start wires them to Kafka, and jobs.micro_batch handles each micro-batch.
 
-    Kafka chatmessage -> decode + normalise + shingles in one Python pass (bad records keyed to the dead-letter
-         route) -> HashingTF -> MinHashLSH (Spark ML) -> signature
+    Kafka chatmessage -> decode + normalise in one Python pass (bad records keyed to the dead-letter route)
+      -> shingles, HashingTF + MinHashLSH (Spark ML) in one JVM call a row -> signature
       -> foreachBatch (jobs.micro_batch): per channel, in offset order, windows, clusters, events, topics
          (jobs.state, jobs.detection) -> Kafka spammessage + dead-letter topic, Cassandra tables (jobs.sinks)
 """
@@ -16,15 +16,16 @@ from typing import Any, Callable, Iterator
 
 import pandas as pd
 from pyspark.ml.feature import HashingTF, MinHashLSH, MinHashLSHModel
-from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import Vectors
+from py4j.java_gateway import JavaClass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.detection import Settings
+from twitchcrement import jvm
 from twitchcrement.config import Config
 from twitchcrement.records import ChatMessage, RecordError
-from twitchcrement.textsim import MinHasher, normalise, shingle_set
+from twitchcrement.textsim import MinHasher, normalise
 
 log = logging.getLogger(__name__)
 # pyspark 3.5's Arrow serializer concatenates frames in a way pandas 2.2 warns about, once per worker batch.
@@ -35,12 +36,14 @@ TICK_KEY = "~tick"  # the channel key of the clock's rows (no real channel has a
 # What each micro-batch hands the driver (jobs.micro_batch), per message.
 BATCH_COLUMNS = ["channel", "sent_ts", "user_login", "text", "norm", "signature", "partition", "offset", "reason",
                  "raw", "kafka_ts"]
-SHORT_TEXT = "\x00short"  # the one shingle of texts too short for LSH: MinHashLSH rejects empty vectors
+SIGNATURE_FUNCTION = "twitchcrement_minhash_signature"
 DECODED_FIELDS = [("channel", "string"), ("user_login", "string"), ("text", "string"), ("sent_ts", "long"),
                   ("message_id", "string"), ("reason", "string"), ("raw", "binary"), ("kafka_ts", "long"),
-                  ("partition", "int"), ("offset", "long"), ("norm", "string"), ("shingles", "array<string>")]
+                  ("partition", "int"), ("offset", "long"), ("norm", "string")]
 DECODED_COLUMNS = [name for name, _ in DECODED_FIELDS]
 DECODED_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in DECODED_FIELDS)
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
     """Everything the job needs from the config, in one picklable value for the Python workers."""
@@ -65,10 +68,9 @@ class DetectorSettings:
 
 
 # --- decode and text features ------------------------------------------------------------------------------------
-def decode_and_shingle(min_shingles: int, shingle_size: int = 3,
-                       text_features: bool = True) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """One Python pass per record: msgpack -> chat fields, normalised text and shingles (texts too short for LSH
-    get the single SHORT_TEXT shingle). A value that is not a valid chat record keeps its bytes and the reason.
+def decode_and_normalise(text_features: bool = True) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """One Python pass per record: msgpack -> chat fields and the normalised text (the shingles are made in the JVM,
+    see register_signature_function). A value that is not a valid chat record keeps its bytes and the reason.
     Without text_features only the fields (the benchmarks' floor of a Python-decoding job)."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -80,15 +82,12 @@ def decode_and_shingle(min_shingles: int, shingle_size: int = 3,
                     message: ChatMessage = ChatMessage.decode(value)  # type: ignore[assignment]
                     if not message.text.strip():
                         raise RecordError("chat message: field 'text' is empty")
-                    norm = normalise(message.text) if text_features else ""
-                    grams = list(shingle_set(norm, shingle_size)) if text_features else []  # HashingTF: no order
                     row = (message.channel, message.user_login, message.text, message.sent_ts, message.message_id,
-                           None, None, int(kafka_ts), int(partition), int(offset), norm,
-                           grams if len(grams) >= min_shingles else [SHORT_TEXT])
+                           None, None, int(kafka_ts), int(partition), int(offset),
+                           normalise(message.text) if text_features else "")
                 except RecordError as exc:
                     row = (DEADLETTER_KEY, "", "", int(kafka_ts), "", str(exc),
-                           bytes(value) if value is not None else b"", int(kafka_ts), int(partition), int(offset),
-                           "", [SHORT_TEXT])
+                           bytes(value) if value is not None else b"", int(kafka_ts), int(partition), int(offset), "")
                 for name, item in zip(DECODED_COLUMNS, row):
                     columns[name].append(item)
             yield pd.DataFrame(columns)
@@ -96,15 +95,15 @@ def decode_and_shingle(min_shingles: int, shingle_size: int = 3,
     return run
 
 
-def decode(kafka: DataFrame, min_shingles: int, shingle_size: int = 3, text_features: bool = True) -> DataFrame:
-    """Kafka rows -> chat columns with norm and shingles (see decode_and_shingle), in one Python task per core:
-    each task of a micro-batch costs a fixed 0.1-0.2 s, and a topic has more partitions than a small job has
-    cores (bench/reference/profile.md)."""
+def decode(kafka: DataFrame, text_features: bool = True) -> DataFrame:
+    """Kafka rows -> chat columns with norm (see decode_and_normalise), in one Python task per core: each task of a
+    micro-batch costs a fixed 0.1-0.2 s, and a topic has more partitions than a small job has cores
+    (bench/reference/profile-before.md)."""
     cores = kafka.sparkSession.sparkContext.defaultParallelism
     raw = kafka.coalesce(cores).select(
         F.col("value"), (F.col("timestamp").cast("double") * 1000).cast("long").alias("kafka_ts"), "partition",
         "offset")
-    return raw.mapInPandas(decode_and_shingle(min_shingles, shingle_size, text_features), DECODED_SCHEMA)
+    return raw.mapInPandas(decode_and_normalise(text_features), DECODED_SCHEMA)
 
 
 def minhash_model(spark: SparkSession, hasher: MinHasher) -> tuple[HashingTF, MinHashLSHModel]:
@@ -116,15 +115,30 @@ def minhash_model(spark: SparkSession, hasher: MinHasher) -> tuple[HashingTF, Mi
     return tf, model
 
 
+class JvmFunctionMissing(RuntimeError):
+    """The detector's JVM function (jvm/src) is not on Spark's classpath."""
+
+
+def register_signature_function(spark: SparkSession, settings: DetectorSettings) -> None:
+    """Registers SIGNATURE_FUNCTION (jvm/src/twitchcrement/MinHashSignature.java): a normalised text's shingles,
+    HashingTF's term indices and the fitted MinHashLSH model's hash function in one JVM call per row, as big-endian
+    int32 bytes (null: too short for LSH). The values of model.transform(tf.transform(...)) at a fraction of the
+    cost: that path takes the shingles from Python and turns each row's sparse vector and its 32 one-value vectors
+    into Spark rows and back (bench/reference/stages.md)."""
+    _, model = minhash_model(spark, settings.hasher)
+    entry = spark._jvm.twitchcrement.MinHashSignature  # a JavaPackage, not a JavaClass, when the jar is missing
+    if not isinstance(entry, JavaClass):
+        raise JvmFunctionMissing(f"the detector's JVM function twitchcrement.MinHashSignature is not on Spark's "
+                                 f"classpath: `make jars` builds {jvm.UDF_JAR}; with spark-submit pass "
+                                 f"dist/{jvm.UDF_JAR.name} (`make dist`) with --jars")
+    entry.register(spark._jsparkSession, SIGNATURE_FUNCTION, settings.hasher.num_features, model._java_obj,
+                   settings.detection.shingle_size, settings.detection.min_shingles)
+
+
 def features(chat: DataFrame, spark: SparkSession, settings: DetectorSettings) -> DataFrame:
-    """Adds signature: the MinHash values from Spark ML as big-endian int32 bytes, packed in the JVM (as an array
-    they cost the driver 28 us a row to convert from Arrow, bench/reference/profile.md); null for texts too short
-    for LSH."""
-    tf, model = minhash_model(spark, settings.hasher)
-    hashed = model.transform(tf.transform(chat))
-    signature = F.when(F.col("shingles")[0] == SHORT_TEXT, F.lit(None)).otherwise(
-        F.transform("hashes", lambda v: vector_to_array(v)[0].cast("int")))
-    return hashed.withColumn("signature", signature).drop("shingles", "features", "hashes")
+    """Adds signature: the MinHash values of the normalised text from Spark ML (see register_signature_function)."""
+    register_signature_function(spark, settings)
+    return chat.withColumn("signature", F.call_udf(SIGNATURE_FUNCTION, F.col("norm")))
 
 
 def with_ticks(featured: DataFrame, spark: SparkSession) -> DataFrame:

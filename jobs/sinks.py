@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 import msgpack
@@ -138,7 +139,13 @@ def with_retries(what: str, action: Callable[[], None], attempts: int = 12, max_
 class Sinks:
     """Where detector output goes: spam records and dead letters to Kafka (a producer in the driver: the rows are
     few, and a Spark job per topic cost more than the write), then the Cassandra tables through
-    spark-cassandra-connector. Every write is retried while its service is away."""
+    spark-cassandra-connector. Every write is retried while its service is away.
+
+    Kafka is written before `write` returns. The history tables are written in a thread of their own while the next
+    micro-batch runs (six connector jobs cost more than a whole micro-batch of chat), one batch's rows at a time:
+    the next `write` first waits for them, so a slow or absent Cassandra holds the stream back as before, and an
+    error that retrying cannot fix surfaces in the next batch. `wait_for_history` is what a state snapshot waits
+    for (jobs.micro_batch: a snapshot stands only for batches whose history is written)."""
 
     def __init__(self, config: Config, spark: Any):
         self.config = config
@@ -147,6 +154,9 @@ class Sinks:
         self.spam_topic = config["kafka.spam_topic"]
         self.deadletter_topic = config["kafka.deadletter_topic"]
         self._producer: Any = None
+        self._history_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cassandra-history")
+        self._history: Future | None = None
+        self.history_timings: dict[str, float] = {}  # seconds per table of the latest history write (bench)
 
     def write(self, rows: list[dict[str, Any]], dead: list[tuple[str, bytes, int]],
               timings: dict[str, float]) -> None:
@@ -159,8 +169,23 @@ class Sinks:
             values = [(b"deadletter", msgpack.packb({"reason": reason, "value": raw, "kafka_ts": int(ts)},
                                                     use_bin_type=True)) for reason, raw, ts in dead]
             with_retries("kafka dead letters", lambda: self._send(self.deadletter_topic, values), timings=timings)
+        began = time.perf_counter()
+        self.wait_for_history()
+        timings["wait for the previous history write"] = round(time.perf_counter() - began, 4)
         if rows:
-            self._cassandra(rows, timings)
+            self._history = self._history_writer.submit(self.write_history, rows)
+
+    def wait_for_history(self) -> None:
+        """Block until the history rows handed over last are written; raises the error if they could not be."""
+        pending, self._history = self._history, None
+        if pending is not None:
+            pending.result()
+
+    def write_history(self, rows: list[dict[str, Any]]) -> None:
+        """The rows into the Cassandra tables, now (a replay after a restart writes its batches' rows again)."""
+        timings: dict[str, float] = {}
+        self._cassandra(rows, timings)
+        self.history_timings = timings
 
     def _send(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
         if self._producer is None:
@@ -195,6 +220,13 @@ class Sinks:
         self.spark.sparkContext._jvm.com.datastax.spark.connector.cql.CassandraConnector.evictCache()
 
     def close(self) -> None:
+        try:
+            self.wait_for_history()
+        finally:
+            self._history_writer.shutdown(wait=True)
+            self._close_producer()
+
+    def _close_producer(self) -> None:
         if self._producer is not None:
             try:
                 self._producer.close(timeout=10)

@@ -3,7 +3,8 @@
     spark-submit jobs/spam_detector.py [--config F] [--available-now]
     .venv/bin/python jobs/spam_detector.py ...          (the same, Spark in local mode from the config)
 
-On a cluster, pass the connectors with --packages and the project's code with --py-files (see the README).
+On a cluster, pass the connectors with --packages, the detector's JVM function with --jars and the project's code
+with --py-files (see the README).
 The query checkpoints under spark.checkpoint_dir/spam-detector: a restarted job resumes where it stopped.
 """
 
@@ -90,7 +91,7 @@ def start(spark: SparkSession, config: configuration.Config, *, available_now: b
              .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"])
              .option("failOnDataLoss", "false")
              .load())
-    chat = decode(kafka, settings.detection.min_shingles, settings.detection.shingle_size)
+    chat = decode(kafka)
     location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
     writer = (writer or MicroBatch(config)).bind(spark, location)
     stream = (with_ticks(features(chat, spark, settings), spark).writeStream.queryName(QUERY_NAME)

@@ -22,6 +22,7 @@ class _Client:
         self.caps: set[str] = set()
         self.channels: set[str] = set()
         self.welcomed = False
+        self.leaving = False  # told to reconnect or dropped: in nobody's channels any more, whenever its socket ends
 
 
 class FakeTwitch:
@@ -143,7 +144,7 @@ class FakeTwitch:
 
     # --- what tests do (thread-safe)
     def joined(self) -> set[str]:
-        return {c.lstrip("#") for client in list(self.clients) for c in client.channels}
+        return {c.lstrip("#") for client in list(self.clients) if not client.leaving for c in client.channels}
 
     def chat(self, channel: str, user: str, text: str, *, tags: dict[str, str] | None = None,
              colon: bool = True) -> str | None:
@@ -161,7 +162,7 @@ class FakeTwitch:
 
         def send() -> None:
             for client in self.clients:
-                if f"#{channel}" in client.channels:
+                if f"#{channel}" in client.channels and not client.leaving:
                     self._write(client, line)
                     delivered.append(client)
         self._call(send)
@@ -178,13 +179,20 @@ class FakeTwitch:
         self.raw("PING :tmi.twitch.tv")
 
     def reconnect(self) -> None:
-        self.raw(":tmi.twitch.tv RECONNECT")
+        """Twitch's RECONNECT: the server is going away, so the clients it tells are gone from every channel (until
+        their sockets close, a joined() that counted them would report the channels joined before the rejoin)."""
+        def tell() -> None:
+            for client in self.clients:
+                self._write(client, ":tmi.twitch.tv RECONNECT")
+                client.leaving = True
+        self._call(tell)
 
     def drop_connections(self, mid_line: bool = False) -> None:
         def drop() -> None:
             for client in list(self.clients):
                 if mid_line:
                     client.writer.write(b"@tmi-sent-ts=1704557984398 :a!a@a.tmi.twitch.tv PRIVMSG #nymn :cut off he")
+                client.leaving = True
                 client.writer.close()
         self._call(drop)
 

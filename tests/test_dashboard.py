@@ -356,9 +356,8 @@ def test_ten_clicks_on_ten_events_each_show_their_detail_while_the_page_refreshe
     browser.get(f"{served}/?channel={world.channel_a}")
     wait_for("ten spam events on the live page", lambda: len(shown_events(browser)) >= 10, timeout_s=120)
     clicked_rows = {}
-    for i in range(10):
-        # The i-th row from the top, found and clicked as a user would, while new events keep arriving.
-        event_id = shown_events(browser)[i]
+    # The ten newest as the page shows them now, clicked one after the other while new events push them down.
+    for i, event_id in enumerate(shown_events(browser)[:10]):
         clicked_rows[event_id] = event_row(browser, event_id)
         clicked_rows[event_id].click()
         wait_for(f"the detail of event {i + 1} of 10", lambda: event_id == browser.execute_script(
@@ -368,12 +367,12 @@ def test_ten_clicks_on_ten_events_each_show_their_detail_while_the_page_refreshe
     assert world.tag in page_text(browser, "live-chat")  # the page went on refreshing meanwhile
     # Rows keep their identity while the list changes: once a newer event has arrived at the top, the rows held
     # from before are the very same DOM nodes, showing the same events.
-    texts = {event_id: row.text for event_id, row in clicked_rows.items()}
+    texts = {event_id: row.get_attribute("textContent") for event_id, row in clicked_rows.items()}
     top = shown_events(browser)[0]
     wait_for("a newer spam event", lambda: shown_events(browser)[0] != top, timeout_s=60)
     for event_id, row in clicked_rows.items():
         assert row.find_element("css selector", "[data-event]").get_attribute("data-event") == event_id
-        assert row.text == texts[event_id]
+        assert row.get_attribute("textContent") == texts[event_id]
 
 
 def search_box(browser: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
 
 import msgpack
@@ -10,12 +11,14 @@ from pyspark.ml.feature import HashingTF
 
 from jobs.detection import ChannelDetector, Settings, cluster
 from jobs.evaluation import exact_baseline, labelled_cells, score
-from jobs.pipeline import DetectorSettings, minhash_model
+from jobs.pipeline import DetectorSettings, features, minhash_model
+from ingest.captures import Capture
 from ingest.synth import EVASIONS, Generator, SynthSettings
 from tests.conftest import test_config
 from tests.test_kafka_records import consume_all
 from tests.detector_harness import flush_message, fresh_config, produce, run, spam_records
 from twitchcrement.clients import cassandra_session
+from twitchcrement import PROJECT_ROOT
 from twitchcrement.records import ChatMessage
 from twitchcrement.textsim import MinHasher, normalise, shingles
 
@@ -147,16 +150,33 @@ def test_a_silent_channel_is_closed_only_once_its_partition_is_read_to_the_end_a
 
 def test_python_minhash_equals_spark_ml(spark):
     texts = ["KEKW KEKW", "forsenParty EDM forsenParty EDM \U000e0000", "🐢 Slow and steady 🐢 wins the race",
-             "日本語のテキストです", "ResidentSleeper Silent Hill 2 Waiting Room ResidentSleeper"]
+             "日本語のテキストです", "ResidentSleeper Silent Hill 2 Waiting Room ResidentSleeper", "🐢🐢", "ab", "a"]
     spark_config = test_config()
     settings = DetectorSettings.from_config(spark_config)
     tf, model = minhash_model(spark, settings.hasher)
-    frame = spark.createDataFrame([(t, shingles(normalise(t))) for t in texts], "text string, shingles array<string>")
+    long_enough = [t for t in texts if len(shingles(normalise(t))) >= settings.detection.min_shingles]
+    frame = spark.createDataFrame([(t, shingles(normalise(t))) for t in long_enough],
+                                  "text string, shingles array<string>")
     rows = model.transform(tf.transform(frame)).collect()
     assert spark_config["detector.num_hash_tables"] == len(rows[0].hashes)
     for row in rows:
         assert [int(v[0]) for v in row.hashes] == settings.hasher.signature(row.shingles), row.text
     assert isinstance(tf, HashingTF)
+    # The detector's one JVM call a row (shingles made from the normalised text in Java) gives Spark ML's very
+    # values, as big-endian int32 bytes, and nothing for texts with too few shingles.
+    normalised = spark.createDataFrame([(t, normalise(t)) for t in texts], "text string, norm string")
+    packed = {row.text: row.signature for row in features(normalised, spark, settings).collect()}
+    for row in rows:
+        assert list(struct.unpack(f">{len(row.hashes)}i", packed[row.text])) == [int(v[0]) for v in row.hashes]
+    assert {t for t, signature in packed.items() if signature is None} == set(texts) - set(long_enough) != set()
+    # And on real chat (every emote, emoji and script of a recorded channel), against the Python reference.
+    real = sorted({m.text for m in Capture(PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json")})
+    normalised = spark.createDataFrame([(t, normalise(t)) for t in real], "text string, norm string")
+    for row in features(normalised, spark, settings).collect():
+        grams = shingles(row.norm)
+        expected = settings.hasher.signature(grams) if len(grams) >= settings.detection.min_shingles else None
+        assert (None if row.signature is None else list(struct.unpack(f">{len(row.signature) // 4}i",
+                                                                      row.signature))) == expected, row.text
 
 
 def _synthetic(prefix: str, seconds: int = 60) -> Generator:

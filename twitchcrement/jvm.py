@@ -1,4 +1,5 @@
-"""Where the JVM artifacts are: `make jars` resolves each jvm/NAME.pom.xml with Maven into .cache/jars/NAME.classpath."""
+"""Where the JVM artifacts are: `make jars` resolves each jvm/NAME.pom.xml with Maven into .cache/jars/NAME.classpath
+and compiles jvm/src into UDF_JAR."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from twitchcrement import PROJECT_ROOT
 
 JARS_DIR = PROJECT_ROOT / ".cache" / "jars"
+# The detector's own JVM function (jvm/src), compiled by `make jars` against pyspark's jars.
+UDF_JAR = JARS_DIR / "twitchcrement-udf.jar"
 
 
 class JvmSetupError(RuntimeError):
@@ -32,7 +35,8 @@ def pyspark_jars() -> list[Path]:
 
 
 def classpath(name: str) -> list[Path]:
-    """The jars Maven resolved for jvm/NAME.pom.xml; for "spark", minus every artifact pyspark already ships."""
+    """The jars Maven resolved for jvm/NAME.pom.xml; for "spark", minus every artifact pyspark already ships, plus
+    the detector's own (UDF_JAR)."""
     listing = JARS_DIR / f"{name}.classpath"
     if not listing.exists():
         raise JvmSetupError(f"JVM jars for {name} are not resolved ({listing} is missing): run `make jars`")
@@ -43,6 +47,9 @@ def classpath(name: str) -> list[Path]:
     if name == "spark":
         shipped = pyspark_jars()
         jars = [j for j in jars if not _ships(shipped, artifact_id(j))]
+        if not UDF_JAR.exists():
+            raise JvmSetupError(f"the detector's JVM function is not built ({UDF_JAR} is missing): run `make jars`")
+        jars.append(UDF_JAR)
     return jars
 
 

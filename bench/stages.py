@@ -1,0 +1,124 @@
+"""Where the detector's per-message time goes: its plan (jobs.pipeline), prefix by prefix, on one Kafka backlog.
+
+    .venv/bin/python -m bench.stages [--messages 200000] [--repeat 3]
+
+Each prefix of the executor plan runs as a batch query over the same pre-filled topic into Spark's `noop` sink
+(every row and column computed, nothing kept); the collect to the driver and the driver's detection are timed on
+their own. The time a stage adds is the difference between two prefixes (best of `--repeat`), per message. Writes
+bench/results/stages.json and stages.md; `make bench` includes it in its report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import services
+from bench.isolation import BenchSpace
+from ingest.sink import ChatSink
+from ingest.synth import Generator, SynthSettings
+from jobs.pipeline import BATCH_COLUMNS, DetectorSettings, decode, features
+from jobs.state import DetectorState
+from twitchcrement import PROJECT_ROOT, logs
+from twitchcrement import config as configuration
+from twitchcrement.spark import session
+
+RESULTS = PROJECT_ROOT / "bench" / "results"
+
+
+def fill(config: configuration.Config, topic: str, messages: int) -> int:
+    generator = Generator(SynthSettings(rate=5000, seconds=messages / 5000, channels=40, seed=5, prefix="stages"))
+    sink = ChatSink(config, topic=topic)
+    count = 0
+    for message in generator:
+        sink.offer(message, block=True)
+        count += 1
+    sink.close(timeout_s=600)
+    return count
+
+
+def best_of(repeat: int, action: Callable[[], Any]) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = action()
+        times.append(time.perf_counter() - began)
+    return min(times), result
+
+
+def measure(space: BenchSpace, spark: Any, messages: int, repeat: int) -> dict[str, Any]:
+    config = space.config
+    topic = space.topic("stages")
+    count = fill(config, topic, messages)
+    settings = DetectorSettings.from_config(config)
+    detection = settings.detection
+    kafka = (spark.read.format("kafka").option("kafka.bootstrap.servers", config.kafka_bootstrap)
+             .option("subscribe", topic).option("startingOffsets", "earliest").load())
+    decoded = decode(kafka, text_features=False)
+    normalised = decode(kafka)
+    featured = features(normalised, spark, settings).select(*BATCH_COLUMNS)
+    prefixes = [
+        ("Kafka read", kafka.select("value", "timestamp", "partition", "offset")),
+        ("msgpack decode to columns (Python worker, Arrow both ways)", decoded),
+        ("normalise (Python)", normalised),
+        ("shingles + HashingTF + MinHashLSH -> signature (one JVM call a row)", featured),
+    ]
+    stages, previous = [], 0.0
+    for name, frame in prefixes:
+        frame.write.format("noop").mode("overwrite").save()  # warm-up: JVM code paths, Python workers
+        seconds, _ = best_of(repeat, lambda: frame.write.format("noop").mode("overwrite").save())
+        stages.append({"stage": name, "total_s": round(seconds, 3), "added_s": round(seconds - previous, 3)})
+        previous = seconds
+    seconds, frame = best_of(repeat, featured.toPandas)
+    stages.append({"stage": "collect to the driver (Arrow -> pandas)", "total_s": round(seconds, 3),
+                   "added_s": round(seconds - previous, 3)})
+    now_ms = int(frame["sent_ts"].max()) + 60_000
+    seconds, _ = best_of(repeat, lambda: DetectorState().apply(frame, now_ms, None, detection))
+    stages.append({"stage": "detection in the driver (windows, clusters, events)", "total_s": None,
+                   "added_s": round(seconds, 3)})
+    for stage in stages:
+        stage["us_per_message"] = round(stage["added_s"] / count * 1e6, 1)
+    return {"messages": count, "cores": spark.sparkContext.defaultParallelism, "repeat": repeat, "stages": stages,
+            "note": "Spark stages run on all cores at once; detection runs in the driver, on one."}
+
+
+def write_markdown(result: dict[str, Any], out: Path) -> None:
+    lines = [f"# Per-message cost of the detector's stages ({result['messages']:,} messages, "
+             f"{result['cores']} cores, best of {result['repeat']})", "",
+             "| stage | prefix s | stage adds s | us per message |", "|---|---|---|---|"]
+    for stage in result["stages"]:
+        total = "" if stage["total_s"] is None else stage["total_s"]
+        lines.append(f"| {stage['stage']} | {total} | {stage['added_s']} | {stage['us_per_message']} |")
+    lines += ["", result["note"], ""]
+    (out / "stages.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    logs.setup("WARNING")
+    base = configuration.load()
+    services.up(base)
+    with BenchSpace(base.with_overrides(spark__master="local[2]")) as space:
+        spark = session(space.config, app_name="twitchcrement-bench-stages")
+        spark.sparkContext.setLogLevel("ERROR")
+        result = measure(space, spark, args.messages, args.repeat)
+        spark.stop()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stages.json").write_text(json.dumps(result, indent=2))
+    write_markdown(result, out)
+    print((out / "stages.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

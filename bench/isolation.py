@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import signal
 import uuid
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from services.schema import drop_topics, ensure_tables, ensure_topics
 from twitchcrement.clients import cassandra_session, kafka_admin
@@ -70,3 +71,24 @@ class BenchSpace:
         except Exception as exc:  # noqa: BLE001 - say what is left behind, in one line
             log.error("could not drop the bench keyspace and topics", extra={"error": str(exc)[:300],
                                                                              "prefix": self.prefix})
+
+
+@contextmanager
+def local_bench(app_name: str) -> Iterator[tuple[BenchSpace, Any]]:
+    """A bench part run on its own (python -m bench.X): the local services up, a BenchSpace, and a local[2] Spark
+    session on it, stopped and dropped on the way out."""
+    import services
+    from twitchcrement import config as configuration
+    from twitchcrement import logs
+    from twitchcrement.spark import session
+
+    logs.setup("WARNING")
+    base = configuration.load()
+    services.up(base)
+    with BenchSpace(base.with_overrides(spark__master="local[2]")) as space:
+        spark = session(space.config, app_name=app_name)
+        spark.sparkContext.setLogLevel("ERROR")
+        try:
+            yield space, spark
+        finally:
+            spark.stop()

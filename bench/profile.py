@@ -23,13 +23,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import services
 from jobs.micro_batch import MicroBatch
 from jobs.spam_detector import start
-from bench.isolation import BenchSpace
-from twitchcrement import PROJECT_ROOT, logs
+from bench.isolation import BenchSpace, local_bench
+from twitchcrement import PROJECT_ROOT
 from twitchcrement import config as configuration
-from twitchcrement.spark import session
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 WARM_UP_S = 10
@@ -150,15 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spam-shares", default="0,0.2", help="share of spam in the offered chat, comma-separated")
     parser.add_argument("--seconds", type=float, default=40)
     args = parser.parse_args(argv)
-    logs.setup("WARNING")
-    base = configuration.load()
-    services.up(base)
-    with BenchSpace(base.with_overrides(spark__master="local[2]")) as space:
-        spark = session(space.config, app_name="twitchcrement-profile")
-        spark.sparkContext.setLogLevel("ERROR")
+    with local_bench("twitchcrement-profile") as (space, spark):
         results = measure(space, spark, [int(r) for r in args.rates.split(",")], args.seconds,
                           [float(s) for s in args.spam_shares.split(",")])
-        spark.stop()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "profile.json").write_text(json.dumps(results, indent=2))
     print(write_markdown(results, RESULTS))

@@ -17,15 +17,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import services
-from bench.isolation import BenchSpace
+from bench.isolation import BenchSpace, local_bench
 from ingest.sink import ChatSink
 from ingest.synth import Generator, SynthSettings
 from jobs.pipeline import BATCH_COLUMNS, DetectorSettings, decode, features
 from jobs.state import DetectorState
-from twitchcrement import PROJECT_ROOT, logs
+from twitchcrement import PROJECT_ROOT
 from twitchcrement import config as configuration
-from twitchcrement.spark import session
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 
@@ -106,14 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    logs.setup("WARNING")
-    base = configuration.load()
-    services.up(base)
-    with BenchSpace(base.with_overrides(spark__master="local[2]")) as space:
-        spark = session(space.config, app_name="twitchcrement-bench-stages")
-        spark.sparkContext.setLogLevel("ERROR")
+    with local_bench("twitchcrement-bench-stages") as (space, spark):
         result = measure(space, spark, args.messages, args.repeat)
-        spark.stop()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "stages.json").write_text(json.dumps(result, indent=2))

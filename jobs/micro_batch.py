@@ -181,6 +181,7 @@ class MicroBatch:
         # Their Kafka output went out before they were committed; their history rows were written in the background
         # and may not have made it before the crash: write them again (the same keys, so nothing twice).
         if replayed:
+            self.sinks.wait_for_history(raise_error=False)  # a write still running from before the failure
             self.sinks.write_history(replayed)
         log.info("state replayed", extra={"batches": batch_id - first, "messages": len(frame), **state.sizes()})
 

@@ -175,10 +175,11 @@ class Sinks:
         if rows:
             self._history = self._history_writer.submit(self.write_history, rows)
 
-    def wait_for_history(self) -> None:
-        """Block until the history rows handed over last are written; raises the error if they could not be."""
+    def wait_for_history(self, raise_error: bool = True) -> None:
+        """Block until the history rows handed over last are written; raises the error if they could not be (unless
+        raise_error is False: a replay writes them again anyway)."""
         pending, self._history = self._history, None
-        if pending is not None:
+        if pending is not None and (raise_error or pending.exception() is None):
             pending.result()
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:

@@ -124,7 +124,7 @@ def register_signature_function(spark: SparkSession, settings: DetectorSettings)
     HashingTF's term indices and the fitted MinHashLSH model's hash function in one JVM call per row, as big-endian
     int32 bytes (null: too short for LSH). The values of model.transform(tf.transform(...)) at a fraction of the
     cost: that path takes the shingles from Python and turns each row's sparse vector and its 32 one-value vectors
-    into Spark rows and back (bench/reference/stages.md)."""
+    into Spark rows and back (bench/reference/stages-before.md)."""
     _, model = minhash_model(spark, settings.hasher)
     entry = spark._jvm.twitchcrement.MinHashSignature  # a JavaPackage, not a JavaClass, when the jar is missing
     if not isinstance(entry, JavaClass):

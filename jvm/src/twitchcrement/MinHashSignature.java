@@ -14,12 +14,12 @@ import org.apache.spark.sql.types.DataTypes;
 
 /**
  * A normalised text's MinHash signature in one call per row: its shingles (the same as
- * twitchcrement.textsim.shingle_set: character n-grams of the text padded with a space, by code point, and each token
- * prefixed "w:"), their indices from Spark ML's HashingTF (indexOf), and the MinHash values from the fitted
+ * twitchcrement.textsim.shingle_set: character n-grams of the text padded with a space, by code point, and each
+ * token prefixed "w:"), their indices from Spark ML's HashingTF (indexOf), and the MinHash values from the fitted
  * MinHashLSHModel (hashFunction). The values are those of model.transform(tf.transform(...)) on the same shingles,
  * without the shingles crossing from Python and without turning each row's sparse vector and its one-value hash
- * vectors into Spark rows and back (bench/reference/stages.md). Returns the values as big-endian int32s, 4 bytes
- * each, or null for a text with fewer than minShingles shingles (too short for LSH).
+ * vectors into Spark rows and back (bench/reference/stages-before.md). Returns the values as big-endian int32s,
+ * 4 bytes each, or null for a text with fewer than minShingles shingles (too short for LSH).
  */
 public final class MinHashSignature implements UDF1<String, byte[]> {
     private static final long serialVersionUID = 1L;

@@ -378,8 +378,8 @@ def live(spark: Any, space: BenchSpace, plan: Plan, system: str, rate: int,
 # --- report ------------------------------------------------------------------------------------------------------
 def _profiled_batch(report: dict[str, Any], rate: int, spam_share: float) -> float | None:
     """The median micro-batch of the profile at an offered rate and spam share."""
-    return next(r["batch_s_median"] for r in report["profile"]
-                if r["offered_per_s"] == rate and r["spam_share"] == spam_share)
+    return next((r["batch_s_median"] for r in report["profile"]
+                 if r["offered_per_s"] == rate and r["spam_share"] == spam_share), None)
 
 
 # The targets of the detector speed issue (README "Benchmarks"); a value that a plan does not measure is "-".
@@ -439,7 +439,7 @@ def summarise(report: dict[str, Any]) -> None:
     for label, value_of, met in TARGETS:
         try:
             value = value_of(report)
-        except (KeyError, TypeError, StopIteration):
+        except (KeyError, TypeError):
             value = None
         report["targets"].append({"target": label, "value": value, "met": bool(value is not None and met(value))})
 

@@ -155,6 +155,13 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
         rejected.add(pair)
         return False
 
+    def join(a: int, b: int, agreeing: int) -> bool:
+        """Join a candidate pair that shares `agreeing` MinHash values, if it is similar enough."""
+        if agreeing >= sure_agreeing or (agreeing >= min_agreeing and similar(a, b)):
+            found.union(a, b)
+            return True
+        return False
+
     for band in range(matrix.shape[1] // settings.rows_per_band):
         keys = _band_keys(matrix, band, settings.rows_per_band)
         order = np.argsort(keys, kind="stable")
@@ -169,13 +176,6 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
         rows = order[repeats]
         agree_first = (matrix[order[run_start]] == matrix[rows]).sum(axis=1).tolist()
         agree_previous = (matrix[order[repeats - 1]] == matrix[rows]).sum(axis=1).tolist()
-
-        def join(a: int, b: int, agreeing: int) -> bool:
-            if agreeing >= sure_agreeing or (agreeing >= min_agreeing and similar(a, b)):
-                found.union(a, b)
-                return True
-            return False
-
         for k, (position, first_position) in enumerate(zip(repeats.tolist(), run_start.tolist())):
             if position - first_position >= settings.max_bucket:
                 continue

@@ -1,7 +1,7 @@
 """python -m ingest {twitch,replay,synth}: chat into the Kafka topic `chatmessage` (msgpack, key = channel).
 
   python -m ingest twitch [--channels-file F] [--irc-host H] [--irc-port P] [--no-tls]
-  python -m ingest replay PATH... [--speed X|max] [--restamp] [--loop]
+  python -m ingest replay PATH... [--speed X|max] [--restamp] [--loop] [--channel C] [--date D] [--timezone Z]
   python -m ingest synth --rate R --seconds S --labels OUT [--channels N] [--seed N] [--speed X|max] [--out F.jsonl]
 
 Every option defaults to its `ingest.*` setting in the config. SIGTERM or Ctrl-C flushes what is buffered and exits.
@@ -10,16 +10,18 @@ Every option defaults to its `ingest.*` setting in the config. SIGTERM or Ctrl-C
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import itertools
 import logging
 import signal
 import sys
 import threading
 import time
+import zoneinfo
 from typing import Iterable
 
 from ingest import replay
-from ingest.captures import Capture, CaptureError, merged
+from ingest.captures import CaptureError, Hints, captures, known_formats, merged
 from ingest.channels import HelixError
 from ingest.sink import ChatSink
 from ingest.synth import Generator, SynthSettings, write_jsonl
@@ -73,11 +75,18 @@ def parser() -> argparse.ArgumentParser:
     twitch.add_argument("--irc-port", type=int)
     twitch.add_argument("--no-tls", action="store_true", help="plain TCP instead of TLS")
 
-    rep = commands.add_parser("replay", help="replay recorded chat files")
-    rep.add_argument("paths", nargs="+", metavar="PATH")
+    rep = commands.add_parser("replay", help="replay recorded chat files",
+                              description=f"Replay chat logs (files, .gz files, directories). Formats, chosen by "
+                                          f"content: {known_formats()}.")
+    rep.add_argument("paths", nargs="+", metavar="PATH", help="a chat log, a gzipped one, or a directory of them")
     rep.add_argument("--speed", help="speed factor (1 = recorded pace) or max (default: ingest.replay_speed)")
     rep.add_argument("--restamp", action="store_true", help="shift event times so the replay starts now")
     rep.add_argument("--loop", action="store_true", help="replay again and again (implies --restamp)")
+    rep.add_argument("--channel", help="channel of logs that name none, in their lines or file name")
+    rep.add_argument("--date", help="day (YYYY-MM-DD) of logs with times of day only, when neither their lines "
+                                    "nor their file name give it")
+    rep.add_argument("--timezone", help="time zone of IRC client logs, written in local time (default UTC), "
+                                        "e.g. Europe/Berlin")
 
     synth = commands.add_parser("synth", help="generate labelled synthetic chat")
     synth.add_argument("--rate", type=float, help="messages per second, all channels together")
@@ -92,7 +101,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _to_kafka(config: configuration.Config, messages: Iterable[ChatMessage], *, speed: float | None,
-              restamp: bool, label: str, total: int | None, progress: bool, stop: Stopper) -> int:
+              restamp: bool, label: str, total: int | None, progress: bool, stop: Stopper) -> tuple[int, int]:
+    """Messages into Kafka; (exit status, messages produced)."""
     sink = ChatSink(config)
     try:
         replay.run(messages, sink, speed=speed, restamp=restamp, total=total, label=label, stop=stop,
@@ -102,28 +112,45 @@ def _to_kafka(config: configuration.Config, messages: Iterable[ChatMessage], *, 
         sink.close(timeout_s=8.0 if stop() else 600.0)
     stats = sink.stats
     log.info("done", extra={"produced": stats.produced, "dropped": stats.dropped, "opted_out": stats.opted_out})
-    return 0 if stats.dropped == 0 else 2
+    return (0 if stats.dropped == 0 else 2), stats.produced
+
+
+def _hints(args: argparse.Namespace) -> Hints:
+    """--channel, --date and --timezone, checked: a wrong value is one line, before anything is read."""
+    try:
+        day = dt.date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        raise configuration.ConfigError(f"--date {args.date!r}: expected a day as YYYY-MM-DD") from None
+    try:
+        zone = zoneinfo.ZoneInfo(args.timezone) if args.timezone else dt.timezone.utc
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise configuration.ConfigError(f"--timezone {args.timezone!r}: not a time zone name such as "
+                                        "Europe/Berlin or UTC") from None
+    channel = args.channel.lstrip("#").lower() if args.channel else None
+    return Hints(channel=channel, date=day, timezone=zone)
 
 
 def cmd_replay(config: configuration.Config, args: argparse.Namespace, stop: Stopper) -> int:
     speed = _speed(args.speed or config["ingest.replay_speed"])
-    captures = [Capture(p) for p in args.paths]
+    files = captures(args.paths, _hints(args))
     if args.loop:
         def passes() -> Iterable[ChatMessage]:
             for number in itertools.count(1):
-                fresh = [Capture(c.path) for c in captures]
-                yield from replay.paced(merged(fresh), speed, restamp=True)
+                yield from replay.paced(merged([c.fresh() for c in files]), speed, restamp=True)
                 log.info("replay pass finished, starting again", extra={"pass": number})
         # paced() inside each pass keeps its timing; the outer run passes messages straight through.
-        status = _to_kafka(config, passes(), speed=None, restamp=False, label="replay (looping)", total=None,
-                           progress=not args.no_progress, stop=stop)
+        status, produced = _to_kafka(config, passes(), speed=None, restamp=False, label="replay (looping)",
+                                     total=None, progress=not args.no_progress, stop=stop)
     else:
-        status = _to_kafka(config, merged(captures), speed=speed, restamp=args.restamp, label="replay", total=None,
-                           progress=not args.no_progress, stop=stop)
-    for capture in captures:
+        status, produced = _to_kafka(config, merged(files), speed=speed, restamp=args.restamp, label="replay",
+                                     total=None, progress=not args.no_progress, stop=stop)
+    for capture in files:
         if capture.skipped:
-            log.warning("capture had bad lines", extra={"capture": str(capture.path), "skipped": capture.skipped,
-                                                         **capture.parser.summary()})
+            log.warning("capture had bad lines", extra={"capture": str(capture.path), **capture.summary()})
+    if produced == 0 and not stop():
+        log.error("nothing replayed: no chat message could be read from the capture(s)",
+                  extra={"captures": len(files), "skipped": sum(c.skipped for c in files)})
+        return 3
     return status
 
 
@@ -140,8 +167,8 @@ def cmd_synth(config: configuration.Config, args: argparse.Namespace, stop: Stop
         log.info("wrote synthetic chat", extra={"messages": count, "path": args.out})
         status = 0
     else:
-        status = _to_kafka(config, generator, speed=_speed(args.speed), restamp=False, label="synth",
-                           total=generator.total, progress=not args.no_progress, stop=stop)
+        status, _ = _to_kafka(config, generator, speed=_speed(args.speed), restamp=False, label="synth",
+                              total=generator.total, progress=not args.no_progress, stop=stop)
     log.info("wrote labels", extra={"path": args.labels})
     return status
 

@@ -1,158 +1,161 @@
-"""Recorded chat files -> ChatMessages in time order. Formats (chosen by the file's name and first bytes):
+"""Recorded chat files -> ChatMessages in time order.
 
-- raw IRC lines with or without IRCv3 tags, one a line (`.irc`, `.txt`);
-- a recent-messages JSON capture, `{"messages": [raw IRC lines]}` (`.json`);
-- the IRC logger format `YYYY-MM-DD_HH:MM:SS ;;; <raw lines>` with blank lines between entries (`.log`);
-- CSV with the columns channel, sender, date (Unix ms), message (`.csv`);
-- the project's own JSONL: one ChatMessage's fields a line (`.jsonl`), as `synth` writes.
+The format of a file is chosen by its content (`ingest/formats/`: the IRC family, CSV and JSON lines, IRC client
+logs, VOD chat downloads); gzip files are read through, and a directory stands for all the files in it. Messages out
+of order within a file are sorted: in memory up to `SORT_RUN` messages, beyond that in sorted runs spilled to
+temporary files and merged, so memory stays bounded whatever the file's size.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import heapq
-import json
 import logging
-import re
-from collections import Counter
+import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
-from ingest.irc_parser import ChatParser
-from twitchcrement.records import ChatMessage, RecordError
+import msgpack
+
+from ingest.formats import FORMATS, CaptureError, Format, Hints, Source
+from twitchcrement.records import ChatMessage
 
 log = logging.getLogger(__name__)
 
-_LOG_ENTRY = re.compile(r"^(\d{4}-\d{2}-\d{2}_\d{2}:\d{2}:\d{2}) ;;; (.*)$")
-_LOG_END_MARKER = "RECORDING INTERRUPTED BY USER"
-_LOG_START_MARKER = "START OF RECORDED CHAT MESSAGES"
+SORT_RUN = 100_000  # messages of one file held in memory at once while sorting it (about 50 MB)
+_SAMPLE_LINES = 50
+_MIN_SCORE = 0.5  # a text format must recognise at least half of a file's first lines
+
+__all__ = ["Capture", "CaptureError", "Hints", "captures", "known_formats", "merged", "SORT_RUN"]
 
 
-class CaptureError(ValueError):
-    """A capture file cannot be read at all (missing, unknown format); bad lines inside one are only counted."""
+def known_formats() -> str:
+    return ", ".join(f.name for f in FORMATS)
+
+
+def detect(source: Source) -> Format:
+    """The format whose shape the file's content has, or CaptureError naming the formats known."""
+    head = source.head()
+    lines = [line.rstrip("\r") for line in head.lstrip("\ufeff").split("\n") if line.strip()]
+    if len(head) >= 65_536 and lines:
+        lines.pop()  # cut off by the sample's end
+    lines = lines[:_SAMPLE_LINES]
+    scored = [(f.score(lines, source.path), -rank, f) for rank, f in enumerate(FORMATS) if f.score is not None]
+    best_score, _, best = max(scored, key=lambda s: s[:2])
+    if best_score >= _MIN_SCORE:
+        return best
+    if head.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
+        document = source.document()
+        for candidate in FORMATS:
+            if candidate.accepts is not None and candidate.accepts(document):
+                return candidate
+    raise CaptureError(f"capture {source.path}: not a chat log in any format this replay knows ({known_formats()})")
 
 
 class Capture:
-    """One recorded file; iterate it for ChatMessages. `parser` and `problems` count what was skipped."""
+    """One recorded file; iterate it for ChatMessages in time order. `problems` and `parser` count what was
+    skipped, `notes` say how the file was read (times spread, VOD offsets used)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, hints: Hints | None = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise CaptureError(f"capture {self.path}: no such file")
-        self.parser = ChatParser(source=str(self.path))
-        self.problems: Counter[str] = Counter()
-        self.format = self._detect()
+        self.hints = hints or Hints()
+        self.source = Source(self.path, self.hints)
+        self._format = detect(self.source)
+        self.format = self._format.name
 
-    def _detect(self) -> str:
-        suffix = self.path.suffix.lower()
-        if suffix in (".jsonl", ".csv", ".log"):
-            return suffix[1:]
-        if suffix == ".json":
-            return "recentmessages"
-        with self.path.open("rb") as head:
-            first = head.read(64)
-        if _LOG_ENTRY.match(first.decode("utf-8", "replace").split("\n")[0]):
-            return "log"
-        return "irc"
+    @property
+    def parser(self):  # type: ignore[no-untyped-def]
+        return self.source.parser
 
-    def _problem(self, kind: str, detail: str) -> None:
-        self.problems[kind] += 1
-        if self.problems[kind] == 1:
-            log.warning("skipping a bad record in a capture (further ones are only counted)",
-                        extra={"capture": str(self.path), "kind": kind, "detail": detail[:200]})
+    @property
+    def problems(self):  # type: ignore[no-untyped-def]
+        return self.source.problems
 
-    def __iter__(self) -> Iterator[ChatMessage]:
-        reader = {"irc": self._irc_lines, "recentmessages": self._recentmessages, "log": self._log,
-                  "csv": self._csv, "jsonl": self._jsonl}[self.format]
-        return reader()
+    @property
+    def notes(self) -> list[str]:
+        return self.source.notes
 
     @property
     def skipped(self) -> int:
         return self.parser.error_count + sum(self.problems.values())
 
-    def _irc_lines(self) -> Iterator[ChatMessage]:
-        with self.path.open("rb") as lines:
-            for number, raw in enumerate(lines):
-                raw = raw.rstrip(b"\r\n")
-                if raw:
-                    message = self.parser.parse(raw, received_at=0)
-                    if message is not None:
-                        yield _received_when_sent(message)
+    def summary(self) -> dict[str, object]:
+        """What was skipped, by kind: the IRC parser's counts and the format reader's."""
+        return {"format": self.format, "skipped": self.skipped, **self.parser.summary(),
+                "problems_by_kind": dict(self.problems)}
 
-    def _recentmessages(self) -> Iterator[ChatMessage]:
-        try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
-            lines = document["messages"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CaptureError(f"capture {self.path}: not a recent-messages JSON document ({exc})") from None
-        for raw in lines:
-            if not isinstance(raw, str):
-                self._problem("not_a_line", repr(raw))
-                continue
-            message = self.parser.parse(raw, received_at=0)
-            if message is not None:
-                yield _received_when_sent(message)
+    def fresh(self) -> "Capture":
+        """The same file to read again (a looping replay)."""
+        return Capture(self.path, self.hints)
 
-    def _log(self) -> Iterator[ChatMessage]:
-        stamp: int | None = None
-        with self.path.open("rb") as lines:
-            for raw in lines:
-                line = self.parser.decode(raw).rstrip("\r\n")
-                if not line:
-                    continue
-                entry = _LOG_ENTRY.match(line)
-                if entry:
-                    when = dt.datetime.strptime(entry.group(1), "%Y-%m-%d_%H:%M:%S")
-                    stamp = int(when.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)  # the log's clock: UTC
-                    line = entry.group(2).rstrip("\r")
-                    if line.startswith(_LOG_END_MARKER):
-                        return  # what follows the logger's end marker is not chat
-                    if line.startswith(_LOG_START_MARKER):
-                        continue
-                elif stamp is None:
-                    self._problem("line_before_first_entry", line)
-                    continue
-                message = self.parser.parse(line, received_at=stamp, fallback_ts=stamp)
-                if message is not None:
-                    yield message
-
-    def _csv(self) -> Iterator[ChatMessage]:
-        # CSV exports are not always in time order (the 2017 multichannel capture jumps back minutes at a time), and
-        # the detector drops what comes more than its watermark behind its channel: sort them (stable) first.
-        return iter(sorted(self._csv_rows(), key=lambda m: m.sent_ts))
-
-    def _csv_rows(self) -> Iterator[ChatMessage]:
-        with self.path.open(newline="", encoding="utf-8", errors="replace") as handle:
-            rows = csv.DictReader(handle)
-            missing = {"channel", "sender", "date", "message"} - set(rows.fieldnames or [])
-            if missing:
-                raise CaptureError(f"capture {self.path}: CSV lacks the column(s) {', '.join(sorted(missing))}")
-            for row in rows:
-                try:
-                    yield ChatMessage.from_dict({
-                        "channel": (row["channel"] or "").lstrip("#").lower(), "user_login": (row["sender"] or "").lower(),
-                        "text": row["message"] or "", "sent_ts": int(row["date"]), "received_at": int(row["date"])})
-                except (RecordError, ValueError, TypeError) as exc:
-                    self._problem("bad_csv_row", f"line {rows.line_num}: {exc}")
-
-    def _jsonl(self) -> Iterator[ChatMessage]:
-        with self.path.open(encoding="utf-8", errors="replace") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield ChatMessage.from_dict(json.loads(line))  # type: ignore[misc]
-                except (RecordError, ValueError) as exc:
-                    self._problem("bad_jsonl_line", f"line {number}: {exc}")
+    def __iter__(self) -> Iterator[ChatMessage]:
+        return in_time_order(self._format.read(self.source))
 
 
-def _received_when_sent(message: ChatMessage) -> ChatMessage:
-    if message.received_at == 0:
-        message.received_at = message.sent_ts
-    return message
+def in_time_order(messages: Iterable[ChatMessage], run_size: int = SORT_RUN) -> Iterator[ChatMessage]:
+    """The messages sorted by sent_ts (stable: equal times keep the file's order), holding at most `run_size` of
+    them in memory: longer inputs are sorted in runs written to temporary files and merged."""
+    run: list[ChatMessage] = []
+    spilled: list[IO[bytes]] = []
+    try:
+        for message in messages:
+            run.append(message)
+            if len(run) >= run_size:
+                spilled.append(_spill(run))
+                run = []
+        run.sort(key=_sent)
+        if not spilled:
+            yield from run
+            return
+        log.info("sorting a capture through temporary files", extra={"runs": len(spilled) + 1})
+        yield from heapq.merge(*(_unspill(f) for f in spilled), iter(run), key=_sent)
+    finally:
+        for handle in spilled:
+            handle.close()
 
 
-def merged(captures: Iterable[Capture]) -> Iterator[ChatMessage]:
-    """Several captures as one stream in time order (each file is already in order; this merges them)."""
-    return heapq.merge(*captures, key=lambda m: m.sent_ts)
+def _sent(message: ChatMessage) -> int:
+    return message.sent_ts
+
+
+def _spill(run: list[ChatMessage]) -> IO[bytes]:
+    run.sort(key=_sent)
+    handle = tempfile.TemporaryFile(prefix="twitchcrement-sort-")
+    packer = msgpack.Packer(use_bin_type=True)
+    for message in run:
+        handle.write(packer.pack(message.to_dict()))
+    handle.seek(0)
+    return handle
+
+
+def _unspill(handle: IO[bytes]) -> Iterator[ChatMessage]:
+    for fields in msgpack.Unpacker(handle, raw=False):
+        yield ChatMessage(**fields)  # written by this process from valid messages: no second validation
+
+
+def captures(paths: Iterable[str | Path], hints: Hints | None = None) -> list[Capture]:
+    """The captures of files and directories (all files inside, recursively). A file named on its own must be
+    readable; a file inside a directory in no known format is skipped with a warning."""
+    found: list[Capture] = []
+    for given in map(Path, paths):
+        if not given.is_dir():
+            found.append(Capture(given, hints))
+            continue
+        members = sorted(p for p in given.rglob("*") if p.is_file() and not p.name.startswith("."))
+        readable = 0
+        for member in members:
+            try:
+                found.append(Capture(member, hints))
+                readable += 1
+            except CaptureError as exc:
+                log.warning("skipping a file in a capture directory", extra={"reason": str(exc)})
+        if not readable:
+            raise CaptureError(f"capture directory {given}: no file in it is a chat log this replay knows "
+                               f"({known_formats()})")
+    return found
+
+
+def merged(sources: Iterable[Capture]) -> Iterator[ChatMessage]:
+    """Several captures as one stream in time order (each is in order; this merges them)."""
+    return heapq.merge(*sources, key=_sent)

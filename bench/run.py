@@ -21,7 +21,8 @@ Phases:
    Resident memory (and state size where Spark reports it) is sampled every second.
 3. the detector's micro-batch profile at fixed rates (bench/profile.py) and the per-message cost of each stage of
    its plan (bench/stages.py);
-4. ingest parse and producer rates (bench/ingest.py); dashboard callbacks with 1,000,000 events (full run only,
+4. ingest parse and producer rates (bench/ingest.py), replay's reading rate of each chat-log format
+   (bench/formats.py); dashboard callbacks with 1,000,000 events (full run only,
    bench/dashboard.py).
 Writes bench/results/latest.json, latest.md and PNG plots.
 """
@@ -48,7 +49,7 @@ import psutil
 
 import services
 from bench import ingest as ingest_bench
-from bench import profile, stages
+from bench import formats, profile, stages
 from bench.stats import flat, percentile
 from ingest.captures import Capture
 from ingest.sink import ChatSink
@@ -536,6 +537,8 @@ def write_report(report: dict[str, Any], out: Path) -> None:
                   f"({i['parse_vs_split']}x of a bare split floor)",
                   f"- our sink {i['sink']['median_per_s']:,} msg/s vs bare kafka-python producer "
                   f"{i['bare_producer']['median_per_s']:,} msg/s ({i['sink_vs_bare_producer']}x)"]
+    if report.get("replay_formats"):
+        lines += [""] + formats.table(report["replay_formats"])
     if report.get("dashboard"):
         lines += ["", f"## Dashboard callbacks with {report['dashboard']['events']:,} events in Cassandra", ""]
         lines += [f"- {name}: p50 {c['p50_ms']} ms, p95 {c['p95_ms']} ms, p99 {c['p99_ms']} ms"
@@ -602,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
         log("ingest ...")
         report["ingest"] = ingest_bench.measure(space.config, plan.ingest_messages, repeat=1 if plan.repeat == 1 else 5)
+        log("replay: reading each chat-log format ...")
+        report["replay_formats"] = formats.measure(plan.ingest_messages, repeat=1 if plan.repeat == 1 else 3)
     if plan.dashboard_events:
         log(f"dashboard callbacks with {plan.dashboard_events:,} events ...")
         subprocess.run([sys.executable, "-m", "bench.dashboard", "--events", str(plan.dashboard_events)],

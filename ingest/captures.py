@@ -8,8 +8,10 @@ temporary files and merged, so memory stays bounded whatever the file's size.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
+import operator
 import tempfile
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 SORT_RUN = 100_000  # messages of one file held in memory at once while sorting it (about 50 MB)
 _SAMPLE_LINES = 50
 _MIN_SCORE = 0.5  # a text format must recognise at least half of a file's first lines
+# A spilled message is its fields in order: dataclasses.asdict deep-copies and was 5x the cost of the parsing.
+_FIELD_VALUES = operator.attrgetter(*(f.name for f in dataclasses.fields(ChatMessage)))
 
 __all__ = ["Capture", "CaptureError", "Hints", "captures", "known_formats", "merged", "SORT_RUN"]
 
@@ -124,14 +128,14 @@ def _spill(run: list[ChatMessage]) -> IO[bytes]:
     handle = tempfile.TemporaryFile(prefix="twitchcrement-sort-")
     packer = msgpack.Packer(use_bin_type=True)
     for message in run:
-        handle.write(packer.pack(message.to_dict()))
+        handle.write(packer.pack(_FIELD_VALUES(message)))
     handle.seek(0)
     return handle
 
 
 def _unspill(handle: IO[bytes]) -> Iterator[ChatMessage]:
-    for fields in msgpack.Unpacker(handle, raw=False):
-        yield ChatMessage(**fields)  # written by this process from valid messages: no second validation
+    for values in msgpack.Unpacker(handle, raw=False):
+        yield ChatMessage(*values)  # written by this process from valid messages: no second validation
 
 
 def captures(paths: Iterable[str | Path], hints: Hints | None = None) -> list[Capture]:

@@ -49,6 +49,7 @@ def detect(source: Source) -> Format:
         return best
     if head.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
         document = source.document()
+        source.forget_document()  # parsed again when read: a directory's documents are not all held at once
         for candidate in FORMATS:
             if candidate.accepts is not None and candidate.accepts(document):
                 return candidate

@@ -105,6 +105,9 @@ class Source:
                     raise CaptureError(f"capture {self.path}: not a JSON document ({exc})") from None
         return self._document
 
+    def forget_document(self) -> None:
+        self._document = None
+
     def problem(self, kind: str, detail: str) -> None:
         self.problems[kind] += 1
         if self.problems[kind] == 1:

@@ -301,7 +301,8 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
             quality = score(first_events, cells, settings)
             entry.update({"precision": round(quality.precision, 4), "recall": round(quality.recall, 4),
                           "events": quality.events, "labelled_cells": quality.cells,
-                          "recall_by_evasion": {k: round(v, 4) for k, v in quality.recall_by_tag.items()}})
+                          "recall_by_evasion": {k: round(v, 4) for k, v in quality.recall_by_tag.items()},
+                          "precision_by_evasion": {k: round(v, 4) for k, v in quality.precision_by_tag.items()}})
             if oracle:
                 out_topic = space.topic(f"out-{system}-real")
                 runner = Runner(spark, config, system)
@@ -407,6 +408,10 @@ TARGETS = [
      lambda v: v is not None and v >= 0.95),
     ("detector recall >= 0.95 (oracle, real chat)", lambda r: r["systems"]["detector"].get("oracle_recall"),
      lambda v: v is not None and v >= 0.95),
+    ("detector recall >= 0.95 for every evasion kind (synthetic labels; the lowest)",
+     lambda r: min(r["systems"]["detector"]["recall_by_evasion"].values()), lambda v: v >= 0.95),
+    ("detector precision >= 0.95 for every evasion kind (synthetic labels; the lowest)",
+     lambda r: min(r["systems"]["detector"]["precision_by_evasion"].values()), lambda v: v >= 0.95),
     ("detector recall on evasions above exact (mean over kinds; none below exact)",
      lambda r: evasion_margin(r["systems"]["detector"], r["systems"]["exact"]), lambda v: v is not None and v > 0),
 ]
@@ -493,11 +498,13 @@ def write_report(report: dict[str, Any], out: Path) -> None:
                      f"{cell(s['precision'])} | {cell(s['recall'])} | {cell(s.get('oracle_precision'))} / "
                      f"{cell(s.get('oracle_recall'))} |")
     lines += ["", "Ratios: " + ", ".join(f"{k} {v}" for k, v in report["ratios"].items()), "",
-              "## Recall per evasion kind", "", "| evasion | " + " | ".join(n for n in DETECTING) + " |",
-              "|---|" + "---|" * len(DETECTING)]
+              "## Recall and precision per evasion kind (synthetic labels: every message of a wave)", "",
+              "| evasion | " + " | ".join(f"{n} recall | {n} precision" for n in DETECTING) + " |",
+              "|---|" + "---|---|" * len(DETECTING)]
     kinds = sorted(systems["detector"].get("recall_by_evasion", {}))
     for kind in kinds:
-        lines.append(f"| {kind} | " + " | ".join(cell(systems[n].get("recall_by_evasion", {}).get(kind))
+        lines.append(f"| {kind} | " + " | ".join(f"{cell(systems[n].get('recall_by_evasion', {}).get(kind))} | "
+                                                 f"{cell(systems[n].get('precision_by_evasion', {}).get(kind))}"
                                                  for n in DETECTING) + " |")
     lines += ["", "## Live runs (load generator at fixed offered rates)", "",
               "| system | offered/s | achieved/s | read in 10 s | sustained | latency p95 s | time to detect p95 s |"

@@ -39,8 +39,18 @@ PASTAS = (
     "Chat is this real? Chat is this actually real right now HUH",
     "Buy cheap followers and viewers at best prices, visit our site today",
 )
-EVASIONS = ("none", "invisible", "case", "repeat_letters", "emotes", "word_order", "mixed")
+EVASIONS = ("none", "invisible", "case", "repeat_letters", "emotes", "word_order", "homoglyph", "zalgo", "spaced",
+            "leet", "truncated", "mixed")
 INVISIBLE = ("\U000e0000", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
+# The spammer's side, from what evasion tools and copypasta sites use (independent of the detector's TR39 table):
+# Cyrillic and Greek letters that look Latin, small capitals, and NFKC's fullwidth and mathematical bold forms.
+HOMOGLYPHS = {"a": "аα", "c": "с", "e": "е", "i": "іι", "j": "ј", "o": "оο", "p": "рρ", "s": "ѕ", "x": "х",
+              "y": "у", "A": "АΑ", "B": "ВΒ", "C": "С", "E": "ЕΕ", "H": "НΗ", "I": "І", "K": "КΚ", "M": "МΜ",
+              "N": "Ν", "O": "ОΟ", "P": "РΡ", "T": "ТΤ", "X": "ХΧ", "Y": "Υ", "Z": "Ζ"}
+SMALL_CAPITALS = dict(zip("abcdefghijklmnoprstuvwyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ"))
+LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
+ZALGO_MARKS = [chr(c) for c in range(0x0300, 0x0370)]
+SEPARATORS = (" ", ".", "_", "-", "*")
 
 
 @dataclass
@@ -102,6 +112,34 @@ def evade(text: str, evasion: str, rng: random.Random) -> str:
             i = rng.randrange(len(tokens) - 1)
             tokens[i], tokens[i + 1] = tokens[i + 1], tokens[i]
         return " ".join(tokens)
+    if evasion == "homoglyph":
+        style = rng.random()
+        if style < 0.15:  # the whole text in small capitals, or fullwidth, or mathematical bold
+            return "".join(SMALL_CAPITALS.get(c.lower(), c) for c in text)
+        if style < 0.25:
+            return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+        if style < 0.35:
+            return "".join(chr(0x1D400 + ord(c) - 65) if "A" <= c <= "Z" else
+                           chr(0x1D41A + ord(c) - 97) if "a" <= c <= "z" else c for c in text)
+        return "".join(rng.choice(HOMOGLYPHS[c]) if c in HOMOGLYPHS and rng.random() < 0.5 else c for c in text)
+    if evasion == "zalgo":
+        return "".join(c + "".join(rng.choices(ZALGO_MARKS, k=rng.randint(1, 5))) if c.isalpha() and
+                       rng.random() < 0.7 else c for c in text)
+    if evasion == "spaced":
+        candidates = [i for i, t in enumerate(tokens) if len(t) >= 3 and t.isalpha()]
+        separator = rng.choice(SEPARATORS)
+        for i in rng.sample(candidates, min(len(candidates), rng.randint(1, 3))):
+            tokens[i] = separator.join(tokens[i])
+        return " ".join(tokens)
+    if evasion == "leet":  # digits for letters inside words; a word that would be all digits keeps its first letter
+        words = ["".join(LEET[c.lower()] if c.lower() in LEET and rng.random() < 0.6 else c for c in t) for t in tokens]
+        return " ".join(w if any(c.isalpha() for c in w) or not t.isalpha() else t[0] + w[1:]
+                        for t, w in zip(tokens, words))
+    if evasion == "truncated":  # a pasta cut short, sometimes at someone; an emote wave has nothing to cut
+        if len(tokens) <= 3:
+            return text
+        kept = tokens[:max(2, round(len(tokens) * rng.uniform(0.55, 0.75)))]
+        return ("@" + rng.choice(WORDS) + "_streamer " if rng.random() < 0.3 else "") + " ".join(kept)
     return text
 
 

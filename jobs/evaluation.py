@@ -1,10 +1,12 @@
 """How good are spam events? Ground truth from synthetic labels or a brute-force oracle, scored per channel-window.
 
-The unit of truth is a *cell*: one spam text in one channel and one window that reaches the detector's thresholds
-(so a burst split across two windows counts in each window where it is big enough). An event matches a cell in
-the same channel and window whose text is similar (normalised Jaccard >= the detector's threshold, or equal).
+The unit of truth is a *cell*: one spam wave in one channel and one window that reaches the detector's thresholds
+(so a burst split across two windows counts in each window where it is big enough), with the texts of its
+messages. An event matches a cell in the same channel and window when one of the event's texts (its
+representative and its top variants, as written) is one of the cell's: membership, not a similarity measure.
 
-- `labelled_cells`: cells from the synthetic generator's labels (which message belongs to which burst).
+- `labelled_cells`: cells from the synthetic generator's labels: every message it put in a wave, whatever its
+  evasion did to the text (nothing is filtered by any similarity, the detector's or another).
 - `oracle_cells`: every pair of distinct normalised texts in each channel-window compared by exact Jaccard, joined
   by union-find: what MinHash LSH approximates, computed the slow way.
 - `exact_baseline`: the original system's algorithm: identical raw text in a channel-window, count > 1.
@@ -29,7 +31,8 @@ class Cell:
     norm: str
     count: int
     users: int
-    tag: str = ""  # e.g. the evasion of a synthetic burst
+    tags: frozenset[str] = frozenset()  # e.g. the evasions of the synthetic bursts in it
+    texts: frozenset[str] = frozenset()  # the texts of its messages, as written
     matched: bool = False
 
 
@@ -40,10 +43,12 @@ class Score:
     events: int
     cells: int
     recall_by_tag: dict[str, float] = field(default_factory=dict)
+    precision_by_tag: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"precision": round(self.precision, 4), "recall": round(self.recall, 4), "events": self.events,
-                "cells": self.cells, "recall_by_tag": {k: round(v, 4) for k, v in self.recall_by_tag.items()}}
+                "cells": self.cells, "recall_by_tag": {k: round(v, 4) for k, v in self.recall_by_tag.items()},
+                "precision_by_tag": {k: round(v, 4) for k, v in self.precision_by_tag.items()}}
 
 
 def _qualifies(count: int, users: collections.Counter, settings: Settings) -> bool:
@@ -54,26 +59,24 @@ def _qualifies(count: int, users: collections.Counter, settings: Settings) -> bo
 
 def labelled_cells(messages: Iterable[ChatMessage], bursts: Iterable[dict[str, Any]], settings: Settings,
                    min_messages_in_window: int | None = None) -> list[Cell]:
-    """Cells of the synthetic bursts that are big enough in their channel-window to be called spam.
-
-    Only a burst's messages that are still near-duplicates of its text count (normalised Jaccard at the
-    detector's threshold): an evasion can change a short text into a different one (`KEKW` -> `KEKW Pog`), and
-    that message is then no longer the same spam, for any detector."""
+    """Cells of the synthetic bursts that are big enough in their channel-window to be called spam: all the
+    messages the generator put in them. Bursts of the same base text in the same channel-window are one wave
+    there (one cell, with each burst's evasion among its tags): nobody could tell them apart."""
     by_id = {m.message_id: m for m in messages}
-    cells: list[Cell] = []
+    groups: dict[tuple[str, int, str], list[ChatMessage]] = collections.defaultdict(list)
+    tags: dict[tuple[str, int, str], set[str]] = collections.defaultdict(set)
     for burst in bursts:
-        base = normalise(burst["base_text"])
-        groups: dict[tuple[str, int], list[ChatMessage]] = collections.defaultdict(list)
         for message_id in burst["message_ids"]:
             message = by_id[message_id]
-            if not _similar(normalise(message.text), base, settings.jaccard):
-                continue
-            groups[(message.channel, message.sent_ts - message.sent_ts % settings.window_ms)].append(message)
-        for (channel, start), members in groups.items():
-            users = collections.Counter(m.user_login for m in members)
-            if _qualifies(len(members), users, settings) and len(members) >= (min_messages_in_window or 0):
-                cells.append(Cell(channel, start, normalise(burst["base_text"]), len(members), len(users),
-                                  burst["evasion"]))
+            key = (message.channel, message.sent_ts - message.sent_ts % settings.window_ms, burst["base_text"])
+            groups[key].append(message)
+            tags[key].add(burst["evasion"])
+    cells: list[Cell] = []
+    for (channel, start, base_text), members in groups.items():
+        users = collections.Counter(m.user_login for m in members)
+        if _qualifies(len(members), users, settings) and len(members) >= (min_messages_in_window or 0):
+            cells.append(Cell(channel, start, normalise(base_text), len(members), len(users),
+                              frozenset(tags[channel, start, base_text]), frozenset(m.text for m in members)))
     return cells
 
 
@@ -102,7 +105,8 @@ def oracle_cells(messages: Iterable[ChatMessage], settings: Settings) -> list[Ce
             users = collections.Counter(m.user_login for m in group)
             if _qualifies(len(group), users, settings):
                 lead = max(indices, key=lambda i: (len(by_norm[norms[i]]), norms[i]))
-                cells.append(Cell(channel, start, norms[lead], len(group), len(users)))
+                cells.append(Cell(channel, start, norms[lead], len(group), len(users),
+                                  texts=frozenset(m.text for m in group)))
     return cells
 
 
@@ -114,29 +118,43 @@ def exact_baseline(messages: Iterable[ChatMessage], settings: Settings) -> list[
             for (c, w, t), n in counts.items() if n > 1]
 
 
-def _similar(a: str, b: str, threshold: float) -> bool:
-    return a == b or jaccard(set(shingles(a)), set(shingles(b))) >= threshold
+def event_texts(event: dict[str, Any]) -> set[str]:
+    """The texts an event shows, as written: its representative and its top variants."""
+    variants = event.get("top_variants") or ()  # [text, count] on Kafka, {"text", "count"} from the driver
+    return {event["text"], *(v["text"] if isinstance(v, dict) else v[0] for v in variants)}
 
 
 def score(events: Iterable[dict[str, Any]], cells: list[Cell], settings: Settings,
           min_event_messages: int = 1) -> Score:
-    """Precision over events, recall over cells; an event may match several cells and the other way round."""
+    """Precision over events, recall over cells; an event may match several cells and the other way round. Per
+    tag: recall over the cells with that tag; precision over the events that match a cell with that tag plus the
+    events that match no cell but show a text of one (a false alarm raised by that evasion's texts)."""
     by_window: dict[tuple[str, int], list[Cell]] = collections.defaultdict(list)
+    tags_of_text: dict[str, set[str]] = collections.defaultdict(set)
     for cell in cells:
         cell.matched = False
         by_window[(cell.channel, cell.window_start)].append(cell)
+        for text in cell.texts:
+            tags_of_text[text].update(cell.tags)
     events = [e for e in events if e.get("message_count", min_event_messages) >= min_event_messages]
     correct = 0
+    right: collections.Counter[str] = collections.Counter()
+    wrong: collections.Counter[str] = collections.Counter()
     for event in events:
-        norm = normalise(event["text"])
-        hits = [c for c in by_window.get((event["channel"], event["window_start"]), [])
-                if _similar(norm, c.norm, settings.jaccard)]
+        texts = event_texts(event)
+        hits = [c for c in by_window.get((event["channel"], event["window_start"]), []) if texts & c.texts]
         for cell in hits:
             cell.matched = True
         correct += bool(hits)
-    tags = sorted({c.tag for c in cells})
-    by_tag = {tag: sum(c.matched for c in cells if c.tag == tag) / max(1, sum(c.tag == tag for c in cells))
-              for tag in tags}
+        if hits:
+            right.update(set().union(*(c.tags for c in hits)))
+        else:
+            wrong.update(set().union(*(tags_of_text.get(t, set()) for t in texts)))
+    tags = sorted(set().union(*(c.tags for c in cells)))
+    recall_by_tag = {tag: sum(c.matched for c in cells if tag in c.tags) / sum(tag in c.tags for c in cells)
+                     for tag in tags}
     return Score(precision=correct / len(events) if events else 1.0,
                  recall=sum(c.matched for c in cells) / len(cells) if cells else 1.0,
-                 events=len(events), cells=len(cells), recall_by_tag=by_tag)
+                 events=len(events), cells=len(cells), recall_by_tag=recall_by_tag,
+                 precision_by_tag={tag: right[tag] / (right[tag] + wrong[tag]) for tag in tags
+                                   if right[tag] + wrong[tag]})

@@ -8,7 +8,10 @@ java.util.Random(seed). A test checks that both agree.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.resources
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -21,19 +24,134 @@ _INVISIBLE = re.compile("[\U000e0000-\U000e007f\u200b-\u200f\u202a-\u202e\u2060-
                         "\u00ad\u180e\u061c\u115f\u1160\u3164\uffa0\U0001d173-\U0001d17a]")
 _REPEATED_CHARS = re.compile(r"(.)\1+")  # "loooool" -> "lol", "Cllllap" -> "clap"
 _WHITESPACE = re.compile(r"\s+")
+# Letters spelled out one by one: "f o r s e n", "f.o.r.s.e.n", "f_o_r" (three letters at least).
+_SPACED_LETTERS = re.compile(r"(?<!\S)(?:[^\W_] ){2,}[^\W_](?!\S)")
+_JOINED_LETTERS = re.compile(r"(?<!\S)[^\W_](?:[._*~+|/\\-]+[^\W_]){2,}(?!\S)")
+_LETTER_SEPARATORS = re.compile(r"[ ._*~+|/\\-]+")
+# Leetspeak digits inside a word that has letters ("p0ggers", "3z"); numbers alone stay numbers.
+_LEET_WORD = re.compile(r"(?<!\S)(?=[^\s]*[a-z])[^\s]*[013457][^\s]*")
+_LEET = str.maketrans("013457", "oieast")
+_MARK_PILE = 3  # this many combining marks on one letter is zalgo, not a script's vowel signs and tones
 
 HASH_PRIME = 2038074743  # MinHashLSH.HASH_PRIME in Spark ML
 HASHING_TF_SEED = 42  # HashingTF's murmur3 seed in Spark ML
 
 
 def normalise(text: str) -> str:
-    """NFKC, invisible characters removed, case folded, repeated letters squeezed, repeated tokens dropped (each
-    token kept once, in order), whitespace collapsed. `KEKW KEKW KEKW` and `kekw` become the same text, and so do
-    `forsenParty EDM forsenParty EDM` and `forsenParty EDM`: a pasta repeated a different number of times."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text).casefold()
+    """The text as the detector compares it. NFKC (fullwidth and mathematical letters become plain ones),
+    invisible characters removed, zalgo's piled-up combining marks stripped, case folded, letters that look like
+    Latin ones folded to them in Latin chat (Unicode TR39 confusables), spelled-out letters joined, leetspeak digits
+    in words read as letters, repeated letters squeezed, repeated tokens dropped (each token kept once, in order),
+    whitespace collapsed. `KEKW KEKW KEKW` and `kekw` become the same text, and so do `forsenParty EDM forsenParty
+    EDM` and `forsenParty EDM` (a pasta repeated a different number of times), `Рepega` (Cyrillic Р) and `pepega`,
+    `P0GGERS` and `poggers`, `f o r s e n` and `forsen`. Chat in other scripts (a Russian or Japanese channel)
+    keeps its letters."""
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    if text.isascii():
+        text = text.lower()
+    else:
+        text = _fold_lookalikes(_strip_piled_marks(text)).casefold()
+    text = _SPACED_LETTERS.sub(_joined, text)
+    text = _JOINED_LETTERS.sub(_joined, text)
+    text = _LEET_WORD.sub(_unleet, text)
     text = _REPEATED_CHARS.sub(r"\1", text)
     return " ".join(dict.fromkeys(t for t in _WHITESPACE.split(text.strip()) if t))
+
+
+def _joined(found: re.Match[str]) -> str:
+    return _LETTER_SEPARATORS.sub("", found.group())
+
+
+def _unleet(found: re.Match[str]) -> str:
+    return found.group().translate(_LEET)
+
+
+@functools.cache
+def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Any combining mark (Unicode categories Mn and Me, where zalgo's come from), and zalgo's tell: a mark left
+    on a Latin letter after NFKC (the accents of languages written in Latin letters compose into one character:
+    é, ế, ą), or marks piled up on any letter."""
+    ranges, start = [], None
+    for code in range(0x300, 0x20000):
+        is_mark = unicodedata.category(chr(code)) in ("Mn", "Me")
+        if is_mark and start is None:
+            start = code
+        elif not is_mark and start is not None:
+            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
+            start = None
+    marks = "[" + "".join(ranges) + "]"
+    return re.compile(marks), re.compile(f"[a-zA-Z\\u00c0-\\u024f\\u1e00-\\u1eff\\u0370-\\u03ff\\u0400-\\u04ff]{marks}"
+                                    f"|{marks}{{{_MARK_PILE},}}")
+
+
+def _strip_piled_marks(text: str) -> str:
+    """Zalgo text ("z̷̢a̶l̴g̸o̵") without its marks: all of them, so that 'zàlgo' and 'zalgo' agree. Text
+    without zalgo's tell keeps its accents and its scripts' vowel signs."""
+    mark, zalgo = _marks()
+    if not zalgo.search(text):
+        return text
+    return unicodedata.normalize("NFC", mark.sub("", unicodedata.normalize("NFD", text)))
+
+
+@functools.cache
+def _lookalike_tables() -> tuple[dict[int, str], frozenset[str]]:
+    """Every letter that Unicode TR39's confusables data (as confusable_homoglyphs ships it) links, directly or
+    through other look-alikes, to a Latin letter A-Z or a-z, with that letter (capitals to capitals: Greek "Η" is
+    "H" before case folding makes it "η"); and small capitals ("ᴛʀᴜᴍᴘ"), which Unicode's names say are letters."""
+    data = json.loads(importlib.resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text())
+    links: dict[str, set[str]] = {}
+    for char, homoglyphs in data.items():
+        for entry in homoglyphs:
+            other = entry["c"]
+            if len(char) == 1 and len(other) == 1:
+                links.setdefault(char, set()).add(other)
+                links.setdefault(other, set()).add(char)
+    target = {letter: letter for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"}
+    small_capital = "LATIN LETTER SMALL CAPITAL "
+    for code in range(0x80, 0x10000):
+        name = unicodedata.name(chr(code), "")
+        if name.startswith(small_capital) and len(name) == len(small_capital) + 1:
+            target[chr(code)] = name[-1].lower()
+    frontier = sorted(target)
+    for _ in range(3):  # three links reach Cyrillic "т" -> small capital "ᴛ" -> "t"; more start to wander
+        reached = []
+        for char in frontier:
+            for other in sorted(links.get(char, ())):
+                if other not in target and not other.isascii() and unicodedata.category(other).startswith("L"):
+                    target[other] = target[char]
+                    reached.append(other)
+        frontier = reached
+    # TR39 folds "I" with "l" (they look alike); a capital look-alike of "l" stands for "I", which case folding
+    # then makes "i" as it does the Latin one.
+    table = {ord(c): "I" if t == "l" and c.isupper() else t for c, t in target.items() if not c.isascii()}
+    latin = frozenset(c for c in target if not c.isascii() and unicodedata.name(c, "").startswith("LATIN"))
+    return table, latin
+
+
+def _fold_lookalikes(text: str) -> str:
+    """Look-alike letters folded to Latin ones, word by word: in a word that mixes scripts ("Рepega": Cyrillic
+    and Latin), in a word of Latin-script look-alikes (small capitals), and in a word made only of look-alikes
+    inside a message of mostly Latin letters ("КЕКW КЕКW"); Russian or Greek words keep their own letters."""
+    table, latin_lookalikes = _lookalike_tables()
+    folded = text.translate(table)
+    if folded == text:
+        return text
+    letters = [c for c in text if c.isalpha()]
+    mostly_latin = sum(c.isascii() for c in letters) * 2 >= len(letters)
+    out = []
+    for word, folded_word in zip(text.split(" "), folded.split(" ")):
+        disguised = len(_scripts(word)) > 1 or all(c in latin_lookalikes for c in word if ord(c) in table) or \
+            (mostly_latin and all(ord(c) in table for c in word if c.isalpha()))
+        if word != folded_word and disguised:
+            word = folded_word
+        out.append(word)
+    return " ".join(out)
+
+
+def _scripts(word: str) -> set[str]:
+    """The scripts of a word's letters, by the first word of their Unicode names (LATIN, CYRILLIC, GREEK, ...): a
+    word written in one language has one; "Κаρρα" (Greek and Cyrillic) is a disguise."""
+    return {unicodedata.name(c, "?").split(" ", 1)[0] for c in word if c.isalpha()}
 
 
 def shingle_set(normalised: str, n: int = 3) -> set[str]:

@@ -103,8 +103,11 @@ class DatasketchDetector:
             flood = users.most_common(1)[0][1] >= s.flood_min_messages and len(users) < s.min_users
             if crowd or flood:
                 lead = max(members, key=lambda i: (window.counts[norms[i]], norms[i]))
+                ranked = sorted(members, key=lambda i: (-window.counts[norms[i]], norms[i]))[:5]
                 events.append({"channel": key[0], "window_start": key[1], "window_end": key[1] + s.window_ms,
                                "text": window.originals[norms[lead]], "message_count": count,
+                               # the first spelling of its five most frequent texts, as the detector's top variants
+                               "top_variants": [[window.originals[norms[i]], window.counts[norms[i]]] for i in ranked],
                                "distinct_users": len(users),
                                "last_ts": max(window.last_ts[norms[i]] for i in members)})
         return events

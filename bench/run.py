@@ -141,7 +141,7 @@ def read_output(config: configuration.Config, topic: str) -> list[dict[str, Any]
                     continue
                 event = {"channel": value.channel, "window_start": value.window_start,
                          "window_end": value.window_end, "text": value.text, "message_count": value.message_count,
-                         "last_ts": value.last_ts}
+                         "last_ts": value.last_ts, "top_variants": value.top_variants}
         event["kafka_ms"] = record.timestamp
         events.append(event)
     consumer.close()

@@ -198,11 +198,12 @@ def test_streaming_job_end_to_end(platform, spark, tmp_path):
     # quality against the labels, and against the original exact-match algorithm
     cells = labelled_cells(messages, bursts, SETTINGS)
     event_rows = [{"channel": e.channel, "window_start": e.window_start, "text": e.text,
-                   "message_count": e.message_count} for e in events]
+                   "message_count": e.message_count, "top_variants": e.top_variants} for e in events]
     ours = score(event_rows, cells, SETTINGS)
     exact = score(exact_baseline(messages, SETTINGS), cells, SETTINGS, min_event_messages=SETTINGS.min_messages)
     assert ours.precision >= 0.95 and ours.recall >= 0.95, ours.as_dict()
-    evasive = [t for t in EVASIONS if t != "none"]
+    evasive = [t for t in EVASIONS if t != "none" and t in ours.recall_by_tag]
+    assert len(evasive) >= 8  # most kinds have waves big enough in this minute of chat
     assert sum(ours.recall_by_tag[t] for t in evasive) > sum(exact.recall_by_tag[t] for t in evasive) + 1.0, \
         (ours.as_dict(), exact.as_dict())
 

@@ -23,8 +23,8 @@ def test_events_agree_with_the_brute_force_oracle_on_real_captures(platform, spa
     events, topics = spam_records(config)
     settings = Settings()
     cells = oracle_cells(messages, settings)
-    rows = [{"channel": e.channel, "window_start": e.window_start, "text": e.text, "message_count": e.message_count}
-            for e in events]
+    rows = [{"channel": e.channel, "window_start": e.window_start, "text": e.text, "message_count": e.message_count,
+             "top_variants": e.top_variants} for e in events]
     result = score(rows, cells, settings)
     print("oracle agreement:", result.as_dict())
     assert len(cells) > 100  # the captures are spam-rich (SOURCES.md: 24 % of admiralbulldog's chat)

@@ -13,12 +13,14 @@ import heapq
 import logging
 import operator
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 import msgpack
 
 from ingest.formats import FORMATS, CaptureError, Format, Hints, Source
+from ingest.irc_parser import ChatParser
 from twitchcrement.records import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,11 @@ class Capture:
         self.format = self._format.name
 
     @property
-    def parser(self):  # type: ignore[no-untyped-def]
+    def parser(self) -> ChatParser:
         return self.source.parser
 
     @property
-    def problems(self):  # type: ignore[no-untyped-def]
+    def problems(self) -> Counter[str]:
         return self.source.problems
 
     @property

@@ -74,6 +74,12 @@ def _fragments_emotes(fragments: Any, text: str, emote_id_of: Any) -> str:
     return emotes_tag(spans) if position == len(text) else ""
 
 
+def _inner(mapping: dict[str, Any], key: str, field: str) -> Any:
+    """mapping[key][field] when mapping[key] is an object, else None (JSON downloads put null in many places)."""
+    value = mapping.get(key)
+    return value.get(field) if isinstance(value, dict) else None
+
+
 def _badges(badges: Any, set_key: str) -> str:
     if not isinstance(badges, list):
         return ""
@@ -111,9 +117,7 @@ def _td_emotes(message: dict[str, Any], text: str) -> str:
         return emotes_tag([(str(e["_id"]), int(e["begin"]), int(e["end"])) for e in emoticons
                            if isinstance(e, dict) and e.get("_id") and isinstance(e.get("begin"), int)
                            and isinstance(e.get("end"), int)])
-    return _fragments_emotes(message.get("fragments"), text,
-                             lambda f: (f.get("emoticon") or {}).get("emoticon_id") if isinstance(f.get("emoticon"),
-                                                                                                   dict) else None)
+    return _fragments_emotes(message.get("fragments"), text, lambda f: _inner(f, "emoticon", "emoticon_id"))
 
 
 def read_twitchdownloader(source: Source) -> Iterator[ChatMessage]:
@@ -173,8 +177,7 @@ def read_video_comments(source: Source) -> Iterator[ChatMessage]:
         rows.append({"channel": channel, "user_login": str(commenter.get("login") or "").lower(),
                      "display_name": str(commenter.get("displayName") or ""), "user_id": str(commenter.get("id") or ""),
                      "message_id": str(comment.get("id") or ""), "text": text, "badges": badges,
-                     "emotes": _fragments_emotes(fragments, text, lambda f: (f.get("emote") or {}).get("emoteID")
-                                                 if isinstance(f.get("emote"), dict) else None),
+                     "emotes": _fragments_emotes(fragments, text, lambda f: _inner(f, "emote", "emoteID")),
                      **_flags(badges)})
         stamps.append((iso_ms(comment.get("createdAt")), _number(comment.get("contentOffsetSeconds"))))
     yield from _emit(source, rows, _times(source, stamps, iso_ms(video.get("createdAt"))))

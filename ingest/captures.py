@@ -20,6 +20,7 @@ from typing import IO, Iterable, Iterator
 import msgpack
 
 from ingest.formats import FORMATS, CaptureError, Format, Hints, Source
+from ingest.formats.base import HEAD_BYTES
 from ingest.irc_parser import ChatParser
 from twitchcrement.records import ChatMessage
 
@@ -42,7 +43,7 @@ def detect(source: Source) -> Format:
     """The format whose shape the file's content has, or CaptureError naming the formats known."""
     head = source.head()
     lines = [line.rstrip("\r") for line in head.lstrip("\ufeff").split("\n") if line.strip()]
-    if len(head) >= 65_536 and lines:
+    if len(head) >= HEAD_BYTES and lines:
         lines.pop()  # cut off by the sample's end
     lines = lines[:_SAMPLE_LINES]
     scored = [(f.score(lines, source.path), -rank, f) for rank, f in enumerate(FORMATS) if f.score is not None]
@@ -51,7 +52,6 @@ def detect(source: Source) -> Format:
         return best
     if head.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
         document = source.document()
-        source.forget_document()  # parsed again when read: a directory's documents are not all held at once
         for candidate in FORMATS:
             if candidate.accepts is not None and candidate.accepts(document):
                 return candidate

@@ -28,7 +28,6 @@ from twitchcrement.textsim import jaccard, normalise, shingles
 class Cell:
     channel: str
     window_start: int
-    norm: str
     count: int
     users: int
     tags: frozenset[str] = frozenset()  # e.g. the evasions of the synthetic bursts in it
@@ -75,8 +74,8 @@ def labelled_cells(messages: Iterable[ChatMessage], bursts: Iterable[dict[str, A
     for (channel, start, base_text), members in groups.items():
         users = collections.Counter(m.user_login for m in members)
         if _qualifies(len(members), users, settings) and len(members) >= (min_messages_in_window or 0):
-            cells.append(Cell(channel, start, normalise(base_text), len(members), len(users),
-                              frozenset(tags[channel, start, base_text]), frozenset(m.text for m in members)))
+            cells.append(Cell(channel, start, len(members), len(users), frozenset(tags[channel, start, base_text]),
+                              frozenset(m.text for m in members)))
     return cells
 
 
@@ -104,9 +103,7 @@ def oracle_cells(messages: Iterable[ChatMessage], settings: Settings) -> list[Ce
             group = [m for i in indices for m in by_norm[norms[i]]]
             users = collections.Counter(m.user_login for m in group)
             if _qualifies(len(group), users, settings):
-                lead = max(indices, key=lambda i: (len(by_norm[norms[i]]), norms[i]))
-                cells.append(Cell(channel, start, norms[lead], len(group), len(users),
-                                  texts=frozenset(m.text for m in group)))
+                cells.append(Cell(channel, start, len(group), len(users), texts=frozenset(m.text for m in group)))
     return cells
 
 

@@ -4,6 +4,7 @@ command line, and one place to count what it could not read."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gzip
 import logging
 import re
@@ -23,6 +24,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _CHANNEL_IN_PATH = re.compile(r"#([A-Za-z0-9_]{1,50})")  # irssi "#nymn.log", WeeChat "irc.twitch.#nymn.weechatlog"
 _CHATTERINO_NAME = re.compile(r"^([A-Za-z0-9_]{1,50})-\d{4}-\d{2}-\d{2}$")  # "nymn-2024-01-06.log"
 _DATE_IN_PATH = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+_FRACTION = re.compile(r"(\.\d{6})\d+")  # .NET writes 7 fraction digits; Python reads at most 6
+HEAD_BYTES = 65_536  # how much of a file its format is told by
 
 
 class CaptureError(ValueError):
@@ -65,7 +68,6 @@ class Source:
     parser: ChatParser = field(init=False)
     problems: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
-    _document: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.parser = ChatParser(source=str(self.path))
@@ -76,10 +78,10 @@ class Source:
             compressed = probe.read(2) == _GZIP_MAGIC
         return gzip.open(self.path, "rb") if compressed else self.path.open("rb")  # type: ignore[return-value]
 
-    def head(self, size: int = 65_536) -> str:
+    def head(self) -> str:
         with self.open() as stream:
             try:
-                return stream.read(size).decode("utf-8", "replace")
+                return stream.read(HEAD_BYTES).decode("utf-8", "replace")
             except (OSError, EOFError) as exc:
                 raise CaptureError(f"capture {self.path}: cannot read it ({exc})") from None
 
@@ -96,17 +98,13 @@ class Source:
             yield self.parser.decode(raw)
 
     def document(self) -> Any:
-        """The whole file as one JSON document (read at once: a VOD's chat is tens of MB, not GBs)."""
-        if self._document is None:
-            with self.open() as stream:
-                try:
-                    self._document = msgspec.json.decode(stream.read())
-                except (msgspec.DecodeError, OSError, EOFError) as exc:
-                    raise CaptureError(f"capture {self.path}: not a JSON document ({exc})") from None
-        return self._document
-
-    def forget_document(self) -> None:
-        self._document = None
+        """The whole file as one JSON document (read at once: a VOD's chat is tens of MB, not GBs). Not kept: a
+        directory's documents are not all held at once while their formats are told."""
+        with self.open() as stream:
+            try:
+                return msgspec.json.decode(stream.read())
+            except (msgspec.DecodeError, OSError, EOFError) as exc:
+                raise CaptureError(f"capture {self.path}: not a JSON document ({exc})") from None
 
     def problem(self, kind: str, detail: str) -> None:
         self.problems[kind] += 1
@@ -122,12 +120,13 @@ class Source:
 
     def channel(self, from_log: str | None = None) -> str:
         """The channel: from the log, else from the file's path, else --channel."""
-        for candidate in (from_log, self._channel_from_path(), self.hints.channel):
+        for candidate in (from_log, self._channel_from_path, self.hints.channel):
             if candidate:
                 return candidate.lstrip("#").lower()
         raise CaptureError(f"capture {self.path}: no channel in the log or its file name; pass --channel")
 
-    def _channel_from_path(self) -> str | None:
+    @functools.cached_property
+    def _channel_from_path(self) -> str | None:  # asked for every message of a client log: the path is read once
         found = _CHATTERINO_NAME.match(self.path.name.split(".")[0])
         if found:
             return found.group(1)
@@ -159,6 +158,20 @@ class Source:
         except RecordError as exc:
             self.problem("bad_message", str(exc))
             return None
+
+
+def iso_ms(value: Any) -> int | None:
+    """An ISO 8601 / RFC 3339 time ("2024-01-06T16:19:44.3981234Z") as Unix ms, UTC when it names no zone; None
+    when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(_FRACTION.sub(r"\1", value))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return int(when.timestamp() * 1000)
 
 
 def emotes_tag(spans: list[tuple[str, int, int]]) -> str:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from ingest.formats.base import Format, Source, share
+from ingest.formats.base import Format, Source, iso_ms, share
 from twitchcrement.records import ChatMessage
 
 _RAW_IRC = re.compile(r"^(?:@\S+ )?(?::\S+ )?[A-Z0-9]+(?: |$)")
@@ -84,15 +84,14 @@ def read_justlog_json(source: Source) -> Iterator[ChatMessage]:
         if entry.get("raw"):
             message = _received_when_sent(source.parser.parse(entry["raw"], received_at=0))
         elif entry.get("type") == _JUSTLOG_PRIVMSG:
-            try:
-                sent = dt.datetime.fromisoformat(str(entry.get("timestamp")))
-            except ValueError:
+            sent_ts = iso_ms(entry.get("timestamp"))
+            if sent_ts is None:
                 source.problem("bad_timestamp", repr(entry.get("timestamp")))
                 continue
             message = source.message(channel=str(entry.get("channel") or source.channel()).lower(),
                                      user_login=str(entry.get("username", "")).lower(),
                                      display_name=str(entry.get("displayName", "")), text=entry.get("text"),
-                                     message_id=str(entry.get("id", "")), sent_ts=int(sent.timestamp() * 1000))
+                                     message_id=str(entry.get("id", "")), sent_ts=sent_ts)
         else:
             continue  # timeouts, subs and notices: not chat
         if message is not None:

@@ -9,29 +9,13 @@ says so.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from typing import Any, Iterator
 
-from ingest.formats.base import Format, Source, emotes_tag
+from ingest.formats.base import Format, Source, emotes_tag, iso_ms
 from twitchcrement.records import ChatMessage
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")  # .NET writes 7 fraction digits; Python reads at most 6
 _PLAUSIBLE_SHARE = 0.5
 _MIN_SPAN_TO_JUDGE_S = 60.0
-
-
-def iso_ms(value: Any) -> int | None:
-    """An ISO 8601 time ("2024-01-06T16:19:44.3981234Z") as Unix ms; None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        when = dt.datetime.fromisoformat(_FRACTION.sub(r"\1", value))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return int(when.timestamp() * 1000)
 
 
 def _number(value: Any) -> float | None:
@@ -74,10 +58,10 @@ def _fragments_emotes(fragments: Any, text: str, emote_id_of: Any) -> str:
     return emotes_tag(spans) if position == len(text) else ""
 
 
-def _inner(mapping: dict[str, Any], key: str, field: str) -> Any:
-    """mapping[key][field] when mapping[key] is an object, else None (JSON downloads put null in many places)."""
-    value = mapping.get(key)
-    return value.get(field) if isinstance(value, dict) else None
+def _object(mapping: Any, key: str) -> dict[str, Any]:
+    """mapping[key] when it is an object, else {} (JSON downloads put null, or nothing, in many places)."""
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def _badges(badges: Any, set_key: str) -> str:
@@ -117,13 +101,12 @@ def _td_emotes(message: dict[str, Any], text: str) -> str:
         return emotes_tag([(str(e["_id"]), int(e["begin"]), int(e["end"])) for e in emoticons
                            if isinstance(e, dict) and e.get("_id") and isinstance(e.get("begin"), int)
                            and isinstance(e.get("end"), int)])
-    return _fragments_emotes(message.get("fragments"), text, lambda f: _inner(f, "emoticon", "emoticon_id"))
+    return _fragments_emotes(message.get("fragments"), text, lambda f: _object(f, "emoticon").get("emoticon_id"))
 
 
 def read_twitchdownloader(source: Source) -> Iterator[ChatMessage]:
     document = source.document()
-    streamer = document.get("streamer") if isinstance(document.get("streamer"), dict) else {}
-    video = document.get("video") if isinstance(document.get("video"), dict) else {}
+    streamer, video = _object(document, "streamer"), _object(document, "video")
     channel = source.channel(streamer.get("name") or video.get("user_name"))
     rows, stamps = [], []
     for comment in document["comments"]:
@@ -160,8 +143,8 @@ def _video_comments(document: Any) -> list[Any] | None:
 
 def read_video_comments(source: Source) -> Iterator[ChatMessage]:
     document = source.document()
-    video = document.get("video") if isinstance(document, dict) and isinstance(document.get("video"), dict) else {}
-    owner = video.get("owner") if isinstance(video.get("owner"), dict) else {}
+    video = _object(document, "video")
+    owner = _object(video, "owner")
     channel = source.channel(owner.get("login"))
     rows, stamps = [], []
     for comment in _video_comments(document) or []:
@@ -177,7 +160,7 @@ def read_video_comments(source: Source) -> Iterator[ChatMessage]:
         rows.append({"channel": channel, "user_login": str(commenter.get("login") or "").lower(),
                      "display_name": str(commenter.get("displayName") or ""), "user_id": str(commenter.get("id") or ""),
                      "message_id": str(comment.get("id") or ""), "text": text, "badges": badges,
-                     "emotes": _fragments_emotes(fragments, text, lambda f: _inner(f, "emote", "emoteID")),
+                     "emotes": _fragments_emotes(fragments, text, lambda f: _object(f, "emote").get("emoteID")),
                      **_flags(badges)})
         stamps.append((iso_ms(comment.get("createdAt")), _number(comment.get("contentOffsetSeconds"))))
     yield from _emit(source, rows, _times(source, stamps, iso_ms(video.get("createdAt"))))
@@ -209,7 +192,7 @@ def read_chat_downloader(source: Source) -> Iterator[ChatMessage]:
     for entry in source.document():
         if not isinstance(entry, dict) or entry.get("message_type", "text_message") != "text_message":
             continue  # subscriptions, raids and other events
-        author = entry.get("author") if isinstance(entry.get("author"), dict) else {}
+        author = _object(entry, "author")
         stamp = entry.get("timestamp")
         if not isinstance(stamp, int):
             source.problem("no_time", repr(entry)[:200])

@@ -37,6 +37,7 @@ from twitchcrement.textsim import MinHasher, message_hash, normalise, shingles
 RESULTS = PROJECT_ROOT / "bench" / "results"
 KEYSPACE = "twitchcrement_bench"
 CHANNELS = 500
+USERS = 20_000  # distinct users the events spread over
 WORDS = ("KEKW OMEGALUL LULW PogChamp Kappa forsenE monkaS catJAM xqcL Pepega the chat is so real right now who asked "
          "nobody streamer please read my message EZ Clap gachiBASS TriHard copypasta free giveaway follow sub "
          "hype train today never again pog clip it").split()
@@ -78,8 +79,13 @@ def fill(spark: Any, config: configuration.Config, events: int, texts: list[str]
                    .agg(F.min("first_ts").alias("first_ts"), F.max("last_ts").alias("last_ts"),
                         F.count("*").alias("windows_active"), F.sum("message_count").alias("message_count"))
                    .withColumn("peak_rate", F.lit(2.5)).withColumn("ended", F.lit(True)))
+    # Users: one per event, each of USERS taking part in about events / USERS events (a user page's reads).
+    user_frame = event_frame.select(
+        "event_id", "channel", "window_start", "event_kind", "text", "message_hash", "topic_id", "message_count",
+        "distinct_users", F.format_string("bench_user_%05d", F.abs(F.hash("event_id")) % USERS).alias("user_login"),
+        F.lit(2).cast("long").alias("messages"), "first_ts", "last_ts")
     started = time.perf_counter()
-    frames = cassandra_frames(event_frame, topic_frame)
+    frames = cassandra_frames(event_frame, topic_frame, user_frame)
     # Every event of a text has the same buckets: write them once per text, not once per event.
     frames["spam_lsh_buckets"] = text_frame.select(F.posexplode("buckets").alias("band", "bucket"), "message_hash",
                                                    "text", F.timestamp_millis(F.lit(now_ms)).alias("last_seen"))

@@ -6,8 +6,10 @@ page callback never waits for a connection; while Cassandra is away, calls raise
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import heapq
+import itertools
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ SEARCH_DAYS = 30  # days of sightings a search reads per message (newest first)
 MAX_SIMILAR = 20  # similar spam texts a search follows
 MAX_BUCKET_ROWS = 200  # rows read per LSH bucket (a bucket of a popular text can hold many spellings)
 MAX_SIGHTINGS = 1000  # rows a search reads at most (the timeline; pages come from the newest of them)
+MAX_EVENT_USERS = 50_000  # users read per event (one channel's 10 s window; the driver pages through them)
+USERS_CACHED = 200  # events whose complete user lists are kept (a list, once complete, never changes)
 
 STATEMENTS = {
     "events_by_channel": "SELECT window_start, event_id, kind, window_end, text, message_hash, message_count, "
@@ -35,6 +39,12 @@ STATEMENTS = {
     "bucket": "SELECT message_hash, text FROM {keyspace}.spam_lsh_buckets WHERE band = ? AND bucket = ? LIMIT ?",
     "campaigns": "SELECT campaign_id, channel, topic_id, text, first_seen, last_seen, total_messages "
                  "FROM {keyspace}.spam_campaigns_by_day WHERE day = ? LIMIT ?",
+    "event_users": "SELECT user_login, messages, first_ts, last_ts FROM {keyspace}.spam_event_users "
+                   "WHERE event_id = ? AND day = ? LIMIT ?",
+    "user_days": "SELECT day FROM {keyspace}.spam_user_days WHERE user_login = ? LIMIT ?",
+    "user_events": "SELECT window_start, event_id, channel, kind, text, message_hash, messages, first_ts, last_ts, "
+                   "event_messages, event_users, topic_id FROM {keyspace}.spam_events_by_user "
+                   "WHERE user_login = ? AND day = ? LIMIT ?",
     "topics_by_channel": "SELECT topic_id, text, message_hash, first_seen, last_seen, windows_active, "
                          "total_messages, peak_rate, ended FROM {keyspace}.spam_topics_by_channel WHERE channel = ? AND day = ?",
 }
@@ -72,12 +82,29 @@ class Search:
 
 
 @dataclass
+class UserActivity:
+    login: str
+    events: list[dict[str, Any]]  # newest first: window_start (datetime), channel, text, messages, event_id, ...
+    truncated: bool = False
+
+    @property
+    def channels(self) -> list[str]:
+        return sorted({e["channel"] for e in self.events})
+
+
+def user_login(text: str) -> str:
+    """A login as typed ("@Name", " name "): Twitch logins are lower case."""
+    return text.strip().lstrip("@").strip().lower()
+
+
+@dataclass
 class History:
     config: Config
     session: Any = None
     error: str | None = "connecting to Cassandra ..."
     _prepared: dict[str, Any] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _users: collections.OrderedDict = field(default_factory=collections.OrderedDict)  # event id -> complete users
 
     def __post_init__(self) -> None:
         self.hasher = MinHasher.from_config(self.config)
@@ -159,6 +186,34 @@ class History:
             campaign["last_seen"] = max(campaign["last_seen"], row.last_seen)
         found = [c for c in by_campaign.values() if len(c["channels"]) >= 2]
         return sorted(found, key=lambda c: (-c["total_messages"], c["campaign_id"]))
+
+    def event_users(self, event_id: str, window_start_ms: int, expected: int) -> list[dict[str, Any]]:
+        """Every user of a spam event, most messages first; until the detector has written all `expected` of them
+        (it writes history just after an event reaches Kafka) the ones written so far."""
+        if event_id in self._users:
+            self._users.move_to_end(event_id)
+            return self._users[event_id]
+        day = dt.datetime.fromtimestamp(window_start_ms / 1000, dt.timezone.utc).date()
+        users = sorted(({"user_login": r.user_login, "messages": r.messages, "first_ts": r.first_ts,
+                         "last_ts": r.last_ts} for r in self._run("event_users", event_id, day, MAX_EVENT_USERS)),
+                       key=lambda u: (-u["messages"], u["user_login"]))
+        if len(users) >= expected:
+            self._users[event_id] = users
+            while len(self._users) > USERS_CACHED:
+                self._users.popitem(last=False)
+        return users
+
+    def user_activity(self, login: str) -> UserActivity:
+        """The spam events a user took part in, newest first, over the user's newest SEARCH_DAYS days."""
+        days = [row.day for row in self._run("user_days", login, SEARCH_DAYS)]
+        streams = [[{"window_start": r.window_start, "event_id": r.event_id, "channel": r.channel, "kind": r.kind,
+                     "text": r.text, "message_hash": r.message_hash, "messages": r.messages, "first_ts": r.first_ts,
+                     "last_ts": r.last_ts, "event_messages": r.event_messages, "event_users": r.event_users,
+                     "topic_id": r.topic_id} for r in rows]
+                   for rows in self._run_many("user_events", [(login, day, MAX_SIGHTINGS) for day in days])]
+        events = list(itertools.islice(heapq.merge(*streams, key=lambda e: e["window_start"], reverse=True),
+                                       MAX_SIGHTINGS + 1))
+        return UserActivity(login, events[:MAX_SIGHTINGS], len(events) > MAX_SIGHTINGS)
 
     def search(self, query: str) -> Search:
         """Where has this spam been seen? The exact text, and similar texts through the LSH buckets."""

@@ -8,15 +8,17 @@ every view is testable without a browser. Chat text is untrusted: it only ever g
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
+import urllib.parse
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
-from dash import html
+from dash import dash_table, dcc, html
 
-from dashboard.history import History, HistoryUnavailable, Search, SearchError
+from dashboard.history import History, HistoryUnavailable, SearchError, UserActivity, user_login
 from dashboard.live import LiveFeed
 from dashboard.slots import Row
 from twitchcrement.records import ChatMessage, SpamEvent, SpamTopic, emote_spans
@@ -29,6 +31,10 @@ class Sources:
     page_size: int = 20
     refresh_ms: int = 1000
     search_max_chars: int = 500
+    hidden_users: frozenset[str] = frozenset()  # opted out (ingest.optout_users), perhaps after their chat was read
+
+    def shown(self, login: str) -> bool:
+        return login.lower() not in self.hidden_users
 
 
 def _clock(ms: int | float) -> str:
@@ -191,9 +197,52 @@ def chat_rows(messages: list[ChatMessage]) -> list[Row]:
     return [row(m) for m in messages]
 
 
-def event_details(events: list[dict[str, Any]], event_id: str | None,
+def event_users(sources: Sources, event: dict[str, Any] | None) -> tuple[list[dict[str, Any]], str]:
+    """Every user of an event from the history, or, until the history has them, the top users the live event
+    carries; and a note saying which (opted-out users are left out either way)."""
+    if event is None:
+        return [], ""
+    note = ""
+    try:
+        users = sources.history.event_users(event["event_id"], event["window_start"], event["distinct_users"])
+    except HistoryUnavailable as exc:
+        users, note = [], f"History is not available right now ({exc}): the top users only."
+    if len(users) < event["distinct_users"]:
+        users = users or [{"user_login": u, "messages": c, "first_ts": None, "last_ts": None}
+                          for u, c in event["top_users"]]
+        note = note or "The history is still being written: the top users for now."
+    shown = [u for u in users if sources.shown(u["user_login"])]
+    return shown, note
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def user_link(login: str) -> str:
+    """A Markdown link to the user's page; the login escaped both in the text and in the address."""
+    text = _MARKDOWN_PUNCTUATION.sub(r"\\\1", login)
+    return f"[{text}](/user?{urllib.parse.urlencode({'login': login})})"
+
+
+def users_table(users: list[dict[str, Any]], table_id: str, page_size: int = 10) -> Any:
+    """All users of an event: paged and sortable in the browser, each a link to their User page."""
+    def when(value: dt.datetime | None) -> str:
+        return value.strftime("%H:%M:%S.%f")[:-3] if value else ""
+    return dash_table.DataTable(
+        id=table_id, page_size=page_size, sort_action="native", page_action="native",
+        sort_by=[{"column_id": "messages", "direction": "desc"}],
+        columns=[{"name": "user", "id": "user", "presentation": "markdown"},
+                 {"name": "messages", "id": "messages", "type": "numeric"},
+                 {"name": "first (UTC)", "id": "first"}, {"name": "last (UTC)", "id": "last"}],
+        data=[{"user": user_link(u["user_login"]), "login": u["user_login"], "messages": u["messages"],
+               "first": when(u["first_ts"]), "last": when(u["last_ts"])} for u in users],
+        markdown_options={"html": False, "link_target": "_self"},
+        style_cell={"textAlign": "left", "fontFamily": "inherit", "padding": "2px 8px"},
+        style_as_list_view=True)
+
+
+def event_details(event: dict[str, Any] | None, users: list[dict[str, Any]], users_note: str = "",
                   known_emotes: dict[str, str] | None = None) -> list[Any]:
-    event = next((e for e in events if e["event_id"] == event_id), None)
     if event is None:
         return [html.P("Click a spam event to see who sent it and in which spellings.", className="muted")]
     return [
@@ -202,9 +251,9 @@ def event_details(events: list[dict[str, Any]], event_id: str | None,
         html.H4(f"{event['kind']} spam, {_clock(event['window_start'])}-{_clock(event['window_end'])} UTC"),
         html.Div(spam_text(event["text"], known_emotes or {}), className="spam-text"),
         html.Div([
-            html.Div([html.H5(f"Top users ({event['distinct_users']} in all)"),
-                      html.Ul([html.Li([html.Span(user, className="user"), f" x{count}"])
-                               for user, count in event["top_users"]])], className="col"),
+            html.Div([html.H5(f"Users ({event['distinct_users']} in all)"),
+                      html.P(users_note, className="muted") if users_note else None,
+                      users_table(users, "event-users")], className="col"),
             html.Div([html.H5(f"Top spellings ({event['variants']} in all)"),
                       html.Ul([html.Li([html.Span(spam_text(text, known_emotes or {}), className="chat-text"),
                                         f" x{count}"])
@@ -247,6 +296,11 @@ def search_view(sources: Sources, query: str | None, page: int) -> SearchView:
     empty = empty_figure("Sightings per channel", "")
     if not query:
         return SearchView("Type or paste a chat message to see where it has been spammed.", [], [], empty, "")
+    if query.strip().startswith("@"):  # a user lookup
+        view = user_view(sources, query)
+        link = [dcc.Link(f"Open {view.login}'s page", href=f"/user?{urllib.parse.urlencode({'login': view.login})}",
+                         className="user-page-link")] if view.login else []
+        return SearchView(view.message, [], link + view.results, view.figure, "")
     try:
         search = sources.history.search(query)
     except SearchError as exc:
@@ -271,22 +325,74 @@ def search_view(sources: Sources, query: str | None, page: int) -> SearchView:
     table = html.Table([html.Thead(html.Tr([html.Th(h) for h in ("window (UTC)", "channel", "text", "messages",
                                                                  "users", "similarity")])),
                         html.Tbody(rows)], className="results")
-    return SearchView(message, matches, [table], timeline_figure(search),
-                      f"page {page + 1} of {search.pages(size)}", page)
+    return SearchView(message, matches, [table],
+                      timeline_figure(search.sightings, "message_count", "Sightings per channel"), f"page {page + 1} of {search.pages(size)}", page)
 
 
-def timeline_figure(search: Search) -> go.Figure:
+def timeline_figure(points: list[dict[str, Any]], count: str, title: str) -> go.Figure:
+    """Points in time (window_start) per channel, sized by their `count` (the 30 busiest channels)."""
     figure = go.Figure()
     by_channel: dict[str, list[dict[str, Any]]] = {}
-    for sighting in search.sightings:
-        by_channel.setdefault(sighting["channel"], []).append(sighting)
-    for channel, sightings in sorted(by_channel.items(), key=lambda item: -len(item[1]))[:30]:
-        figure.add_scatter(x=[s["window_start"] for s in sightings], y=[channel] * len(sightings), mode="markers",
-                           name=channel, marker=dict(size=[min(30, 6 + s["message_count"] ** 0.5) for s in sightings]),
-                           text=[f"{s['message_count']} msgs" for s in sightings], hoverinfo="x+y+text")
-    figure.update_layout(title="Sightings per channel", height=120 + 22 * min(30, len(by_channel)),
+    for point in points:
+        by_channel.setdefault(point["channel"], []).append(point)
+    for channel, group in sorted(by_channel.items(), key=lambda item: -len(item[1]))[:30]:
+        figure.add_scatter(x=[p["window_start"] for p in group], y=[channel] * len(group), mode="markers",
+                           name=channel, marker=dict(size=[min(30, 6 + p[count] ** 0.5) for p in group]),
+                           text=[f"{p[count]} msgs" for p in group], hoverinfo="x+y+text")
+    figure.update_layout(title=title, height=120 + 22 * min(30, len(by_channel)),
                          margin=dict(l=120, r=20, t=40, b=30), showlegend=False)
     return figure
+
+
+# --- users -------------------------------------------------------------------------------------------------------
+USER_EVENTS_SHOWN = 50  # the newest events listed on a user's page (the timeline and the summary have them all)
+
+
+@dataclass
+class UserView:
+    login: str
+    message: str
+    figure: go.Figure
+    results: list[Any]
+
+
+def user_view(sources: Sources, text: str | None) -> UserView:
+    """The spam events a user took part in: by day and channel, a timeline, and the newest events."""
+    login = user_login(text or "")
+    title = "Spam events per channel"
+    if not login:
+        return UserView("", "Type a user's login to see the spam they took part in.", empty_figure(title, ""), [])
+    try:
+        activity = sources.history.user_activity(login) if sources.shown(login) else UserActivity(login, [])
+    except HistoryUnavailable as exc:
+        return UserView(login, f"History is not available right now: {exc}", empty_figure(title, ""), [])
+    if not activity.events:  # opted-out users look the same as users never seen
+        return UserView(login, f"No spam by {login} to show.", empty_figure(title, ""), [])
+    events, channels = activity.events, activity.channels
+    days = sorted({e["window_start"].date() for e in events}, reverse=True)
+    message = (f"{login} took part in {'at least ' if activity.truncated else ''}{len(events)} spam events in "
+               f"{len(channels)} channel{'s' if len(channels) != 1 else ''} ({', '.join(channels)}) "
+               f"on {len(days)} day{'s' if len(days) != 1 else ''}.")
+    per_day: dict[tuple[dt.date, str], list[int]] = {}
+    for e in events:
+        tally = per_day.setdefault((e["window_start"].date(), e["channel"]), [0, 0])
+        tally[0] += 1
+        tally[1] += e["messages"]
+    summary = html.Table([
+        html.Thead(html.Tr([html.Th(h) for h in ("day (UTC)", "channel", "spam events", "their messages")])),
+        html.Tbody([html.Tr([html.Td(day.isoformat()), html.Td(channel), html.Td(n), html.Td(m)])
+                    for (day, channel), (n, m) in sorted(per_day.items(), key=lambda i: (-i[0][0].toordinal(),
+                                                                                         i[0][1]))])],
+        className="results user-days")
+    listed = html.Table([
+        html.Thead(html.Tr([html.Th(h) for h in ("window (UTC)", "channel", "text", "their messages",
+                                                 "event messages", "event users")])),
+        html.Tbody([html.Tr([html.Td(e["window_start"].strftime("%Y-%m-%d %H:%M:%S")), html.Td(e["channel"]),
+                             html.Td(e["text"], className="spam-text"), html.Td(e["messages"]),
+                             html.Td(e["event_messages"]), html.Td(e["event_users"])])
+                    for e in events[:USER_EVENTS_SHOWN]])], className="results user-events")
+    return UserView(login, message, timeline_figure(events, "messages", title),
+                    [html.H4("By day and channel"), summary, html.H4("Newest spam events"), listed])
 
 
 # --- overview ---------------------------------------------------------------------------------------------------

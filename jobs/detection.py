@@ -60,7 +60,8 @@ class TextAgg:
     """One normalised text in one window: how often, by whom, when, in which spellings."""
 
     count: int = 0
-    users: dict[str, int] = field(default_factory=dict)  # plain dicts: they pickle several times faster than Counter
+    # user -> [messages, first ts, last ts]; plain dicts and lists: they pickle several times faster than objects
+    users: dict[str, list[int]] = field(default_factory=dict)
     first_ts: int = 0
     last_ts: int = 0
     originals: dict[str, int] = field(default_factory=dict)
@@ -71,10 +72,29 @@ class TextAgg:
             self.first_ts = self.last_ts = ts
             self.signature = signature
         self.count += 1
-        self.users[user] = self.users.get(user, 0) + 1
+        seen = self.users.get(user)
+        if seen is None:
+            self.users[user] = [1, ts, ts]
+        else:
+            seen[0] += 1
+            seen[1], seen[2] = min(seen[1], ts), max(seen[2], ts)
         self.first_ts, self.last_ts = min(self.first_ts, ts), max(self.last_ts, ts)
         if original in self.originals or len(self.originals) < MAX_ORIGINALS:
             self.originals[original] = self.originals.get(original, 0) + 1
+
+
+def merged_users(per_text: Any) -> list[tuple[str, int, int, int]]:
+    """Every user of a cluster's texts as (login, messages, first ts, last ts), most messages first (then login)."""
+    merged: dict[str, list[int]] = {}
+    for users in per_text:
+        for user, (count, first, last) in users.items():
+            seen = merged.get(user)
+            if seen is None:
+                merged[user] = [count, first, last]
+            else:
+                seen[0] += count
+                seen[1], seen[2] = min(seen[1], first), max(seen[2], last)
+    return sorted(((u, c, f, la) for u, (c, f, la) in merged.items()), key=lambda u: (-u[1], u[0]))
 
 
 @dataclass
@@ -289,12 +309,11 @@ class ChannelDetector:
             count = sum(aggs[i].count for i in indices)
             if count < min(settings.min_messages, settings.flood_min_messages):
                 continue
-            users: collections.Counter = collections.Counter()
+            users = merged_users(aggs[i].users for i in indices)
             originals: collections.Counter = collections.Counter()
             for i in indices:
-                users.update(aggs[i].users)
                 originals.update(aggs[i].originals)
-            top_user, top_count = users.most_common(1)[0]
+            top_count = users[0][1]
             if count >= settings.min_messages and len(users) >= settings.min_users:
                 kind = "crowd"
             elif top_count >= settings.flood_min_messages and len(users) < settings.min_users:
@@ -311,8 +330,9 @@ class ChannelDetector:
                 "window_start": window.start, "window_end": window.start + settings.window_ms,
                 "event_id": stable_id(self.channel, window.start, norm), "text": text, "norm": norm,
                 "message_hash": message_hash(norm), "message_count": count, "distinct_users": len(users),
-                "variants": len(originals), "top_users": [{"user": u, "count": c} for u, c in
-                                                          users.most_common(TOP_USERS)],
+                "variants": len(originals), "top_users": [{"user": u, "count": c} for u, c, _, _ in
+                                                          users[:TOP_USERS]],
+                "users": users,
                 "top_variants": [{"text": t, "count": c} for t, c in originals.most_common(TOP_VARIANTS)],
                 "first_ts": min(aggs[i].first_ts for i in indices), "last_ts": max(aggs[i].last_ts for i in indices),
                 "buckets": [] if aggs[lead].signature is None else

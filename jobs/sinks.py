@@ -38,9 +38,20 @@ OUTPUT_FIELDS = [
 ]
 OUTPUT_COLUMNS = [name for name, _ in OUTPUT_FIELDS]
 OUTPUT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in OUTPUT_FIELDS)
+# One row per user of an event (an event row's "users": login, messages, first and last time), with the event's
+# facts the user tables repeat.
+USER_FIELDS = [
+    ("event_id", "string"), ("channel", "string"), ("window_start", "long"), ("event_kind", "string"),
+    ("text", "string"), ("message_hash", "string"), ("topic_id", "string"), ("message_count", "long"),
+    ("distinct_users", "long"), ("user_login", "string"), ("messages", "long"), ("first_ts", "long"),
+    ("last_ts", "long"),
+]
+USER_COLUMNS = [name for name, _ in USER_FIELDS]
+USER_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in USER_FIELDS)
 # Each table, and the kind of row it is made of.
 TABLE_SOURCE = {"spam_events_by_channel": "event", "spam_events_by_message": "event", "spam_message_days": "event",
-                "spam_lsh_buckets": "event", "spam_topics_by_channel": "topic", "spam_campaigns_by_day": "topic"}
+                "spam_lsh_buckets": "event", "spam_topics_by_channel": "topic", "spam_campaigns_by_day": "topic",
+                "spam_event_users": "user", "spam_events_by_user": "user", "spam_user_days": "user"}
 CASSANDRA_TABLES = list(TABLE_SOURCE)
 
 
@@ -52,7 +63,14 @@ def _day(column: str) -> Any:
     return F.to_date(F.timestamp_millis(F.col(column)))
 
 
-def cassandra_frames(events: DataFrame, topics: DataFrame) -> dict[str, DataFrame]:
+def user_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """Every user of every event among the detector's rows, in USER_COLUMNS order."""
+    return [[r["event_id"], r["channel"], r["window_start"], r["event_kind"], r["text"], r["message_hash"],
+             r.get("topic_id"), r["message_count"], r["distinct_users"], login, messages, first, last]
+            for r in rows if r["kind"] == "event" for login, messages, first, last in r["users"]]
+
+
+def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame) -> dict[str, DataFrame]:
     """Detector output shaped as the rows of each Cassandra table (see conf/cassandra.cql)."""
     top_users = F.transform("top_users", lambda u: F.struct(u["user"].alias("user"),
                                                              u["count"].cast("int").alias("count")))
@@ -82,6 +100,17 @@ def cassandra_frames(events: DataFrame, topics: DataFrame) -> dict[str, DataFram
             _day("first_ts").alias("day"), F.col("message_hash").alias("campaign_id"), "channel", "topic_id", "text",
             "message_hash", _ms("first_ts").alias("first_seen"), _ms("last_ts").alias("last_seen"),
             F.col("message_count").alias("total_messages")),
+        "spam_event_users": users.select(
+            "event_id", _day("window_start").alias("day"), "user_login", "channel",
+            _ms("window_start").alias("window_start"), F.col("messages").cast("int").alias("messages"),
+            _ms("first_ts").alias("first_ts"), _ms("last_ts").alias("last_ts")),
+        "spam_events_by_user": users.select(
+            "user_login", _day("window_start").alias("day"), _ms("window_start").alias("window_start"), "event_id",
+            "channel", F.col("event_kind").alias("kind"), "text", "message_hash",
+            F.col("messages").cast("int").alias("messages"), _ms("first_ts").alias("first_ts"),
+            _ms("last_ts").alias("last_ts"), F.col("message_count").cast("int").alias("event_messages"),
+            F.col("distinct_users").cast("int").alias("event_users"), "topic_id"),
+        "spam_user_days": users.select("user_login", _day("window_start").alias("day")),
     }
 
 
@@ -201,8 +230,11 @@ class Sinks:
         # converted again for each of the six writes: 40 rows to six tables took 2.6 s that way, 1.5 s this way.
         frame = self.spark.createDataFrame(pd.DataFrame([[r.get(c) for c in OUTPUT_COLUMNS] for r in rows],
                                                         columns=OUTPUT_COLUMNS), OUTPUT_SCHEMA)
-        frames = cassandra_frames(frame.where(F.col("kind") == "event"), frame.where(F.col("kind") == "topic"))
-        kinds = {r["kind"] for r in rows}
+        users = user_rows(rows)
+        users_frame = self.spark.createDataFrame(pd.DataFrame(users, columns=USER_COLUMNS), USER_SCHEMA)
+        frames = cassandra_frames(frame.where(F.col("kind") == "event"), frame.where(F.col("kind") == "topic"),
+                                  users_frame)
+        kinds = {r["kind"] for r in rows} | ({"user"} if users else set())
         wanted = [t for t in CASSANDRA_TABLES if TABLE_SOURCE[t] in kinds]
 
         def save(table: str) -> None:

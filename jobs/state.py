@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 
 EVICT_AFTER_MS = 3_600_000  # a channel with nothing open, silent this long, is forgotten (bounded state)
 SNAPSHOTS_KEPT = 3
+# Raised whenever what a snapshot holds changes shape (2: every text keeps each user's first and last time), so a
+# job started on an older release's checkpoint says so instead of failing on the first window it closes.
+STATE_LAYOUT = 2
+
+
+class StateLayoutChanged(RuntimeError):
+    """The checkpoint's detector state was written by a release whose state has another shape."""
 
 
 @dataclass
@@ -40,6 +47,7 @@ class DetectorState:
     partition_of: dict[str, int] = field(default_factory=dict)
     read_through: dict[int, int] = field(default_factory=dict)  # partition -> next offset
     batch_id: int = -1  # the last micro-batch applied
+    layout: int = STATE_LAYOUT
 
     def apply(self, batch: pd.DataFrame, now_ms: int, partition_ends: dict[int, int] | None,
               settings: Settings) -> tuple[list[dict[str, Any]], int]:
@@ -131,6 +139,12 @@ class StateStore:
         if not earlier:
             return DetectorState()
         state: DetectorState = pickle.loads(self._read(f"detector-state/{earlier[-1]}"))
+        layout = vars(state).get("layout", 1)  # not getattr: the class default would answer for an old snapshot
+        if layout != STATE_LAYOUT:
+            raise StateLayoutChanged(
+                f"the detector state in {self.root} has layout {layout}, this release reads "
+                f"layout {STATE_LAYOUT}: start with a new checkpoint (--checkpoint) over the retained chat "
+                f"(docs/operations.md, Upgrading)")
         log.info("detector state restored", extra={"batch": state.batch_id, **state.sizes()})
         return state
 

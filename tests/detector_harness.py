@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from ingest.sink import ChatSink
 from jobs.detection import ChannelDetector, Settings
@@ -99,6 +100,18 @@ def stored_event_ids(config: Config, channels: list[str], messages: list[ChatMes
     try:
         query = session.prepare("SELECT event_id FROM spam_events_by_channel WHERE channel = ? AND day = ?")
         return [row.event_id for c in channels for d in days for row in session.execute(query, [c, d])]
+    finally:
+        session.cluster.shutdown()
+
+
+def stored_event_users(config: Config, event: SpamEvent) -> list[Any]:
+    """The rows of an event's partition of Cassandra's spam_event_users (user_login, messages, first_ts, last_ts)."""
+    day = dt.datetime.fromtimestamp(event.window_start / 1000, dt.timezone.utc).date()
+    session = cassandra_session(config)
+    try:
+        query = session.prepare("SELECT user_login, messages, first_ts, last_ts FROM spam_event_users "
+                                "WHERE event_id = ? AND day = ?")
+        return list(session.execute(query, [event.event_id, day]))
     finally:
         session.cluster.shutdown()
 

@@ -10,7 +10,7 @@ import pytest
 
 from ingest.synth import Generator, SynthSettings
 from tests.detector_harness import (DetectorProcess, expected_event_ids, flush_message, fresh_config, produce,
-                                    stored_event_ids)
+                                    stored_event_ids, stored_event_users)
 from tests.test_ingest_twitch import wait_for
 from tests.test_kafka_records import consume_all
 from twitchcrement.records import SpamEvent, decode_spam
@@ -59,3 +59,7 @@ def test_sigkill_three_times_and_restart_from_checkpoint_keeps_every_event_once(
     for event in on_kafka:
         by_id[event.event_id].add((event.message_count, event.distinct_users, event.text))
     assert all(len(versions) == 1 for versions in by_id.values())
+    # Every user of every event once: replayed batches overwrote their user rows rather than adding to them.
+    for event in {e.event_id: e for e in on_kafka}.values():
+        logins = [row.user_login for row in stored_event_users(config, event)]
+        assert len(logins) == len(set(logins)) == event.distinct_users, event.event_id

@@ -74,10 +74,12 @@ def refresh(_: int | None, channel: str | None, selected: str | None, shown: dic
                               ("chat", CHAT, views.chat_rows(chat))):
         values, now_shown[name] = slots.update(shown.get(name), rows)
         out += values
-    # The detail is sent again only when the event shown or its numbers change, so it too holds still.
-    now_shown["detail"] = fingerprint((channel, selected, next(
-        (e["message_count"] for e in events if e["event_id"] == selected), None)))
-    detail = views.event_details(events, selected, emotes) if now_shown["detail"] != shown.get("detail") \
+    # The detail is sent again only when the event shown, its numbers or the users found for it change, so it
+    # too holds still (the history's user list is read each tick only until it is complete).
+    event = next((e for e in events if e["event_id"] == selected), None)
+    users, users_note = views.event_users(data, event)
+    now_shown["detail"] = fingerprint((channel, selected, event and event["message_count"], len(users), users_note))
+    detail = views.event_details(event, users, users_note, emotes) if now_shown["detail"] != shown.get("detail") \
         else no_update
     return (*out, detail, figure, problem or "", now_shown)
 

@@ -153,7 +153,8 @@ def measure_callbacks(config: configuration.Config, args: argparse.Namespace) ->
         events, _ = views.live_events(sources, channel)
         rows = [*views.event_rows(events, None), *views.topic_rows(feed.topics(channel)),
                 *views.chat_rows(feed.chat(channel))]
-        return ([row.render() for row in rows], views.event_details(events, events[0]["event_id"]),
+        users, note = views.event_users(sources, events[0])
+        return ([row.render() for row in rows], views.event_details(events[0], users, note),
                 views.rate_figure(feed, channel))
 
     def search(i: int) -> Any:

@@ -201,11 +201,44 @@ def test_live_view_tops_up_from_history_and_overview_shows_campaigns(world: Worl
     events, problem = views.live_events(fresh, world.channel_a)
     assert problem is None and world.pasta in {e["text"] for e in events}
     assert [e["window_start"] for e in events] == sorted((e["window_start"] for e in events), reverse=True)
-    details = str(views.event_details(events, events[0]["event_id"]))
-    assert "Top users" in details and "Top spellings" in details
+    users, _ = views.event_users(fresh, events[0])
+    details = str(views.event_details(events[0], users))
+    assert "Users (" in details and "Top spellings" in details
     overview = views.overview_view(world.sources)
     assert world.tag in str(overview.campaigns)
     assert "chat messages/s in" in str(overview.totals)
+
+
+def campaign_event(world: World, channel: str) -> dict[str, Any]:
+    events, _ = views.live_events(world.sources, channel)
+    return next(e for e in events if e["text"] == world.campaign)
+
+
+def test_an_events_users_come_from_the_history_and_opted_out_users_are_left_out(world: World) -> None:
+    event = wait_for("a campaign event with its users written", lambda: next(
+        (e for e in views.live_events(world.sources, world.channel_a)[0] if e["text"] == world.campaign
+         and len(world.history.event_users(e["event_id"], e["window_start"], e["distinct_users"])) == 6), None))
+    users, note = views.event_users(world.sources, event)
+    assert note == "" and [u["user_login"] for u in users] == sorted(f"bot{i}" for i in range(6))
+    assert sum(u["messages"] for u in users) == event["message_count"] and all(u["first_ts"] for u in users)
+    # bot5 opts out after its chat was read: the dashboard no longer lists it, anywhere.
+    private = dataclasses.replace(world.sources, hidden_users=frozenset({"bot5"}))
+    users, _ = views.event_users(private, event)
+    assert [u["user_login"] for u in users] == [f"bot{i}" for i in range(5)]
+    assert views.user_view(private, "@bot5").message == "No spam by bot5 to show."
+    assert "bot5" in views.user_view(world.sources, "bot5").message
+
+
+def test_user_view_lists_a_users_events_in_both_channels(world: World) -> None:
+    view = wait_for("bot0's events in both channels", lambda: (lambda v: v if world.channel_b in v.message
+                                                               and world.channel_a in v.message else None)(
+        views.user_view(world.sources, "  @Bot0 ")), shown=lambda: views.user_view(world.sources, "bot0").message)
+    assert view.login == "bot0" and view.message.startswith("bot0 took part in ")
+    assert "in 2 channels" in view.message
+    assert {trace.name for trace in view.figure.data} == {world.channel_a, world.channel_b}
+    search = views.search_view(world.sources, "@bot0", 0)
+    assert search.message == view.message and "/user?login=bot0" in str(search.results)
+    assert views.user_view(world.sources, f"nobody{uuid.uuid4().hex[:8]}").message.startswith("No spam by")
 
 
 def test_live_feed_memory_is_bounded(platform: Config) -> None:
@@ -270,7 +303,9 @@ def test_emote_tags_become_images_and_hostile_tags_are_skipped() -> None:
 def served(world: World) -> str:
     from waitress.server import create_server
 
-    app = create_app(world.config, world.feed, world.history, auth=("mod", "s3cret"))
+    # bot5 opted out after its chat was read (ingest had let it through): the pages must not show it.
+    app = create_app(world.config.with_overrides(ingest__optout_users=["bot5"]), world.feed, world.history,
+                     auth=("mod", "s3cret"))
     server = create_server(app.server, host="127.0.0.1", port=0, threads=6)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -413,6 +448,54 @@ def test_search_page_typing_and_enter_or_the_button_searches_and_the_address_fol
     browser.back()
     wait_for("the first search again after Back", lambda: world.channel_b in page_text(browser, "search-results"),
              timeout_s=60, shown=lambda: browser.current_url + " | " + page_text(browser, "search-message"))
+
+
+def test_an_events_users_link_to_the_user_page_which_shows_both_channels(world: World, served: str, browser: Any,
+                                                                          artifacts: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    wait_for("bot0 in both channels' history", lambda: world.channel_b in views.user_view(world.sources,
+                                                                                          "bot0").message)
+    browser.get(f"{served}/?channel={world.channel_a}")
+    campaign = wait_for("a campaign event on the live page", lambda: browser.execute_script(
+        "return [...document.querySelectorAll('#live-events .event:not([hidden]) [data-event]')]"
+        ".filter(e => e.textContent.includes(arguments[0])).map(e => e.dataset.event)[0] || null;",
+        world.campaign.rsplit(" ", 1)[0]),  # its last word, PogChamp, shows as an emote image
+        timeout_s=60)
+    event_row(browser, campaign).click()
+    # The users of the event, from the history: a user who opted out after the fact is not among them.
+    users = wait_for("the event's users from the history", lambda: "still being written" not in page_text(
+        browser, "live-detail") and browser.execute_script(
+        "return [...document.querySelectorAll('#event-users td a')].map(a => a.textContent);") or None,
+        timeout_s=30, shown=lambda: page_text(browser, "live-detail")[:300])
+    assert sorted(users) == [f"bot{i}" for i in range(5)]
+    browser.find_element("xpath", "//*[@id='event-users']//a[text()='bot0']").click()
+    wait_for("bot0's page from the link", lambda: world.channel_b in page_text(browser, "user-message")
+             and world.channel_a in page_text(browser, "user-message"), timeout_s=30,
+             shown=lambda: browser.current_url + " | " + page_text(browser, "user-message"))
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(browser.current_url).query)["login"] == ["bot0"]
+    assert world.campaign in page_text(browser, "user-results")
+    browser.save_screenshot(str(artifacts / "dashboard-user.png"))
+    # Typed into the page's box: another user, and then the opted-out one, who is not shown.
+    box = browser.find_element("id", "user-login")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.DELETE)
+    box.send_keys("@bot1", Keys.ENTER)
+    wait_for("bot1's page after Enter", lambda: page_text(browser, "user-message").startswith("bot1 took part in"),
+             timeout_s=30, shown=lambda: page_text(browser, "user-message"))
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.DELETE)
+    box.send_keys("bot5", Keys.ENTER)
+    wait_for("no page for the opted-out user", lambda: page_text(browser, "user-message") == "No spam by bot5 to show.",
+             timeout_s=30, shown=lambda: page_text(browser, "user-message"))
+    assert "bot5" not in page_text(browser, "user-results")
+    # The search page takes @name as a user lookup.
+    browser.get(f"{served}/search")
+    wait_for("the search page", lambda: "Type or paste" in page_text(browser, "search-message"), timeout_s=60)
+    search_box(browser).send_keys("@bot2", Keys.ENTER)
+    wait_for("a user lookup from the search box", lambda: page_text(browser, "search-message").startswith(
+        "bot2 took part in") and world.channel_b in page_text(browser, "search-message"), timeout_s=30,
+        shown=lambda: page_text(browser, "search-message"))
 
 
 def test_overview_page_shows_totals_topics_and_heatmap(world: World, served: str, browser: Any,

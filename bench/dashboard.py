@@ -6,7 +6,8 @@ detector's own Cassandra sink shapes, then time the main callback of each page.
 Each timed call is what the page's main callback runs (the dashboard.views function the callback wraps) plus the
 JSON encoding Dash applies to its result. Live: a channel whose live buffer is empty, so its events come from
 Cassandra (the slow path); search: a known spam text (exact and similar), a mutated spelling and an unknown text;
-overview: totals, topics, campaigns of today and the heatmap. Writes bench/results/dashboard.json.
+user: a user's page (each of the 20,000 users took part in about 50 events); overview: totals, topics, campaigns
+of today and the heatmap. Writes bench/results/dashboard.json.
 """
 
 from __future__ import annotations
@@ -132,13 +133,14 @@ def measure_callbacks(config: configuration.Config, args: argparse.Namespace) ->
     texts = spam_texts(args.texts)
     marker = RESULTS / f".{KEYSPACE}-filled"
     fill_s = None
-    if not (args.keep and marker.exists() and marker.read_text() == f"{args.events} {args.texts}"):
+    filled = f"{args.events} {args.texts} {USERS} users"  # a fill of another size, or without users, is redone
+    if not (args.keep and marker.exists() and marker.read_text() == filled):
         spark = session(config, app_name="twitchcrement-bench-dashboard")
         print(f"filling {args.events:,} spam events over {CHANNELS} channels and {args.texts:,} texts ...", flush=True)
         fill_s = fill(spark, config, args.events, texts)
         spark.stop()
         RESULTS.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"{args.events} {args.texts}")
+        marker.write_text(filled)
     history = History(config)
     history.connect()
     feed = LiveFeed(config)  # not started: the live page's Cassandra path is the one measured
@@ -163,13 +165,17 @@ def measure_callbacks(config: configuration.Config, args: argparse.Namespace) ->
         view = views.search_view(sources, query, 0)
         return view.message, view.matches, view.results, view.figure
 
+    def user(i: int) -> Any:
+        view = views.user_view(sources, f"bench_user_{rng.randrange(USERS):05d}")
+        return view.message, view.figure, view.results
+
     def overview(i: int) -> Any:
         view = views.overview_view(sources)
         return view.totals, view.topics, view.campaigns, view.heatmap
 
     results = {"events": args.events, "texts": args.texts, "channels": CHANNELS, "fill_seconds": fill_s,
                "callbacks": {}}
-    for name, action in (("live", live), ("search", search), ("overview", overview)):
+    for name, action in (("live", live), ("search", search), ("user", user), ("overview", overview)):
         timed(5, action)  # warm-up: prepared statements, connections
         results["callbacks"][name] = timed(args.calls, action)
         print(f"{name:9s} {results['callbacks'][name]}", flush=True)

@@ -17,15 +17,15 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 setup: venv jars
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: constraints.txt pyproject.toml
 	@command -v $(PYTHON_VERSION) >/dev/null || { echo "error: $(PYTHON_VERSION) not found; install Python 3.11"; exit 1; }
 	@test -x $(PY) || $(PYTHON_VERSION) -m venv $(VENV)
 	@echo "Installing Python packages into $(VENV) (first run downloads about 450 MB) ..."
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --progress-bar on -r requirements.txt | grep -v -E '^(Requirement already satisfied|Collecting|Using cached|Looking in links|Installing collected packages)'; \
-		test $${PIPESTATUS[0]} -eq 0 || { echo "error: pip could not install requirements.txt (see above)"; exit 1; }
-	@# The project's packages (twitchcrement, services, ingest, jobs, dashboard) import from the checkout itself.
-	@$(PY) -c "import site, sys; open(site.getsitepackages()[0] + '/twitchcrement.pth', 'w').write(sys.argv[1] + '\\n')" "$(CURDIR)"
+	@# The project itself, editable (its packages import from the checkout), with every extra, at the pinned versions.
+	@$(PY) -m pip install --progress-bar on -c constraints.txt -e '.[dev,notebooks,bench]' 2>&1 | grep -v -E '^(Requirement already satisfied|Collecting|Using cached|Looking in links|Installing collected packages|Obtaining|  )'; \
+		test $${PIPESTATUS[0]} -eq 0 || { echo "error: pip could not install the project with constraints.txt (see above)"; exit 1; }
+	@rm -f $(VENV)/lib/python3.11/site-packages/twitchcrement.pth  # what older checkouts used instead
 	@$(PY) -c "import pyspark, kafka, msgpack, cassandra, dash, irc, twitchcrement" && touch $@
 
 UDF_JAR := $(JARS)/twitchcrement-udf.jar
@@ -67,7 +67,7 @@ services-status: venv
 	@$(PY) -m services status
 
 # The test run starts its own Kafka, Cassandra and Spark (see tests/conftest.py) on ports apart from the demo's.
-test: setup browser
+test: setup browser lint
 	@$(PY) -m pytest
 
 test-fast: setup browser
@@ -114,17 +114,20 @@ bench-ingest: services-up
 bench-dashboard: services-up
 	@$(PY) -m bench.dashboard
 
-# The project's Python packages as one zip, for spark-submit --py-files on a cluster, and the detector's JVM function
-# for --jars.
+# The wheel and sdist (python -m build), and the detector's JVM function: on a cluster, spark-submit takes the wheel
+# with --py-files and the jar with --jars (README, "On an existing cluster").
 dist: venv $(UDF_JAR)
-	@mkdir -p dist
-	@$(PY) -c "import pathlib, zipfile; z = zipfile.ZipFile('dist/twitchcrement.zip', 'w'); \
-		[z.write(f) for p in ('twitchcrement', 'jobs') for f in sorted(pathlib.Path(p).rglob('*.py'))]"
+	@rm -rf dist build && mkdir -p dist
+	@$(PY) -m build --no-isolation --outdir dist . >/dev/null || { echo "error: python -m build failed (run it to see why)"; exit 1; }
+	@rm -rf build *.egg-info
 	@cp $(UDF_JAR) dist/
-	@echo "dist/twitchcrement.zip dist/$(notdir $(UDF_JAR))"
+	@ls dist/*
 
+# Lint (ruff: pycodestyle, pyflakes, isort, bugbear, pyupgrade), formatting and types (mypy); make test runs it first.
 lint: venv
-	@$(PY) -m ruff check --select F,E9 .
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy
 
 clean:
 	rm -rf var test-artifacts spark-warehouse .pytest_cache dist

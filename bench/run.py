@@ -48,20 +48,21 @@ import msgpack
 import psutil
 
 import services
-from bench import ingest as ingest_bench
 from bench import formats, profile, stages
+from bench import ingest as ingest_bench
+from bench.isolation import BenchSpace
 from bench.stats import flat, percentile
 from ingest.captures import Capture
 from ingest.sink import ChatSink
 from ingest.synth import Generator, SynthSettings
 from jobs.detection import Settings
 from jobs.evaluation import labelled_cells, oracle_cells, score
-from jobs.pipeline import decode
 from jobs.micro_batch import MicroBatch
+from jobs.pipeline import decode
 from jobs.spam_detector import start as start_detector
-from bench.isolation import BenchSpace
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
+from twitchcrement.cli import command
 from twitchcrement.clients import kafka_consumer
 from twitchcrement.records import ChatMessage, RecordError, SpamEvent, decode_spam
 from twitchcrement.spark import session
@@ -554,8 +555,9 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     (out / "latest.md").write_text("\n".join(lines))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+@command
+def main(argv: list[str] | None = None, prog: str = "python -m bench.run") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rates, one repetition: under 5 minutes")
     parser.add_argument("--smoke", action="store_true", help="a tiny run of every phase but the live ones (tests)")

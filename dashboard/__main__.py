@@ -7,8 +7,7 @@ import logging
 import signal
 import sys
 
-from twitchcrement import config as configuration
-from twitchcrement import logs
+from twitchcrement.cli import command, configure
 
 log = logging.getLogger("dashboard")
 
@@ -17,8 +16,9 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__)
+@command
+def main(argv: list[str] | None = None, prog: str = "python -m dashboard") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--host", help="address to bind (default dashboard.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default dashboard.port, 8050)")
     parser.add_argument("--config", help="config file (default conf/twitchcrement.toml)")
@@ -27,18 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard.history import History
     from dashboard.live import LiveFeed
 
-    try:
-        overrides = {k: v for k, v in (("dashboard__host", args.host), ("dashboard__port", args.port)) if v}
-        config = configuration.load(args.config).with_overrides(**overrides)
-        logs.setup(config["logging.level"], config["logging.format"])
-        auth = credentials()
-        host, port = config["dashboard.host"], config["dashboard.port"]
-        if not is_loopback(host) and auth is None:
-            raise DashboardError(f"dashboard.host={host} is not loopback: set DASHBOARD_USER and DASHBOARD_PASSWORD "
-                                 f"(basic auth) before serving chat history beyond this machine")
-    except (configuration.ConfigError, DashboardError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    overrides = {k: v for k, v in (("dashboard__host", args.host), ("dashboard__port", args.port)) if v}
+    config = configure(args.config, **overrides)
+    auth = credentials()
+    host, port = config["dashboard.host"], config["dashboard.port"]
+    if not is_loopback(host) and auth is None:
+        raise DashboardError(f"dashboard.host={host} is not loopback: set DASHBOARD_USER and DASHBOARD_PASSWORD "
+                             f"(basic auth) before serving chat history beyond this machine")
     feed, history = LiveFeed(config).start(), History(config).start()
     app = create_app(config, feed, history, auth)
     from waitress import serve

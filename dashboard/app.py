@@ -17,6 +17,7 @@ from dashboard.history import History
 from dashboard.live import LiveFeed
 from dashboard.views import Sources
 from twitchcrement.config import Config
+from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ SOURCES_KEY = "twitchcrement.sources"
 USER_ENV, PASSWORD_ENV = "DASHBOARD_USER", "DASHBOARD_PASSWORD"
 
 
-class DashboardError(ValueError):
+class DashboardError(UserError, ValueError):
     """The dashboard cannot start as configured; the message says which setting to change."""
 
 

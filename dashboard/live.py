@@ -14,8 +14,16 @@ from typing import Any
 
 from twitchcrement.clients import ServiceUnavailable, kafka_consumer
 from twitchcrement.config import Config
-from twitchcrement.records import (ChannelList, ChatMessage, RecordError, SpamEvent, SpamTopic, decode_chat,
-                                   decode_spam, emote_spans)
+from twitchcrement.records import (
+    ChannelList,
+    ChatMessage,
+    RecordError,
+    SpamEvent,
+    SpamTopic,
+    decode_chat,
+    decode_spam,
+    emote_spans,
+)
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,11 @@ import zoneinfo
 from typing import Iterable
 
 from ingest import replay
-from ingest.captures import CaptureError, Hints, captures, known_formats, merged
-from ingest.channels import HelixError
+from ingest.captures import Hints, captures, known_formats, merged
 from ingest.sink import ChatSink
 from ingest.synth import Generator, SynthSettings, write_jsonl
 from twitchcrement import config as configuration
-from twitchcrement import logs
-from twitchcrement.clients import ServiceUnavailable
+from twitchcrement.cli import command, configure
 from twitchcrement.records import ChatMessage
 
 log = logging.getLogger("ingest")
@@ -62,8 +60,8 @@ def _speed(value: str) -> float | None:
     return speed
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m ingest", description=__doc__,
+def parser(prog: str = "python -m ingest") -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog=prog, description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     root.add_argument("--config", help="config file (default conf/twitchcrement.toml)")
     root.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
@@ -173,22 +171,18 @@ def cmd_synth(config: configuration.Config, args: argparse.Namespace, stop: Stop
     return status
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        config = configuration.load(args.config)
-        logs.setup(config["logging.level"], config["logging.format"])
-        stop = Stopper()
-        if args.command == "replay":
-            return cmd_replay(config, args, stop)
-        if args.command == "synth":
-            return cmd_synth(config, args, stop)
-        from ingest.twitch import run_twitch
+@command
+def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
+    args = parser(prog).parse_args(argv)
+    config = configure(args.config)
+    stop = Stopper()
+    if args.command == "replay":
+        return cmd_replay(config, args, stop)
+    if args.command == "synth":
+        return cmd_synth(config, args, stop)
+    from ingest.twitch import run_twitch
 
-        return run_twitch(config, args, stop)
-    except (configuration.ConfigError, CaptureError, ServiceUnavailable, HelixError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_twitch(config, args, stop)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from twitchcrement.config import Config
+from twitchcrement.errors import UserError
 from twitchcrement.records import ChannelEntry, ChannelList
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ APP_TOKEN_ENV = "TWITCH_APP_TOKEN"
 LIST_KEY = b"top"
 
 
-class HelixError(RuntimeError):
+class HelixError(UserError, RuntimeError):
     """Helix could not be used (bad credentials, repeated failures); the message says which and what to do."""
 
 

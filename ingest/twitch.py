@@ -28,7 +28,7 @@ import irc.connection
 from jaraco.stream import buffer as line_buffer
 
 from ingest.channels import ChannelSource, HelixError, publish
-from ingest.irc_parser import ChatParser, parse_line, IrcParseError
+from ingest.irc_parser import ChatParser, IrcParseError, parse_line
 from ingest.sink import ChatSink
 from twitchcrement.config import Config
 from twitchcrement.records import ChannelList

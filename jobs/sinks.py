@@ -71,7 +71,7 @@ def user_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame) -> dict[str, DataFrame]:
-    """Detector output shaped as the rows of each Cassandra table (see conf/cassandra.cql)."""
+    """Detector output shaped as the rows of each Cassandra table (see services/cassandra.cql)."""
     top_users = F.transform("top_users", lambda u: F.struct(u["user"].alias("user"),
                                                              u["count"].cast("int").alias("count")))
     top_variants = F.transform("top_variants", lambda v: F.struct(v["text"].alias("text"),

@@ -20,19 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script by spark-submit: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
-from pyspark.sql import SparkSession  # noqa: E402
-from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener  # noqa: E402
-
-from jobs.micro_batch import MicroBatch  # noqa: E402
-from jobs.pipeline import DetectorSettings, decode, features, with_ticks  # noqa: E402
-from jobs.sinks import is_transient  # noqa: E402
-from twitchcrement import config as configuration  # noqa: E402
-from twitchcrement import logs  # noqa: E402
-from twitchcrement.clients import ServiceUnavailable, kafka_consumer  # noqa: E402
-from twitchcrement.spark import session  # noqa: E402
+from jobs.micro_batch import MicroBatch
+from jobs.pipeline import DetectorSettings, decode, features, with_ticks
+from jobs.sinks import is_transient
+from twitchcrement import config as configuration
+from twitchcrement.cli import command, configure
+from twitchcrement.clients import ServiceUnavailable, kafka_consumer
+from twitchcrement.spark import session
 
 log = logging.getLogger("jobs.spam_detector")
 QUERY_NAME = "spam-detector"
@@ -126,20 +123,16 @@ def drain(spark: SparkSession, config: configuration.Config, checkpoint: str, *,
     return writer
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spam_detector", description=__doc__,
+@command
+def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="config file (default conf/twitchcrement.toml)")
     parser.add_argument("--available-now", action="store_true",
                         help="process what is in the topic now, then stop (backfills, tests)")
     parser.add_argument("--checkpoint", help="checkpoint location (default spark.checkpoint_dir/spam-detector)")
     args = parser.parse_args(argv)
-    try:
-        config = configuration.load(args.config)
-    except configuration.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    logs.setup(config["logging.level"], config["logging.format"])
+    config = configure(args.config)
     stopping = threading.Event()
     current: list[StreamingQuery] = []
     stoppers: list[threading.Thread] = []

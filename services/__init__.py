@@ -8,12 +8,10 @@
 
 from __future__ import annotations
 
-from twitchcrement.config import Config
-
 from services.demo import components
-from services.local import JavaService, LocalCassandra, LocalKafka, ManagedProcess, ServiceError, Status, \
-    all_services
+from services.local import JavaService, LocalCassandra, LocalKafka, ManagedProcess, ServiceError, Status, all_services
 from services.schema import ensure_tables, ensure_topics, init
+from twitchcrement.config import Config
 
 __all__ = ["JavaService", "LocalCassandra", "LocalKafka", "ManagedProcess", "ServiceError", "Status", "demo", "down",
            "ensure_tables", "ensure_topics", "init", "status", "up"]

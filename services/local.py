@@ -21,11 +21,12 @@ import psutil
 
 from twitchcrement import jvm, logs
 from twitchcrement.config import Config
+from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class ServiceError(RuntimeError):
+class ServiceError(UserError, RuntimeError):
     """A local service could not be started, reached or stopped; the message says why in one line (plus log tail)."""
 
 

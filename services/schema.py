@@ -6,15 +6,15 @@ import logging
 import re
 import time
 import uuid
+from pathlib import Path
 from string import Template
 
-from twitchcrement import PROJECT_ROOT
 from twitchcrement.clients import cassandra_session, kafka_admin, kafka_consumer, kafka_producer
 from twitchcrement.config import Config
 
 log = logging.getLogger(__name__)
 
-CQL_FILE = PROJECT_ROOT / "conf" / "cassandra.cql"
+CQL_FILE = Path(__file__).with_name("cassandra.cql")
 HEALTH_TOPIC = "twitchcrement-health"
 
 
@@ -92,7 +92,7 @@ def kafka_round_trip(config: Config, timeout_s: float = 10.0) -> None:
 
 
 def cql_statements(config: Config) -> list[str]:
-    """conf/cassandra.cql with the keyspace and replication factor filled in, split into statements.
+    """services/cassandra.cql with the keyspace and replication factor filled in, split into statements.
 
     DDL takes no bind markers, so these two values are substituted; both are validated by the config
     (a CQL identifier and a positive integer).

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,22 @@ def spark(platform: configuration.Config):
     gateway.shutdown()
     gateway.proc.terminate()
     gateway.proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def runtime_python(tmp_path_factory) -> Path:
+    """A new virtualenv with `pip install .` of the checkout and nothing else (no dev, notebooks or bench extras):
+    what an operator installs, and what a Spark executor needs. Downloads come from pip's cache, which the
+    project's own `make setup` filled."""
+    venv = tmp_path_factory.mktemp("runtime-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c",
+                                str(PROJECT_ROOT / "constraints.txt"), str(PROJECT_ROOT)],
+                               capture_output=True, text=True, timeout=1200)
+    shutil.rmtree(PROJECT_ROOT / "build", ignore_errors=True)  # setuptools' in-tree build folder
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    return python
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """The detector job unchanged on a real Spark standalone cluster: a master and two workers on loopback, started
-from pyspark's own spark-class, the job submitted with spark-submit (--jars, --py-files) against the local
+from pyspark's own spark-class, the job submitted with spark-submit (--jars, --py-files: `make dist`'s wheel) against the local
 Kafka and Cassandra."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import uuid
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -24,25 +23,25 @@ BIN = Path(sys.executable).parent
 MASTER_PORT, MASTER_UI = 17077, 18080
 
 
-def code_zip(path: Path) -> Path:
-    """The project's packages as one zip for --py-files, as an operator ships them to a cluster."""
-    with zipfile.ZipFile(path, "w") as archive:
-        for package in ("twitchcrement", "jobs"):
-            for file in (PROJECT_ROOT / package).rglob("*.py"):
-                archive.write(file, file.relative_to(PROJECT_ROOT))
-    return path
+def built_wheel() -> Path:
+    """`make dist`'s wheel: what an operator ships to a cluster with --py-files."""
+    subprocess.run(["make", "--no-print-directory", "dist"], cwd=PROJECT_ROOT, check=True, capture_output=True,
+                   timeout=600)
+    (wheel,) = (PROJECT_ROOT / "dist").glob("twitchcrement-*.whl")
+    return wheel
 
 
 @pytest.mark.slow
-def test_job_runs_unchanged_on_a_standalone_cluster(platform, tmp_path):
+def test_job_runs_unchanged_on_a_standalone_cluster(platform, runtime_python, tmp_path):
     config = fresh_config(platform)
     generator = Generator(SynthSettings(rate=200, seconds=30, channels=4, seed=31, prefix=f"cl{uuid.uuid4().hex[:6]}",
                                         start_ms=1_767_225_600_000))
     messages = list(generator)
     produce(config, messages + [flush_message(max(m.sent_ts for m in messages))])
 
-    env = {**os.environ, **TEST_ENVIRONMENT, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1",
-           "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOG_DIR": str(tmp_path),
+    # The driver and the executors run the Python of a plain `pip install .`: the runtime dependencies only.
+    env = {**os.environ, **TEST_ENVIRONMENT, "PYSPARK_PYTHON": str(runtime_python), "SPARK_LOCAL_IP": "127.0.0.1",
+           "PYSPARK_DRIVER_PYTHON": str(runtime_python), "SPARK_LOG_DIR": str(tmp_path),
            "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config["kafka.chat_topic"],
            "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config["kafka.spam_topic"],
            "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": config["kafka.deadletter_topic"],
@@ -66,7 +65,7 @@ def test_job_runs_unchanged_on_a_standalone_cluster(platform, tmp_path):
         jars = ",".join(str(j) for j in jvm.classpath("spark"))
         submit = subprocess.run(
             [str(BIN / "spark-submit"), "--master", master_url, "--jars", jars,
-             "--py-files", str(code_zip(tmp_path / "twitchcrement.zip")),
+             "--py-files", str(built_wheel()),
              "--conf", "spark.executor.memory=768m", "--conf", "spark.cores.max=2",
              str(PROJECT_ROOT / "jobs" / "spam_detector.py"), "--available-now",
              "--checkpoint", str(tmp_path / "checkpoint")],

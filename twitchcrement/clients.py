@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 from twitchcrement.config import Config
+from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class ServiceUnavailable(ConnectionError):
+class ServiceUnavailable(UserError, ConnectionError):
     """A configured service did not answer; the message names the setting that points at it."""
 
 

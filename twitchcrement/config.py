@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from twitchcrement import PROJECT_ROOT
+from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ ENV_PREFIX = "TWITCHCREMENT_"
 CONFIG_FILE_ENV = "TWITCHCREMENT_CONFIG"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value is missing, unknown or invalid; the message names the key and where it came from."""
 
 

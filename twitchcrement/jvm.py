@@ -7,13 +7,14 @@ import shutil
 from pathlib import Path
 
 from twitchcrement import PROJECT_ROOT
+from twitchcrement.errors import UserError
 
 JARS_DIR = PROJECT_ROOT / ".cache" / "jars"
 # The detector's own JVM function (jvm/src), compiled by `make jars` against pyspark's jars.
 UDF_JAR = JARS_DIR / "twitchcrement-udf.jar"
 
 
-class JvmSetupError(RuntimeError):
+class JvmSetupError(UserError, RuntimeError):
     pass
 
 

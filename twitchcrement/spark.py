@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from twitchcrement import PROJECT_ROOT, jvm
+from twitchcrement import jvm
 from twitchcrement.config import Config
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def spark_settings(config: Config) -> dict[str, str]:
         # Everything stays on loopback in local mode (the machine's other addresses are not for this traffic).
         settings["spark.driver.host"] = "127.0.0.1"
         settings["spark.driver.bindAddress"] = "127.0.0.1"
-    log4j = PROJECT_ROOT / "conf" / "log4j2-spark.properties"
+    log4j = Path(__file__).with_name("log4j2-spark.properties")
     settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
     settings["spark.executor.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
     if config["spark.shuffle_partitions"]:

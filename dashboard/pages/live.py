@@ -8,8 +8,8 @@ import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import views
-from dashboard.slots import SlotList, fingerprint
 from dashboard.app import sources
+from dashboard.slots import SlotList, fingerprint
 
 dash.register_page(__name__, path="/", name="Live", order=0)
 

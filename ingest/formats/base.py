@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import msgspec
 
 from ingest.irc_parser import ChatParser
+from twitchcrement.errors import UserError
 from twitchcrement.records import ChatMessage, RecordError
 
 log = logging.getLogger("ingest.captures")
@@ -28,7 +29,7 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")  # .NET writes 7 fraction digits; Python
 HEAD_BYTES = 65_536  # how much of a file its format is told by
 
 
-class CaptureError(ValueError):
+class CaptureError(UserError, ValueError):
     """A capture file cannot be read at all (missing, unknown format, no channel or date); bad lines inside one are
     only counted."""
 

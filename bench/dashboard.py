@@ -17,18 +17,19 @@ import json
 import random
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import plotly.utils
 from pyspark.sql import functions as F
 from tqdm import tqdm
 
 import services
+from bench.isolation import BenchSpace
 from dashboard import views
 from dashboard.history import History
 from dashboard.live import LiveFeed
 from jobs.sinks import CONNECTOR, cassandra_frames
-from bench.isolation import BenchSpace
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
 from twitchcrement.records import ChatMessage
@@ -39,9 +40,11 @@ RESULTS = PROJECT_ROOT / "bench" / "results"
 KEYSPACE = "twitchcrement_bench"
 CHANNELS = 500
 USERS = 20_000  # distinct users the events spread over
-WORDS = ("KEKW OMEGALUL LULW PogChamp Kappa forsenE monkaS catJAM xqcL Pepega the chat is so real right now who asked "
-         "nobody streamer please read my message EZ Clap gachiBASS TriHard copypasta free giveaway follow sub "
-         "hype train today never again pog clip it").split()
+WORDS = (
+    "KEKW OMEGALUL LULW PogChamp Kappa forsenE monkaS catJAM xqcL Pepega the chat is so real right now who asked "
+    "nobody streamer please read my message EZ Clap gachiBASS TriHard copypasta free giveaway follow sub "
+    "hype train today never again pog clip it"
+).split()
 
 
 def spam_texts(count: int, seed: int = 5) -> list[str]:
@@ -60,36 +63,71 @@ def fill(spark: Any, config: configuration.Config, events: int, texts: list[str]
     text_frame = spark.createDataFrame(rows, "text_id long, text string, message_hash string, buckets array<long>")
     now_ms = int(time.time() * 1000)
     day_ms = 20 * 3600 * 1000  # the last 20 hours: today's and yesterday's partitions, as live history is
-    base = (spark.range(events).withColumnRenamed("id", "n")
-            .withColumn("text_id", (F.hash("n") % len(texts) + len(texts)) % len(texts))
-            .join(F.broadcast(text_frame), "text_id")
-            .withColumn("channel", F.format_string("bench_%03d", (F.col("n") % CHANNELS).cast("int")))
-            .withColumn("window_start", F.lit(now_ms) - (F.abs(F.hash("n", F.lit(7))) % (day_ms // 10_000)) * 10_000
-                        - 10_000))
+    base = (
+        spark.range(events)
+        .withColumnRenamed("id", "n")
+        .withColumn("text_id", (F.hash("n") % len(texts) + len(texts)) % len(texts))
+        .join(F.broadcast(text_frame), "text_id")
+        .withColumn("channel", F.format_string("bench_%03d", (F.col("n") % CHANNELS).cast("int")))
+        .withColumn(
+            "window_start", F.lit(now_ms) - (F.abs(F.hash("n", F.lit(7))) % (day_ms // 10_000)) * 10_000 - 10_000
+        )
+    )
     event_frame = base.select(
-        "channel", F.lit("crowd").alias("event_kind"), "window_start",
-        (F.col("window_start") + 10_000).alias("window_end"), F.md5(F.col("n").cast("string")).alias("event_id"),
-        F.substring(F.md5(F.concat_ws("/", "channel", "message_hash")), 1, 32).alias("topic_id"), "text",
-        "message_hash", (F.col("n") % 40 + 5).alias("message_count"), (F.col("n") % 20 + 3).alias("distinct_users"),
+        "channel",
+        F.lit("crowd").alias("event_kind"),
+        "window_start",
+        (F.col("window_start") + 10_000).alias("window_end"),
+        F.md5(F.col("n").cast("string")).alias("event_id"),
+        F.substring(F.md5(F.concat_ws("/", "channel", "message_hash")), 1, 32).alias("topic_id"),
+        "text",
+        "message_hash",
+        (F.col("n") % 40 + 5).alias("message_count"),
+        (F.col("n") % 20 + 3).alias("distinct_users"),
         (F.col("n") % 4 + 1).alias("variants"),
         F.array(F.struct(F.lit("user_a").alias("user"), F.lit(3).cast("long").alias("count"))).alias("top_users"),
         F.array(F.struct(F.col("text").alias("text"), F.lit(3).cast("long").alias("count"))).alias("top_variants"),
-        (F.col("window_start") + 500).alias("first_ts"), (F.col("window_start") + 9_500).alias("last_ts"), "buckets")
+        (F.col("window_start") + 500).alias("first_ts"),
+        (F.col("window_start") + 9_500).alias("last_ts"),
+        "buckets",
+    )
     # Topics: one per (channel, text) that had an event, spanning its first to last window.
-    topic_frame = (event_frame.groupBy("channel", "topic_id", "text", "message_hash")
-                   .agg(F.min("first_ts").alias("first_ts"), F.max("last_ts").alias("last_ts"),
-                        F.count("*").alias("windows_active"), F.sum("message_count").alias("message_count"))
-                   .withColumn("peak_rate", F.lit(2.5)).withColumn("ended", F.lit(True)))
+    topic_frame = (
+        event_frame.groupBy("channel", "topic_id", "text", "message_hash")
+        .agg(
+            F.min("first_ts").alias("first_ts"),
+            F.max("last_ts").alias("last_ts"),
+            F.count("*").alias("windows_active"),
+            F.sum("message_count").alias("message_count"),
+        )
+        .withColumn("peak_rate", F.lit(2.5))
+        .withColumn("ended", F.lit(True))
+    )
     # Users: one per event, each of USERS taking part in about events / USERS events (a user page's reads).
     user_frame = event_frame.select(
-        "event_id", "channel", "window_start", "event_kind", "text", "message_hash", "topic_id", "message_count",
-        "distinct_users", F.format_string("bench_user_%05d", F.abs(F.hash("event_id")) % USERS).alias("user_login"),
-        F.lit(2).cast("long").alias("messages"), "first_ts", "last_ts")
+        "event_id",
+        "channel",
+        "window_start",
+        "event_kind",
+        "text",
+        "message_hash",
+        "topic_id",
+        "message_count",
+        "distinct_users",
+        F.format_string("bench_user_%05d", F.abs(F.hash("event_id")) % USERS).alias("user_login"),
+        F.lit(2).cast("long").alias("messages"),
+        "first_ts",
+        "last_ts",
+    )
     started = time.perf_counter()
     frames = cassandra_frames(event_frame, topic_frame, user_frame)
     # Every event of a text has the same buckets: write them once per text, not once per event.
-    frames["spam_lsh_buckets"] = text_frame.select(F.posexplode("buckets").alias("band", "bucket"), "message_hash",
-                                                   "text", F.timestamp_millis(F.lit(now_ms)).alias("last_seen"))
+    frames["spam_lsh_buckets"] = text_frame.select(
+        F.posexplode("buckets").alias("band", "bucket"),
+        "message_hash",
+        "text",
+        F.timestamp_millis(F.lit(now_ms)).alias("last_seen"),
+    )
     for table, frame in frames.items():
         began = time.perf_counter()
         frame.write.format(CONNECTOR).options(keyspace=KEYSPACE, table=table).mode("append").save()
@@ -104,19 +142,25 @@ def timed(calls: int, action: Callable[[int], Any]) -> dict[str, float]:
         json.dumps(action(i), cls=plotly.utils.PlotlyJSONEncoder)  # what Dash does with a callback's result
         samples.append((time.perf_counter() - began) * 1000)
     samples.sort()
-    return {"calls": calls, "p50_ms": round(statistics.median(samples), 2),
-            "p95_ms": round(samples[int(0.95 * (calls - 1))], 2), "p99_ms": round(samples[int(0.99 * (calls - 1))], 2),
-            "max_ms": round(samples[-1], 2)}
+    return {
+        "calls": calls,
+        "p50_ms": round(statistics.median(samples), 2),
+        "p95_ms": round(samples[int(0.95 * (calls - 1))], 2),
+        "p99_ms": round(samples[int(0.99 * (calls - 1))], 2),
+        "max_ms": round(samples[-1], 2),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.dashboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--texts", type=int, default=20_000, help="distinct spam texts the events spread over")
     parser.add_argument("--calls", type=int, default=200, help="timed calls per callback")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the bench keyspace at the end, and reuse it if it is already filled")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the bench keyspace at the end, and reuse it if it is already filled"
+    )
     args = parser.parse_args()
     logs.setup("WARNING")
     base = configuration.load()
@@ -153,11 +197,17 @@ def measure_callbacks(config: configuration.Config, args: argparse.Namespace) ->
     def live(i: int) -> Any:
         channel = f"bench_{rng.randrange(CHANNELS):03d}"
         events, _ = views.live_events(sources, channel)
-        rows = [*views.event_rows(events, None), *views.topic_rows(feed.topics(channel)),
-                *views.chat_rows(feed.chat(channel))]
+        rows = [
+            *views.event_rows(events, None),
+            *views.topic_rows(feed.topics(channel)),
+            *views.chat_rows(feed.chat(channel)),
+        ]
         users, note = views.event_users(sources, events[0])
-        return ([row.render() for row in rows], views.event_details(events[0], users, note),
-                views.rate_figure(feed, channel))
+        return (
+            [row.render() for row in rows],
+            views.event_details(events[0], users, note),
+            views.rate_figure(feed, channel),
+        )
 
     def search(i: int) -> Any:
         text = texts[rng.randrange(len(texts))]
@@ -173,8 +223,13 @@ def measure_callbacks(config: configuration.Config, args: argparse.Namespace) ->
         view = views.overview_view(sources)
         return view.totals, view.topics, view.campaigns, view.heatmap
 
-    results = {"events": args.events, "texts": args.texts, "channels": CHANNELS, "fill_seconds": fill_s,
-               "callbacks": {}}
+    results = {
+        "events": args.events,
+        "texts": args.texts,
+        "channels": CHANNELS,
+        "fill_seconds": fill_s,
+        "callbacks": {},
+    }
     for name, action in (("live", live), ("search", search), ("user", user), ("overview", overview)):
         timed(5, action)  # warm-up: prepared statements, connections
         results["callbacks"][name] = timed(args.calls, action)

@@ -104,18 +104,28 @@ class DatasketchDetector:
             if crowd or flood:
                 lead = max(members, key=lambda i: (window.counts[norms[i]], norms[i]))
                 ranked = sorted(members, key=lambda i: (-window.counts[norms[i]], norms[i]))[:5]
-                events.append({"channel": key[0], "window_start": key[1], "window_end": key[1] + s.window_ms,
-                               "text": window.originals[norms[lead]], "message_count": count,
-                               # the first spelling of its five most frequent texts, as the detector's top variants
-                               "top_variants": [[window.originals[norms[i]], window.counts[norms[i]]] for i in ranked],
-                               "distinct_users": len(users),
-                               "last_ts": max(window.last_ts[norms[i]] for i in members)})
+                events.append(
+                    {
+                        "channel": key[0],
+                        "window_start": key[1],
+                        "window_end": key[1] + s.window_ms,
+                        "text": window.originals[norms[lead]],
+                        "message_count": count,
+                        # the first spelling of its five most frequent texts, as the detector's top variants
+                        "top_variants": [[window.originals[norms[i]], window.counts[norms[i]]] for i in ranked],
+                        "distinct_users": len(users),
+                        "last_ts": max(window.last_ts[norms[i]] for i in members),
+                    }
+                )
         return events
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.datasketch_system", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.datasketch_system",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--chat-topic", required=True)
     parser.add_argument("--spam-topic", required=True)
     parser.add_argument("--drain", action="store_true", help="read the topic from the start to its end, then stop")
@@ -124,8 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = configuration.load()
     detector = DatasketchDetector(Settings())
-    consumer = kafka_consumer(config, args.chat_topic, group_id=None, enable_auto_commit=False,
-                              auto_offset_reset="earliest" if args.drain else "latest", max_poll_records=5000)
+    consumer = kafka_consumer(
+        config,
+        args.chat_topic,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if args.drain else "latest",
+        max_poll_records=5000,
+    )
     producer = kafka_producer(config)
     from kafka import TopicPartition
 

@@ -17,8 +17,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ingest.captures import Capture, Hints
 from ingest.synth import Generator, SynthSettings
@@ -30,13 +31,15 @@ CHANNEL = "benchchannel"
 
 
 def _clock(ts: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts / 1000, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(ts / 1000, dt.UTC)
 
 
 def _irc(m: ChatMessage) -> str:
-    return (f"@badge-info=;badges=;display-name={m.user_login};emotes=;id={m.message_id};mod=0;room-id=1;"
-            f"subscriber=0;tmi-sent-ts={m.sent_ts};user-id=1 :{m.user_login}!{m.user_login}@{m.user_login}"
-            f".tmi.twitch.tv PRIVMSG #{CHANNEL} :{m.text}")
+    return (
+        f"@badge-info=;badges=;display-name={m.user_login};emotes=;id={m.message_id};mod=0;room-id=1;"
+        f"subscriber=0;tmi-sent-ts={m.sent_ts};user-id=1 :{m.user_login}!{m.user_login}@{m.user_login}"
+        f".tmi.twitch.tv PRIVMSG #{CHANNEL} :{m.text}"
+    )
 
 
 def _lines(render: Callable[[ChatMessage], str], head: str = "") -> Callable[[list[ChatMessage]], str]:
@@ -57,26 +60,53 @@ def _irssi(messages: list[ChatMessage]) -> str:
 
 def _td(messages: list[ChatMessage]) -> str:
     start = messages[0].sent_ts
-    return json.dumps({"streamer": {"name": CHANNEL}, "video": {"created_at": _clock(start).isoformat()},
-                       "comments": [{"_id": m.message_id, "created_at": _clock(m.sent_ts).isoformat(),
-                                     "content_offset_seconds": (m.sent_ts - start) / 1000,
-                                     "commenter": {"name": m.user_login, "display_name": m.user_login, "_id": "1"},
-                                     "message": {"body": m.text, "fragments": [{"text": m.text, "emoticon": None}]}}
-                                    for m in messages]})
+    return json.dumps(
+        {
+            "streamer": {"name": CHANNEL},
+            "video": {"created_at": _clock(start).isoformat()},
+            "comments": [
+                {
+                    "_id": m.message_id,
+                    "created_at": _clock(m.sent_ts).isoformat(),
+                    "content_offset_seconds": (m.sent_ts - start) / 1000,
+                    "commenter": {"name": m.user_login, "display_name": m.user_login, "_id": "1"},
+                    "message": {"body": m.text, "fragments": [{"text": m.text, "emoticon": None}]},
+                }
+                for m in messages
+            ],
+        }
+    )
 
 
 def _gql(messages: list[ChatMessage]) -> str:
     start = messages[0].sent_ts
-    return json.dumps([{"id": m.message_id, "createdAt": _clock(m.sent_ts).isoformat(),
-                        "contentOffsetSeconds": (m.sent_ts - start) // 1000,
-                        "commenter": {"id": "1", "login": m.user_login, "displayName": m.user_login},
-                        "message": {"fragments": [{"text": m.text, "emote": None}]}} for m in messages])
+    return json.dumps(
+        [
+            {
+                "id": m.message_id,
+                "createdAt": _clock(m.sent_ts).isoformat(),
+                "contentOffsetSeconds": (m.sent_ts - start) // 1000,
+                "commenter": {"id": "1", "login": m.user_login, "displayName": m.user_login},
+                "message": {"fragments": [{"text": m.text, "emote": None}]},
+            }
+            for m in messages
+        ]
+    )
 
 
 def _chat_downloader(messages: list[ChatMessage]) -> str:
-    return json.dumps([{"message_id": m.message_id, "message": m.text, "message_type": "text_message",
-                        "timestamp": m.sent_ts * 1000, "author": {"id": "1", "name": m.user_login}}
-                       for m in messages])
+    return json.dumps(
+        [
+            {
+                "message_id": m.message_id,
+                "message": m.text,
+                "message_type": "text_message",
+                "timestamp": m.sent_ts * 1000,
+                "author": {"id": "1", "name": m.user_login},
+            }
+            for m in messages
+        ]
+    )
 
 
 # format -> (file name, writer); the names carry no channel or date, so detection is by content alone
@@ -84,20 +114,36 @@ WRITERS: dict[str, tuple[str, Callable[[list[ChatMessage]], str]]] = {
     "irc": ("day.txt", _lines(_irc)),
     "recentmessages": ("recent.json", lambda ms: json.dumps({"messages": [_irc(m) for m in ms]})),
     "logger": ("logger.log", _lines(lambda m: f"{_clock(m.sent_ts):%Y-%m-%d_%H:%M:%S} ;;; {_irc(m)}")),
-    "justlog-json": ("justlog.json", lambda ms: json.dumps({"messages": [
-        {"raw": _irc(m), "username": m.user_login, "timestamp": _clock(m.sent_ts).isoformat(), "type": 1}
-        for m in ms]})),
-    "justlog-text": ("justlog.txt", _lines(lambda m: f"[{_clock(m.sent_ts):%Y-%m-%d %H:%M:%S}] #{CHANNEL} "
-                                                    f"{m.user_login}: {m.text}")),
-    "csv": ("chat.csv", _lines(lambda m: f'{CHANNEL},{m.user_login},{m.sent_ts},"{m.text}"',
-                               "channel,sender,date,message\n")),
+    "justlog-json": (
+        "justlog.json",
+        lambda ms: json.dumps(
+            {
+                "messages": [
+                    {"raw": _irc(m), "username": m.user_login, "timestamp": _clock(m.sent_ts).isoformat(), "type": 1}
+                    for m in ms
+                ]
+            }
+        ),
+    ),
+    "justlog-text": (
+        "justlog.txt",
+        _lines(lambda m: f"[{_clock(m.sent_ts):%Y-%m-%d %H:%M:%S}] #{CHANNEL} {m.user_login}: {m.text}"),
+    ),
+    "csv": (
+        "chat.csv",
+        _lines(lambda m: f'{CHANNEL},{m.user_login},{m.sent_ts},"{m.text}"', "channel,sender,date,message\n"),
+    ),
     "jsonl": ("chat.jsonl", _lines(lambda m: json.dumps(m.to_dict(), ensure_ascii=False))),
     "irssi": ("irssi.log", _irssi),
     "weechat": ("weechat.log", _lines(lambda m: f"{_clock(m.sent_ts):%Y-%m-%d %H:%M:%S}\t{m.user_login}\t{m.text}")),
     "znc": ("znc.log", _lines(lambda m: f"[{_clock(m.sent_ts):%H:%M:%S}] <{m.user_login}> {m.text}")),
-    "chatterino": ("chatterino.log", lambda ms: _lines(
-        lambda m: f"[{_clock(m.sent_ts):%H:%M:%S}] {m.user_login}: {m.text}",
-        f"# Start logging at {_clock(ms[0].sent_ts):%Y-%m-%d %H:%M:%S} UTC\n")(ms)),
+    "chatterino": (
+        "chatterino.log",
+        lambda ms: _lines(
+            lambda m: f"[{_clock(m.sent_ts):%H:%M:%S}] {m.user_login}: {m.text}",
+            f"# Start logging at {_clock(ms[0].sent_ts):%Y-%m-%d %H:%M:%S} UTC\n",
+        )(ms),
+    ),
     "twitchdownloader": ("td.json", _td),
     "videocomments": ("gql.json", _gql),
     "chat-downloader": ("cd.json", _chat_downloader),
@@ -106,10 +152,19 @@ WRITERS: dict[str, tuple[str, Callable[[list[ChatMessage]], str]]] = {
 
 def measure(messages: int, repeat: int = 3) -> dict[str, Any]:
     # one channel, one day (a file of one channel's chat, as the tools write them), text without quotes for CSV
-    chat = [m for m in Generator(SynthSettings(rate=2000, seconds=messages / 2000, channels=1, seed=3,
-                                                prefix="formats"))]
-    chat = [ChatMessage(channel=CHANNEL, user_login=m.user_login, text=m.text.replace('"', "'"), sent_ts=m.sent_ts,
-                        message_id=m.message_id) for m in chat]
+    chat = [
+        m for m in Generator(SynthSettings(rate=2000, seconds=messages / 2000, channels=1, seed=3, prefix="formats"))
+    ]
+    chat = [
+        ChatMessage(
+            channel=CHANNEL,
+            user_login=m.user_login,
+            text=m.text.replace('"', "'"),
+            sent_ts=m.sent_ts,
+            message_id=m.message_id,
+        )
+        for m in chat
+    ]
     day = _clock(chat[0].sent_ts).date()
     hints = Hints(channel=CHANNEL, date=day)
     results: dict[str, Any] = {"messages": len(chat), "formats": {}}
@@ -130,24 +185,35 @@ def measure(messages: int, repeat: int = 3) -> dict[str, Any]:
                     read = sum(1 for _ in capture)
                     best = min(best, time.perf_counter() - started)
                     detected = capture.format
-                results["formats"][label] = {"detected": detected, "read": read, "seconds": round(best, 3),
-                                             "msg_per_s": round(read / best), "bytes": target.stat().st_size}
+                results["formats"][label] = {
+                    "detected": detected,
+                    "read": read,
+                    "seconds": round(best, 3),
+                    "msg_per_s": round(read / best),
+                    "bytes": target.stat().st_size,
+                }
                 print(f"{label:22s} {read:>8,} msgs  {read / best:>10,.0f} msg/s", file=sys.stderr)
     return results
 
 
 def table(results: dict[str, Any]) -> list[str]:
-    lines = [f"### Replay: reading each format ({results['messages']:,} messages, one core, no Kafka)", "",
-             "| format | detected as | messages read | msg/s | file MB |", "|---|---|---|---|---|"]
+    lines = [
+        f"### Replay: reading each format ({results['messages']:,} messages, one core, no Kafka)",
+        "",
+        "| format | detected as | messages read | msg/s | file MB |",
+        "|---|---|---|---|---|",
+    ]
     for label, row in results["formats"].items():
-        lines.append(f"| {label} | {row['detected']} | {row['read']:,} | {row['msg_per_s']:,} | "
-                     f"{row['bytes'] / 1e6:.1f} |")
+        lines.append(
+            f"| {label} | {row['detected']} | {row['read']:,} | {row['msg_per_s']:,} | {row['bytes'] / 1e6:.1f} |"
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.formats", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.formats", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)

@@ -51,8 +51,11 @@ def timed(fn, repeat: int = 5) -> dict[str, float]:
 
 
 def rate(count: int, timing: dict[str, float]) -> dict[str, float]:
-    return {"median_per_s": round(count / timing["median_s"]), "min_per_s": round(count / timing["max_s"]),
-            "max_per_s": round(count / timing["min_s"])}
+    return {
+        "median_per_s": round(count / timing["median_s"]),
+        "min_per_s": round(count / timing["max_s"]),
+        "max_per_s": round(count / timing["min_s"]),
+    }
 
 
 def measure(config: configuration.Config, message_count: int, repeat: int = 5) -> dict:
@@ -103,9 +106,13 @@ def measure(config: configuration.Config, message_count: int, repeat: int = 5) -
     finally:
         drop_topics(config, created)  # the bench leaves no topics behind
     return {
-        "parse_lines": len(lines), "parse": parse, "split_floor": split,
+        "parse_lines": len(lines),
+        "parse": parse,
+        "split_floor": split,
         "parse_vs_split": round(parse["median_per_s"] / split["median_per_s"], 3),
-        "producer_messages": len(messages), "sink": sink, "bare_producer": bare,
+        "producer_messages": len(messages),
+        "sink": sink,
+        "bare_producer": bare,
         "sink_vs_bare_producer": round(sink["median_per_s"] / bare["median_per_s"], 3),
     }
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import signal
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from services.schema import drop_topics, ensure_tables, ensure_topics
 from twitchcrement.clients import cassandra_session, kafka_admin
@@ -25,9 +26,12 @@ class BenchSpace:
         self.run_id = uuid.uuid4().hex[:6]
         self.prefix = f"bench-{self.run_id}-"
         self.keep = keep  # leave the keyspace for the next run (bench.dashboard --keep)
-        self.config = base.with_overrides(cassandra__keyspace=keyspace or f"twitchcrement_bench_{self.run_id}",
-                                          kafka__chat_topic=self.name("chat"), kafka__spam_topic=self.name("spam"),
-                                          kafka__deadletter_topic=self.name("dead"))
+        self.config = base.with_overrides(
+            cassandra__keyspace=keyspace or f"twitchcrement_bench_{self.run_id}",
+            kafka__chat_topic=self.name("chat"),
+            kafka__spam_topic=self.name("spam"),
+            kafka__deadletter_topic=self.name("dead"),
+        )
         self._previous_handler: Any = None
 
     def name(self, what: str) -> str:
@@ -39,14 +43,16 @@ class BenchSpace:
         ensure_topics(self.config, [topic])
         return topic
 
-    def __enter__(self) -> "BenchSpace":
+    def __enter__(self) -> BenchSpace:
         def terminate(signum: int, _frame: Any) -> None:
             raise SystemExit(128 + signum)  # unwinds through __exit__, which cleans up
 
         self._previous_handler = signal.signal(signal.SIGTERM, terminate)
         ensure_tables(self.config)
-        ensure_topics(self.config, [self.config["kafka.chat_topic"], self.config["kafka.spam_topic"],
-                                    self.config["kafka.deadletter_topic"]])
+        ensure_topics(
+            self.config,
+            [self.config["kafka.chat_topic"], self.config["kafka.spam_topic"], self.config["kafka.deadletter_topic"]],
+        )
         return self
 
     def __exit__(self, *_: Any) -> None:
@@ -66,11 +72,14 @@ class BenchSpace:
                 session.execute(DROP_KEYSPACE.format(keyspace=self.config["cassandra.keyspace"]), timeout=120)
             finally:
                 session.cluster.shutdown()
-            log.warning("bench keyspace and topics dropped", extra={"keyspace": self.config["cassandra.keyspace"],
-                                                                  "topics": len(ours)})
+            log.warning(
+                "bench keyspace and topics dropped",
+                extra={"keyspace": self.config["cassandra.keyspace"], "topics": len(ours)},
+            )
         except Exception as exc:  # noqa: BLE001 - say what is left behind, in one line
-            log.error("could not drop the bench keyspace and topics", extra={"error": str(exc)[:300],
-                                                                             "prefix": self.prefix})
+            log.error(
+                "could not drop the bench keyspace and topics", extra={"error": str(exc)[:300], "prefix": self.prefix}
+            )
 
 
 @contextmanager

@@ -23,8 +23,9 @@ POOL = 200_000  # distinct messages cycled through (generating them is slower th
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--topic", required=True)
     parser.add_argument("--rate", type=float, required=True, help="messages per second offered")
     parser.add_argument("--seconds", type=float, required=True)
@@ -33,14 +34,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = configuration.load()
     pool = []
-    for message in Generator(SynthSettings(rate=max(args.rate, 2000), seconds=POOL / max(args.rate, 2000),
-                                           channels=40, seed=11, prefix="load",
-                                           spam_share=args.spam_share)):
+    for message in Generator(
+        SynthSettings(
+            rate=max(args.rate, 2000),
+            seconds=POOL / max(args.rate, 2000),
+            channels=40,
+            seed=11,
+            prefix="load",
+            spam_share=args.spam_share,
+        )
+    ):
         pool.append(message)
         if len(pool) == POOL:
             break
-    producer = Producer({"bootstrap.servers": config.kafka_bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
-                         "queue.buffering.max.messages": 1_000_000, "compression.type": "none", "acks": "1"})
+    producer = Producer(
+        {
+            "bootstrap.servers": config.kafka_bootstrap,
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "queue.buffering.max.messages": 1_000_000,
+            "compression.type": "none",
+            "acks": "1",
+        }
+    )
     offered = 0
     started = time.time()
     step = 0.01  # send in 10 ms slices: steady enough for 10 s windows, cheap enough at 200k msg/s

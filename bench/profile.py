@@ -23,9 +23,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.isolation import BenchSpace, local_bench
 from jobs.micro_batch import MicroBatch
 from jobs.spam_detector import start
-from bench.isolation import BenchSpace, local_bench
 from twitchcrement import PROJECT_ROOT
 from twitchcrement import config as configuration
 
@@ -59,18 +59,24 @@ class TimedWriter(MicroBatch):
         after = self._jobs()
         jobs = [j for j in after if j not in before]
         tasks = sum(after[j] for j in jobs)
-        self.batches.append({"batch": batch_id, "at": time.monotonic(), "foreach_batch_s": round(elapsed, 4),
-                             # the history tables are written while the next batch runs: the latest write's
-                             "stages_s": {**self.timings, **{f"{k} (background)": v
-                                                             for k, v in self.sinks.history_timings.items()}},
-                             "jobs_in_foreach_batch": len(jobs),
-                             "tasks_in_foreach_batch": tasks})
+        self.batches.append(
+            {
+                "batch": batch_id,
+                "at": time.monotonic(),
+                "foreach_batch_s": round(elapsed, 4),
+                # the history tables are written while the next batch runs: the latest write's
+                "stages_s": {**self.timings, **{f"{k} (background)": v for k, v in self.sinks.history_timings.items()}},
+                "jobs_in_foreach_batch": len(jobs),
+                "tasks_in_foreach_batch": tasks,
+            }
+        )
 
 
 def profile_rate(spark: Any, space: BenchSpace, rate: int, seconds: float, spam_share: float) -> dict[str, Any]:
     chat_topic, out_topic = space.topic("profile-chat"), space.topic("profile-out")
-    run_config = space.config.with_overrides(kafka__chat_topic=chat_topic, kafka__spam_topic=out_topic,
-                                       detector__starting_offsets="latest")
+    run_config = space.config.with_overrides(
+        kafka__chat_topic=chat_topic, kafka__spam_topic=out_topic, detector__starting_offsets="latest"
+    )
     writer = TimedWriter(run_config, spark)
     query = start(spark, run_config, checkpoint=tempfile.mkdtemp(prefix="prof-"), writer=writer)
     try:
@@ -78,9 +84,24 @@ def profile_rate(spark: Any, space: BenchSpace, rate: int, seconds: float, spam_
         while query.lastProgress is None and time.monotonic() < deadline:
             time.sleep(0.2)
         began = time.monotonic()
-        subprocess.run([sys.executable, "-m", "bench.load", "--topic", chat_topic, "--rate", str(rate),
-                        "--seconds", str(seconds), "--spam-share", str(spam_share)], cwd=PROJECT_ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.load",
+                "--topic",
+                chat_topic,
+                "--rate",
+                str(rate),
+                "--seconds",
+                str(seconds),
+                "--spam-share",
+                str(spam_share),
+            ],
+            cwd=PROJECT_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         time.sleep(3)
         progress = [p for p in query.recentProgress if p["numInputRows"]]
     finally:
@@ -96,11 +117,16 @@ def profile_rate(spark: Any, space: BenchSpace, rate: int, seconds: float, spam_
     phases = sorted({k for p, _ in rows for k in p["durationMs"]})
     stages = sorted({k for _, b in rows for k in b["stages_s"]})
     return {
-        "offered_per_s": rate, "spam_share": spam_share, "batches": len(rows),
+        "offered_per_s": rate,
+        "spam_share": spam_share,
+        "batches": len(rows),
         "input_rows_median": median([p["numInputRows"] for p, _ in rows]),
         "batch_s_median": median([p["durationMs"].get("triggerExecution", 0) / 1000 for p, _ in rows]),
-        "batch_s_p95": round(sorted(p["durationMs"].get("triggerExecution", 0) / 1000 for p, _ in rows)[
-            int(0.95 * (len(rows) - 1))], 4) if rows else None,
+        "batch_s_p95": round(
+            sorted(p["durationMs"].get("triggerExecution", 0) / 1000 for p, _ in rows)[int(0.95 * (len(rows) - 1))], 4
+        )
+        if rows
+        else None,
         "spark_phases_s": {k: median([p["durationMs"].get(k, 0) / 1000 for p, _ in rows]) for k in phases},
         # a stage's median over the batches that ran it (sinks run only when there is something to write)
         "detector_stages_s": {k: median([b["stages_s"][k] for _, b in rows if k in b["stages_s"]]) for k in stages},
@@ -111,15 +137,21 @@ def profile_rate(spark: Any, space: BenchSpace, rate: int, seconds: float, spam_
 
 
 def table(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["## Profile of a micro-batch (live, medians over the steady batches)", "",
-             "| offered msg/s | spam share | rows/batch | batch s (p95) | Spark phases s | detector stages s | "
-             "jobs | tasks |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Profile of a micro-batch (live, medians over the steady batches)",
+        "",
+        "| offered msg/s | spam share | rows/batch | batch s (p95) | Spark phases s | detector stages s | "
+        "jobs | tasks |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         phases = ", ".join(f"{k} {v}" for k, v in r["spark_phases_s"].items() if k != "triggerExecution" and v)
         stages = ", ".join(f"{k} {v}" for k, v in r["detector_stages_s"].items())
-        lines.append(f"| {r['offered_per_s']:,} | {r['spam_share']} | {r['input_rows_median']} | "
-                     f"{r['batch_s_median']} ({r['batch_s_p95']}) | {phases} | {stages} | {r['jobs_per_batch']} | "
-                     f"{r['tasks_per_batch']} |")
+        lines.append(
+            f"| {r['offered_per_s']:,} | {r['spam_share']} | {r['input_rows_median']} | "
+            f"{r['batch_s_median']} ({r['batch_s_p95']}) | {phases} | {stages} | {r['jobs_per_batch']} | "
+            f"{r['tasks_per_batch']} |"
+        )
     return lines
 
 
@@ -129,28 +161,34 @@ def write_markdown(results: list[dict[str, Any]], out: Path) -> str:
     return text
 
 
-def measure(space: BenchSpace, spark: Any, rates: list[int], seconds: float,
-            spam_shares: list[float]) -> list[dict[str, Any]]:
+def measure(
+    space: BenchSpace, spark: Any, rates: list[int], seconds: float, spam_shares: list[float]
+) -> list[dict[str, Any]]:
     results = []
     for rate in rates:
         for share in spam_shares:
             result = profile_rate(spark, space, rate, seconds, share)
-            print(f"[{time.strftime('%H:%M:%S')}] profile at {rate:,}/s spam {share}: {json.dumps(result)}",
-                  flush=True)
+            print(f"[{time.strftime('%H:%M:%S')}] profile at {rate:,}/s spam {share}: {json.dumps(result)}", flush=True)
             results.append(result)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.profile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rates", default="100,1000,10000")
     parser.add_argument("--spam-shares", default="0,0.2", help="share of spam in the offered chat, comma-separated")
     parser.add_argument("--seconds", type=float, default=40)
     args = parser.parse_args(argv)
     with local_bench("twitchcrement-profile") as (space, spark):
-        results = measure(space, spark, [int(r) for r in args.rates.split(",")], args.seconds,
-                          [float(s) for s in args.spam_shares.split(",")])
+        results = measure(
+            space,
+            spark,
+            [int(r) for r in args.rates.split(",")],
+            args.seconds,
+            [float(s) for s in args.spam_shares.split(",")],
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "profile.json").write_text(json.dumps(results, indent=2))
     print(write_markdown(results, RESULTS))

@@ -69,8 +69,11 @@ from twitchcrement.spark import session
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 SHARED = PROJECT_ROOT.parent / "shared" / "data" / "raw"
-CAPTURES = ["admiralbulldog_irc/chat_admiralbulldog_4_30.log", "nymn_recentmessages/recentmessages-nymn.json",
-            "multichannel_2017_clanghout/data.csv"]
+CAPTURES = [
+    "admiralbulldog_irc/chat_admiralbulldog_4_30.log",
+    "nymn_recentmessages/recentmessages-nymn.json",
+    "multichannel_2017_clanghout/data.csv",
+]
 SYSTEMS = ("detector", "exact", "noop", "datasketch")
 DETECTING = ("detector", "exact", "datasketch")
 SUSTAINED_SHARE = 0.98
@@ -98,8 +101,22 @@ class Plan:
 ENDURANCE_RATE = 1000  # every detecting system sustains it (bench/reference/full-latest.md)
 QUICK = Plan("quick", 5000, 12, 1, (2000,), 15, 18, False, 20_000, 0, 0, (100, 1000), 20, 50_000)
 SMOKE = Plan("smoke", 500, 4, 1, (), 0, 0, False, 1_000, 0, 0)  # the test suite's run: a bench leaves no trace
-FULL = Plan("full", 5000, 60, 3, (1000, 5000, 10_000, 20_000, 50_000), 40, 25, True, 100_000, 1_000_000, 600,
-            (100, 1000, 10_000), 40, 200_000)
+FULL = Plan(
+    "full",
+    5000,
+    60,
+    3,
+    (1000, 5000, 10_000, 20_000, 50_000),
+    40,
+    25,
+    True,
+    100_000,
+    1_000_000,
+    600,
+    (100, 1000, 10_000),
+    40,
+    200_000,
+)
 
 
 def log(message: str) -> None:
@@ -108,9 +125,14 @@ def log(message: str) -> None:
 
 def machine() -> dict[str, Any]:
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
-    return {"cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "java": java[0] if java else "?", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "java": java[0] if java else "?",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
 # --- data ---------------------------------------------------------------------------------------------------------
@@ -126,8 +148,9 @@ def fill(config: configuration.Config, topic: str, messages: list[ChatMessage]) 
 
 def read_output(config: configuration.Config, topic: str) -> list[dict[str, Any]]:
     """Spam events of one system's output topic, each with its Kafka timestamp (`kafka_ms`)."""
-    consumer = kafka_consumer(config, topic, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
-                              consumer_timeout_ms=4000)
+    consumer = kafka_consumer(
+        config, topic, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=4000
+    )
     events = []
     for record in consumer:
         if record.value[:1] == b"{":
@@ -140,9 +163,15 @@ def read_output(config: configuration.Config, topic: str) -> list[dict[str, Any]
             else:
                 if not isinstance(value, SpamEvent):
                     continue
-                event = {"channel": value.channel, "window_start": value.window_start,
-                         "window_end": value.window_end, "text": value.text, "message_count": value.message_count,
-                         "last_ts": value.last_ts, "top_variants": value.top_variants}
+                event = {
+                    "channel": value.channel,
+                    "window_start": value.window_start,
+                    "window_end": value.window_end,
+                    "text": value.text,
+                    "message_count": value.message_count,
+                    "last_ts": value.last_ts,
+                    "top_variants": value.top_variants,
+                }
         event["kafka_ms"] = record.timestamp
         events.append(event)
     consumer.close()
@@ -162,48 +191,80 @@ class Runner:
         self.stats_file = Path(tempfile.mkstemp(prefix=f"bench-{system}-", suffix=".json")[1])
 
     def start(self, chat_topic: str, out_topic: str, drain: bool, seconds: float = 0) -> None:
-        config = self.config.with_overrides(kafka__chat_topic=chat_topic, kafka__spam_topic=out_topic,
-                                            detector__starting_offsets="earliest" if drain else "latest")
+        config = self.config.with_overrides(
+            kafka__chat_topic=chat_topic,
+            kafka__spam_topic=out_topic,
+            detector__starting_offsets="earliest" if drain else "latest",
+        )
         checkpoint = tempfile.mkdtemp(prefix=f"bench-{self.system}-")
         if self.system == "datasketch":
-            command = [sys.executable, "-m", "bench.datasketch_system", "--chat-topic", chat_topic,
-                       "--spam-topic", out_topic, "--stats", str(self.stats_file)]
+            command = [
+                sys.executable,
+                "-m",
+                "bench.datasketch_system",
+                "--chat-topic",
+                chat_topic,
+                "--spam-topic",
+                out_topic,
+                "--stats",
+                str(self.stats_file),
+            ]
             command += ["--drain"] if drain else ["--seconds", str(seconds)]
             self.process = subprocess.Popen(command, cwd=PROJECT_ROOT)
         elif self.system == "detector":
             self.batches, self.drain = MicroBatch(config), drain
-            self.query = start_detector(self.spark, config, available_now=drain, checkpoint=checkpoint,
-                                        writer=self.batches)
+            self.query = start_detector(
+                self.spark, config, available_now=drain, checkpoint=checkpoint, writer=self.batches
+            )
         else:
             self.query = self._baseline(config, checkpoint, drain)
 
     def _baseline(self, config: configuration.Config, checkpoint: str, drain: bool) -> Any:
         from pyspark.sql import functions as F
 
-        kafka = (self.spark.readStream.format("kafka").option("kafka.bootstrap.servers", config.kafka_bootstrap)
-                 .option("subscribe", config["kafka.chat_topic"])
-                 .option("startingOffsets", config["detector.starting_offsets"])
-                 .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"]).load())
+        kafka = (
+            self.spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", config.kafka_bootstrap)
+            .option("subscribe", config["kafka.chat_topic"])
+            .option("startingOffsets", config["detector.starting_offsets"])
+            .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"])
+            .load()
+        )
         # msgpack decode to columns only: no normalisation or shingles (the floor of any Python-decoding job)
         chat = decode(kafka, text_features=False).where(F.col("channel") != "")
         if self.system == "noop":
             writer = chat.writeStream.format("noop")
         else:
             window = config["detector.window_s"]
-            events = (chat.withColumn("event_time", F.timestamp_millis("sent_ts"))
-                      .withWatermark("event_time", f"{config['detector.watermark_s']} seconds")
-                      .groupBy("channel", F.window("event_time", f"{window} seconds"), "text")
-                      .agg(F.count("*").alias("message_count"), F.max("sent_ts").alias("last_ts"))
-                      .where(F.col("message_count") > 1))
-            value = F.to_json(F.struct("channel", (F.unix_millis(F.col("window.start"))).alias("window_start"),
-                                       (F.unix_millis(F.col("window.end"))).alias("window_end"), "text",
-                                       "message_count", "last_ts"))
-            writer = (events.select(F.col("channel").cast("binary").alias("key"), value.cast("binary").alias("value"))
-                      .writeStream.format("kafka").option("kafka.bootstrap.servers", config.kafka_bootstrap)
-                      .option("topic", config["kafka.spam_topic"]))
+            events = (
+                chat.withColumn("event_time", F.timestamp_millis("sent_ts"))
+                .withWatermark("event_time", f"{config['detector.watermark_s']} seconds")
+                .groupBy("channel", F.window("event_time", f"{window} seconds"), "text")
+                .agg(F.count("*").alias("message_count"), F.max("sent_ts").alias("last_ts"))
+                .where(F.col("message_count") > 1)
+            )
+            value = F.to_json(
+                F.struct(
+                    "channel",
+                    (F.unix_millis(F.col("window.start"))).alias("window_start"),
+                    (F.unix_millis(F.col("window.end"))).alias("window_end"),
+                    "text",
+                    "message_count",
+                    "last_ts",
+                )
+            )
+            writer = (
+                events.select(F.col("channel").cast("binary").alias("key"), value.cast("binary").alias("value"))
+                .writeStream.format("kafka")
+                .option("kafka.bootstrap.servers", config.kafka_bootstrap)
+                .option("topic", config["kafka.spam_topic"])
+            )
         writer = writer.outputMode("append").option("checkpointLocation", checkpoint)
-        writer = writer.trigger(availableNow=True) if drain else \
-            writer.trigger(processingTime=f"{int(config['detector.trigger_s'] * 1000)} milliseconds")
+        writer = (
+            writer.trigger(availableNow=True)
+            if drain
+            else writer.trigger(processingTime=f"{int(config['detector.trigger_s'] * 1000)} milliseconds")
+        )
         return writer.start()
 
     def ready(self) -> bool:
@@ -265,8 +326,9 @@ class Runner:
 def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str, dict[str, Any]]:
     config = space.config
     settings = Settings()
-    generator = Generator(SynthSettings(rate=plan.prefill_rate, seconds=plan.prefill_seconds, channels=40, seed=21,
-                                        prefix="bench"))
+    generator = Generator(
+        SynthSettings(rate=plan.prefill_rate, seconds=plan.prefill_seconds, channels=40, seed=21, prefix="bench")
+    )
     messages = list(generator)
     bursts = [b.label() for b in generator.bursts]
     chat_topic = space.topic("chat")
@@ -295,30 +357,47 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
             if repetition == 0 and system in DETECTING:
                 first_events = read_output(config, out_topic)
         rates = [(len(messages) + 1) / r for r in runs]
-        entry: dict[str, Any] = {"max_sustained_msgs_per_s": round(statistics.median(rates)),
-                                 "drain_min_msgs_per_s": round(min(rates)), "drain_max_msgs_per_s": round(max(rates)),
-                                 "drain_runs": len(runs), "precision": None, "recall": None}
+        entry: dict[str, Any] = {
+            "max_sustained_msgs_per_s": round(statistics.median(rates)),
+            "drain_min_msgs_per_s": round(min(rates)),
+            "drain_max_msgs_per_s": round(max(rates)),
+            "drain_runs": len(runs),
+            "precision": None,
+            "recall": None,
+        }
         if system in DETECTING:
             quality = score(first_events, cells, settings)
-            entry.update({"precision": round(quality.precision, 4), "recall": round(quality.recall, 4),
-                          "events": quality.events, "labelled_cells": quality.cells,
-                          "recall_by_evasion": {k: round(v, 4) for k, v in quality.recall_by_tag.items()},
-                          "precision_by_evasion": {k: round(v, 4) for k, v in quality.precision_by_tag.items()}})
+            entry.update(
+                {
+                    "precision": round(quality.precision, 4),
+                    "recall": round(quality.recall, 4),
+                    "events": quality.events,
+                    "labelled_cells": quality.cells,
+                    "recall_by_evasion": {k: round(v, 4) for k, v in quality.recall_by_tag.items()},
+                    "precision_by_evasion": {k: round(v, 4) for k, v in quality.precision_by_tag.items()},
+                }
+            )
             if oracle:
                 out_topic = space.topic(f"out-{system}-real")
                 runner = Runner(spark, config, system)
                 runner.start(oracle[0], out_topic, drain=True)
                 runner.wait()
                 agreement = score(read_output(config, out_topic), oracle[1], settings)
-                entry.update({"oracle_precision": round(agreement.precision, 4),
-                              "oracle_recall": round(agreement.recall, 4), "oracle_cells": agreement.cells})
+                entry.update(
+                    {
+                        "oracle_precision": round(agreement.precision, 4),
+                        "oracle_recall": round(agreement.recall, 4),
+                        "oracle_cells": agreement.cells,
+                    }
+                )
         results[system] = entry
         log(f"{system}: {entry}")
     return results
 
 
-def live(spark: Any, space: BenchSpace, plan: Plan, system: str, rate: int,
-         seconds: float | None = None) -> dict[str, Any]:
+def live(
+    spark: Any, space: BenchSpace, plan: Plan, system: str, rate: int, seconds: float | None = None
+) -> dict[str, Any]:
     """One live run at an offered rate; a long one (seconds) also keeps memory and state minute by minute."""
     seconds = seconds or plan.live_seconds
     config = space.config
@@ -340,15 +419,35 @@ def live(spark: Any, space: BenchSpace, plan: Plan, system: str, rate: int,
                     rss += process.memory_info().rss
                 except psutil.Error:
                     continue
-            samples.append({"t": round(time.monotonic() - began), "rss_mb": round(rss / 2**20),
-                            "state_bytes": runner.state_bytes()})
+            samples.append(
+                {
+                    "t": round(time.monotonic() - began),
+                    "rss_mb": round(rss / 2**20),
+                    "state_bytes": runner.state_bytes(),
+                }
+            )
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     stats = Path(tempfile.mkstemp(prefix="bench-load-", suffix=".json")[1])
-    subprocess.run([sys.executable, "-m", "bench.load", "--topic", chat_topic, "--rate", str(rate), "--seconds",
-                    str(seconds), "--stats", str(stats)], cwd=PROJECT_ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.load",
+            "--topic",
+            chat_topic,
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--stats",
+            str(stats),
+        ],
+        cwd=PROJECT_ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     load = json.loads(stats.read_text())
     load_end_ms = int(time.time() * 1000)
     time.sleep(CATCH_UP_S)
@@ -360,20 +459,37 @@ def live(spark: Any, space: BenchSpace, plan: Plan, system: str, rate: int,
     latency = [(e["kafka_ms"] - e["window_end"]) / 1000 for e in events]
     detect = [(e["kafka_ms"] - e["last_ts"]) / 1000 for e in events if e.get("last_ts")]
     rss = [s["rss_mb"] for s in samples]
-    result = {"offered_per_s": rate, "achieved_offered_per_s": load["achieved_per_s"], "offered": load["offered"],
-              "processed_within_10s": processed, "sustained": processed >= SUSTAINED_SHARE * load["offered"],
-              "events": len(events), "latency_p50_s": percentile(latency, 0.5),
-              "latency_p95_s": percentile(latency, 0.95), "latency_p99_s": percentile(latency, 0.99),
-              "time_to_detect_p50_s": percentile(detect, 0.5), "time_to_detect_p95_s": percentile(detect, 0.95),
-              "rss_mb_max": max(rss) if rss else None, "rss_mb_first": rss[0] if rss else None,
-              "rss_mb_last": rss[-1] if rss else None,
-              "state_bytes_max": max((s["state_bytes"] or 0 for s in samples), default=None) or None}
+    result = {
+        "offered_per_s": rate,
+        "achieved_offered_per_s": load["achieved_per_s"],
+        "offered": load["offered"],
+        "processed_within_10s": processed,
+        "sustained": processed >= SUSTAINED_SHARE * load["offered"],
+        "events": len(events),
+        "latency_p50_s": percentile(latency, 0.5),
+        "latency_p95_s": percentile(latency, 0.95),
+        "latency_p99_s": percentile(latency, 0.99),
+        "time_to_detect_p50_s": percentile(detect, 0.5),
+        "time_to_detect_p95_s": percentile(detect, 0.95),
+        "rss_mb_max": max(rss) if rss else None,
+        "rss_mb_first": rss[0] if rss else None,
+        "rss_mb_last": rss[-1] if rss else None,
+        "state_bytes_max": max((s["state_bytes"] or 0 for s in samples), default=None) or None,
+    }
     if seconds > plan.live_seconds:  # the endurance run
-        minutes = [next(s for s in samples if s["t"] >= minute * 60)
-                   for minute in range(1, int(seconds // 60) + 1) if samples and samples[-1]["t"] >= minute * 60]
-        result.update({"seconds": seconds, "per_minute": minutes,
-                       "rss_flat": flat([s["rss_mb"] for s in minutes]),
-                       "state_flat": flat([s["state_bytes"] for s in minutes])})
+        minutes = [
+            next(s for s in samples if s["t"] >= minute * 60)
+            for minute in range(1, int(seconds // 60) + 1)
+            if samples and samples[-1]["t"] >= minute * 60
+        ]
+        result.update(
+            {
+                "seconds": seconds,
+                "per_minute": minutes,
+                "rss_flat": flat([s["rss_mb"] for s in minutes]),
+                "state_flat": flat([s["state_bytes"] for s in minutes]),
+            }
+        )
     log(f"live {system} at {rate:,}/s: {result}")
     return result
 
@@ -381,40 +497,82 @@ def live(spark: Any, space: BenchSpace, plan: Plan, system: str, rate: int,
 # --- report ------------------------------------------------------------------------------------------------------
 def _profiled_batch(report: dict[str, Any], rate: int, spam_share: float) -> float | None:
     """The median micro-batch of the profile at an offered rate and spam share."""
-    return next((r["batch_s_median"] for r in report["profile"]
-                 if r["offered_per_s"] == rate and r["spam_share"] == spam_share), None)
+    return next(
+        (
+            r["batch_s_median"]
+            for r in report["profile"]
+            if r["offered_per_s"] == rate and r["spam_share"] == spam_share
+        ),
+        None,
+    )
 
 
 # The targets of the detector speed issue (README "Benchmarks"); a value that a plan does not measure is "-".
 TARGETS = [
-    ("detector capacity >= 20,000 msg/s on local[2]", lambda r: r["systems"]["detector"]["max_sustained_msgs_per_s"],
-     lambda v: v >= 20_000),
+    (
+        "detector capacity >= 20,000 msg/s on local[2]",
+        lambda r: r["systems"]["detector"]["max_sustained_msgs_per_s"],
+        lambda v: v >= 20_000,
+    ),
     ("detector/datasketch throughput >= 8", lambda r: r["ratios"]["detector_vs_datasketch"], lambda v: v >= 8),
     ("detector/exact throughput >= 0.9", lambda r: r["ratios"]["detector_vs_exact"], lambda v: v >= 0.9),
     ("detector/noop throughput >= 0.5", lambda r: r["ratios"]["detector_vs_noop"], lambda v: v >= 0.5),
-    ("detector sustains >= 10,000 msg/s offered live",
-     lambda r: r["systems"]["detector"]["highest_sustained_offered_per_s"], lambda v: v is not None and v >= 10_000),
-    ("detector memory flat over the endurance run", lambda r: r["systems"]["detector"]["memory_flat"],
-     lambda v: v is True),
-    ("median micro-batch <= 0.5 s at 100 msg/s without spam", lambda r: _profiled_batch(r, 100, 0.0),
-     lambda v: v is not None and v <= 0.5),
-    ("median micro-batch <= 1 s at 100 msg/s with spam events to write", lambda r: _profiled_batch(r, 100, 0.2),
-     lambda v: v is not None and v <= 1.0),
-    ("detector p95 latency after window close <= 5 s", lambda r: r["systems"]["detector"]["latency_p95_s"],
-     lambda v: v is not None and v <= 5),
-    ("detector precision >= 0.95 (synthetic labels)", lambda r: r["systems"]["detector"]["precision"],
-     lambda v: v >= 0.95),
+    (
+        "detector sustains >= 10,000 msg/s offered live",
+        lambda r: r["systems"]["detector"]["highest_sustained_offered_per_s"],
+        lambda v: v is not None and v >= 10_000,
+    ),
+    (
+        "detector memory flat over the endurance run",
+        lambda r: r["systems"]["detector"]["memory_flat"],
+        lambda v: v is True,
+    ),
+    (
+        "median micro-batch <= 0.5 s at 100 msg/s without spam",
+        lambda r: _profiled_batch(r, 100, 0.0),
+        lambda v: v is not None and v <= 0.5,
+    ),
+    (
+        "median micro-batch <= 1 s at 100 msg/s with spam events to write",
+        lambda r: _profiled_batch(r, 100, 0.2),
+        lambda v: v is not None and v <= 1.0,
+    ),
+    (
+        "detector p95 latency after window close <= 5 s",
+        lambda r: r["systems"]["detector"]["latency_p95_s"],
+        lambda v: v is not None and v <= 5,
+    ),
+    (
+        "detector precision >= 0.95 (synthetic labels)",
+        lambda r: r["systems"]["detector"]["precision"],
+        lambda v: v >= 0.95,
+    ),
     ("detector recall >= 0.95 (synthetic labels)", lambda r: r["systems"]["detector"]["recall"], lambda v: v >= 0.95),
-    ("detector precision >= 0.95 (oracle, real chat)", lambda r: r["systems"]["detector"].get("oracle_precision"),
-     lambda v: v is not None and v >= 0.95),
-    ("detector recall >= 0.95 (oracle, real chat)", lambda r: r["systems"]["detector"].get("oracle_recall"),
-     lambda v: v is not None and v >= 0.95),
-    ("detector recall >= 0.95 for every evasion kind (synthetic labels; the lowest)",
-     lambda r: min(r["systems"]["detector"]["recall_by_evasion"].values()), lambda v: v >= 0.95),
-    ("detector precision >= 0.95 for every evasion kind (synthetic labels; the lowest)",
-     lambda r: min(r["systems"]["detector"]["precision_by_evasion"].values()), lambda v: v >= 0.95),
-    ("detector recall on evasions above exact (mean over kinds; none below exact)",
-     lambda r: evasion_margin(r["systems"]["detector"], r["systems"]["exact"]), lambda v: v is not None and v > 0),
+    (
+        "detector precision >= 0.95 (oracle, real chat)",
+        lambda r: r["systems"]["detector"].get("oracle_precision"),
+        lambda v: v is not None and v >= 0.95,
+    ),
+    (
+        "detector recall >= 0.95 (oracle, real chat)",
+        lambda r: r["systems"]["detector"].get("oracle_recall"),
+        lambda v: v is not None and v >= 0.95,
+    ),
+    (
+        "detector recall >= 0.95 for every evasion kind (synthetic labels; the lowest)",
+        lambda r: min(r["systems"]["detector"]["recall_by_evasion"].values()),
+        lambda v: v >= 0.95,
+    ),
+    (
+        "detector precision >= 0.95 for every evasion kind (synthetic labels; the lowest)",
+        lambda r: min(r["systems"]["detector"]["precision_by_evasion"].values()),
+        lambda v: v >= 0.95,
+    ),
+    (
+        "detector recall on evasions above exact (mean over kinds; none below exact)",
+        lambda r: evasion_margin(r["systems"]["detector"], r["systems"]["exact"]),
+        lambda v: v is not None and v > 0,
+    ),
 ]
 
 
@@ -428,7 +586,7 @@ def evasion_margin(detector: dict[str, Any], exact: dict[str, Any]) -> float | N
 
 def summarise(report: dict[str, Any]) -> None:
     systems = report["systems"]
-    for name, entry in systems.items():
+    for entry in systems.values():
         # Latency is only meaningful where the system keeps up: take it from the highest sustained offered rate.
         sustained = [r for r in entry.get("live", []) if r["sustained"] and r["events"]]
         best = max(sustained, key=lambda r: r["offered_per_s"]) if sustained else None
@@ -439,9 +597,11 @@ def summarise(report: dict[str, Any]) -> None:
             entry["memory_flat"] = entry["endurance"]["rss_flat"]["flat"]
             entry["state_flat"] = entry["endurance"]["state_flat"]["flat"]
     rate = {n: systems[n]["max_sustained_msgs_per_s"] for n in systems}
-    report["ratios"] = {"detector_vs_exact": round(rate["detector"] / rate["exact"], 3),
-                        "detector_vs_noop": round(rate["detector"] / rate["noop"], 3),
-                        "detector_vs_datasketch": round(rate["detector"] / rate["datasketch"], 3)}
+    report["ratios"] = {
+        "detector_vs_exact": round(rate["detector"] / rate["exact"], 3),
+        "detector_vs_noop": round(rate["detector"] / rate["noop"], 3),
+        "detector_vs_datasketch": round(rate["detector"] / rate["datasketch"], 3),
+    }
     report["targets"] = []
     for label, value_of, met in TARGETS:
         try:
@@ -470,8 +630,12 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     for name in names:
         runs = systems[name].get("live", [])
         if runs:
-            axis.plot([r["achieved_offered_per_s"] for r in runs],
-                      [r["processed_within_10s"] / max(1, r["offered"]) for r in runs], marker="o", label=name)
+            axis.plot(
+                [r["achieved_offered_per_s"] for r in runs],
+                [r["processed_within_10s"] / max(1, r["offered"]) for r in runs],
+                marker="o",
+                label=name,
+            )
     axis.set_xscale("log")
     axis.set_xlabel("offered msg/s")
     axis.set_ylabel("share read 10 s after load end")
@@ -484,87 +648,132 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     def cell(value: Any) -> str:
         return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
-    lines = [f"# Benchmark report ({report['plan']})", "",
-             f"Machine: {report['machine']['cores']} cores, {report['machine']['memory_gb']} GB, "
-             f"{report['machine']['cpu']}, Python {report['machine']['python']}, {report['machine']['java']}; "
-             f"{report['machine']['date']}. Capacity = drain of a pre-filled topic of "
-             f"{report['prefill_messages']:,} labelled messages (median of {report['repeat']}, min-max).", "",
-             "| system | msg/s (min-max) | highest sustained offered | latency p50/p95/p99 s there | precision | recall |"
-             " oracle P/R |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Benchmark report ({report['plan']})",
+        "",
+        f"Machine: {report['machine']['cores']} cores, {report['machine']['memory_gb']} GB, "
+        f"{report['machine']['cpu']}, Python {report['machine']['python']}, {report['machine']['java']}; "
+        f"{report['machine']['date']}. Capacity = drain of a pre-filled topic of "
+        f"{report['prefill_messages']:,} labelled messages (median of {report['repeat']}, min-max).",
+        "",
+        "| system | msg/s (min-max) | highest sustained offered | latency p50/p95/p99 s there | precision | recall |"
+        " oracle P/R |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in names:
         s = systems[name]
-        lines.append(f"| {name} | {cell(s['max_sustained_msgs_per_s'])} ({cell(s['drain_min_msgs_per_s'])}-"
-                     f"{cell(s['drain_max_msgs_per_s'])}) | {cell(s['highest_sustained_offered_per_s'])} | "
-                     f"{cell(s['latency_p50_s'])} / {cell(s['latency_p95_s'])} / {cell(s['latency_p99_s'])} | "
-                     f"{cell(s['precision'])} | {cell(s['recall'])} | {cell(s.get('oracle_precision'))} / "
-                     f"{cell(s.get('oracle_recall'))} |")
-    lines += ["", "Ratios: " + ", ".join(f"{k} {v}" for k, v in report["ratios"].items()), "",
-              "## Recall and precision per evasion kind (synthetic labels: every message of a wave)", "",
-              "| evasion | " + " | ".join(f"{n} recall | {n} precision" for n in DETECTING) + " |",
-              "|---|" + "---|---|" * len(DETECTING)]
+        lines.append(
+            f"| {name} | {cell(s['max_sustained_msgs_per_s'])} ({cell(s['drain_min_msgs_per_s'])}-"
+            f"{cell(s['drain_max_msgs_per_s'])}) | {cell(s['highest_sustained_offered_per_s'])} | "
+            f"{cell(s['latency_p50_s'])} / {cell(s['latency_p95_s'])} / {cell(s['latency_p99_s'])} | "
+            f"{cell(s['precision'])} | {cell(s['recall'])} | {cell(s.get('oracle_precision'))} / "
+            f"{cell(s.get('oracle_recall'))} |"
+        )
+    lines += [
+        "",
+        "Ratios: " + ", ".join(f"{k} {v}" for k, v in report["ratios"].items()),
+        "",
+        "## Recall and precision per evasion kind (synthetic labels: every message of a wave)",
+        "",
+        "| evasion | " + " | ".join(f"{n} recall | {n} precision" for n in DETECTING) + " |",
+        "|---|" + "---|---|" * len(DETECTING),
+    ]
     kinds = sorted(systems["detector"].get("recall_by_evasion", {}))
     for kind in kinds:
-        lines.append(f"| {kind} | " + " | ".join(f"{cell(systems[n].get('recall_by_evasion', {}).get(kind))} | "
-                                                 f"{cell(systems[n].get('precision_by_evasion', {}).get(kind))}"
-                                                 for n in DETECTING) + " |")
-    lines += ["", "## Live runs (load generator at fixed offered rates)", "",
-              "| system | offered/s | achieved/s | read in 10 s | sustained | latency p95 s | time to detect p95 s |"
-              " RSS first/max/last MB | state max bytes |", "|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {kind} | "
+            + " | ".join(
+                f"{cell(systems[n].get('recall_by_evasion', {}).get(kind))} | "
+                f"{cell(systems[n].get('precision_by_evasion', {}).get(kind))}"
+                for n in DETECTING
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "## Live runs (load generator at fixed offered rates)",
+        "",
+        "| system | offered/s | achieved/s | read in 10 s | sustained | latency p95 s | time to detect p95 s |"
+        " RSS first/max/last MB | state max bytes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in names:
         for r in systems[name].get("live", []):
-            lines.append(f"| {name} | {r['offered_per_s']:,} | {r['achieved_offered_per_s']:,} | "
-                         f"{r['processed_within_10s']:,}/{r['offered']:,} | {'yes' if r['sustained'] else 'no'} | "
-                         f"{cell(r['latency_p95_s'])} | {cell(r['time_to_detect_p95_s'])} | {cell(r['rss_mb_first'])}/"
-                         f"{cell(r['rss_mb_max'])}/{cell(r['rss_mb_last'])} | {cell(r['state_bytes_max'])} |")
+            lines.append(
+                f"| {name} | {r['offered_per_s']:,} | {r['achieved_offered_per_s']:,} | "
+                f"{r['processed_within_10s']:,}/{r['offered']:,} | {'yes' if r['sustained'] else 'no'} | "
+                f"{cell(r['latency_p95_s'])} | {cell(r['time_to_detect_p95_s'])} | {cell(r['rss_mb_first'])}/"
+                f"{cell(r['rss_mb_max'])}/{cell(r['rss_mb_last'])} | {cell(r['state_bytes_max'])} |"
+            )
     endurance = {name: systems[name]["endurance"] for name in names if systems[name].get("endurance")}
     if endurance:
-        lines += ["", f"## Memory and state over {report['endurance_seconds'] / 60:g} minutes at {ENDURANCE_RATE:,} msg/s",
-                  "", "Resident MB (the JVM and Python workers for the Spark systems, the process for datasketch) and "
-                  "state bytes at each minute. Flat: the last third within 10 % of the second third.", "",
-                  "| system | RSS MB per minute | RSS flat (growth) | state MB per minute | state flat (growth) | "
-                  "latency p95 s | sustained |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## Memory and state over {report['endurance_seconds'] / 60:g} minutes at {ENDURANCE_RATE:,} msg/s",
+            "",
+            "Resident MB (the JVM and Python workers for the Spark systems, the process for datasketch) and "
+            "state bytes at each minute. Flat: the last third within 10 % of the second third.",
+            "",
+            "| system | RSS MB per minute | RSS flat (growth) | state MB per minute | state flat (growth) | "
+            "latency p95 s | sustained |",
+            "|---|---|---|---|---|---|---|",
+        ]
 
         def verdict(v: dict[str, Any]) -> str:
             return "-" if v["flat"] is None else f"{'yes' if v['flat'] else 'NO'} ({v['growth']:+.1%})"
 
         for name, run in endurance.items():
             rss = ", ".join(f"{m['rss_mb']:,}" for m in run["per_minute"])
-            state = ", ".join("-" if m["state_bytes"] is None else f"{m['state_bytes'] / 2**20:.1f}"
-                              for m in run["per_minute"])
-            lines.append(f"| {name} | {rss} | {verdict(run['rss_flat'])} | {state} | {verdict(run['state_flat'])} | "
-                         f"{cell(run['latency_p95_s'])} | {'yes' if run['sustained'] else 'no'} |")
-    lines += ["", "## Targets", ""] + [f"- {'met' if t['met'] else 'NOT met'}: {t['target']} (value: {cell(t['value'])})"
-                                       for t in report["targets"]]
+            state = ", ".join(
+                "-" if m["state_bytes"] is None else f"{m['state_bytes'] / 2**20:.1f}" for m in run["per_minute"]
+            )
+            lines.append(
+                f"| {name} | {rss} | {verdict(run['rss_flat'])} | {state} | {verdict(run['state_flat'])} | "
+                f"{cell(run['latency_p95_s'])} | {'yes' if run['sustained'] else 'no'} |"
+            )
+    lines += ["", "## Targets", ""] + [
+        f"- {'met' if t['met'] else 'NOT met'}: {t['target']} (value: {cell(t['value'])})" for t in report["targets"]
+    ]
     if report.get("profile"):
         lines += [""] + profile.table(report["profile"])
     if report.get("stages"):
         lines += [""] + stages.table(report["stages"])
     if report.get("ingest"):
         i = report["ingest"]
-        lines += ["", "## Ingest", "", f"- IRC parse: {i['parse']['median_per_s']:,} lines/s "
-                  f"({i['parse_vs_split']}x of a bare split floor)",
-                  f"- our sink {i['sink']['median_per_s']:,} msg/s vs bare kafka-python producer "
-                  f"{i['bare_producer']['median_per_s']:,} msg/s ({i['sink_vs_bare_producer']}x)"]
+        lines += [
+            "",
+            "## Ingest",
+            "",
+            f"- IRC parse: {i['parse']['median_per_s']:,} lines/s ({i['parse_vs_split']}x of a bare split floor)",
+            f"- our sink {i['sink']['median_per_s']:,} msg/s vs bare kafka-python producer "
+            f"{i['bare_producer']['median_per_s']:,} msg/s ({i['sink_vs_bare_producer']}x)",
+        ]
     if report.get("replay_formats"):
         lines += [""] + formats.table(report["replay_formats"])
     if report.get("dashboard"):
         lines += ["", f"## Dashboard callbacks with {report['dashboard']['events']:,} events in Cassandra", ""]
-        lines += [f"- {name}: p50 {c['p50_ms']} ms, p95 {c['p95_ms']} ms, p99 {c['p99_ms']} ms"
-                  for name, c in report["dashboard"]["callbacks"].items()]
+        lines += [
+            f"- {name}: p50 {c['p50_ms']} ms, p95 {c['p95_ms']} ms, p99 {c['p99_ms']} ms"
+            for name, c in report["dashboard"]["callbacks"].items()
+        ]
     lines += ["", "![capacity](latest-capacity.png) ![offered](latest-offered.png)", ""]
     (out / "latest.md").write_text("\n".join(lines))
 
 
 @command
 def main(argv: list[str] | None = None, prog: str = "python -m bench.run") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer rates, one repetition: under 5 minutes")
     parser.add_argument("--smoke", action="store_true", help="a tiny run of every phase but the live ones (tests)")
     parser.add_argument("--out", default=str(RESULTS), help="where the report goes (default bench/results)")
     parser.add_argument("--rates", help="offered rates of the live runs, comma-separated (default: the plan's)")
-    parser.add_argument("--endurance-minutes", type=float,
-                        help=f"length of the memory run at {ENDURANCE_RATE:,} msg/s (default: full 10, quick none)")
+    parser.add_argument(
+        "--endurance-minutes",
+        type=float,
+        help=f"length of the memory run at {ENDURANCE_RATE:,} msg/s (default: full 10, quick none)",
+    )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.rates:
@@ -576,17 +785,22 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.run") -> in
     base = configuration.load()
     log(f"bench {plan.name}: starting local services ...")
     services.up(base)
-    report: dict[str, Any] = {"plan": plan.name, "machine": machine(), "repeat": plan.repeat,
-                              "prefill_messages": int(plan.prefill_rate * plan.prefill_seconds),
-                              "endurance_seconds": plan.endurance_seconds}
+    report: dict[str, Any] = {
+        "plan": plan.name,
+        "machine": machine(),
+        "repeat": plan.repeat,
+        "prefill_messages": int(plan.prefill_rate * plan.prefill_seconds),
+        "endurance_seconds": plan.endurance_seconds,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # Its own keyspace and topics: a bench never writes into the history the dashboard shows.
     with BenchSpace(base.with_overrides(spark__master="local[2]", detector__max_offsets_per_trigger=50_000)) as space:
         # Runner.processed() sums the query's recent progress, which Spark caps at 100 micro-batches by default:
         # too few for the 10-minute run.
-        spark = session(space.config, app_name="twitchcrement-bench",
-                        **{"spark.sql.streaming.numRecentProgressUpdates": 100_000})
+        spark = session(
+            space.config, app_name="twitchcrement-bench", **{"spark.sql.streaming.numRecentProgressUpdates": 100_000}
+        )
         spark.sparkContext.setLogLevel("ERROR")
         report["systems"] = capacity_and_quality(spark, space, plan)
         for system in SYSTEMS:
@@ -600,12 +814,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.run") -> in
                     break  # higher rates cannot do better
             if plan.endurance_seconds and system in DETECTING:
                 log(f"{system}: {plan.endurance_seconds / 60:g} minutes at {ENDURANCE_RATE:,} msg/s for memory ...")
-                report["systems"][system]["endurance"] = live(spark, space, plan, system, ENDURANCE_RATE,
-                                                              seconds=plan.endurance_seconds)
+                report["systems"][system]["endurance"] = live(
+                    spark, space, plan, system, ENDURANCE_RATE, seconds=plan.endurance_seconds
+                )
         if plan.profile_rates:
             log("profile of a micro-batch ...")
-            report["profile"] = profile.measure(space, spark, list(plan.profile_rates), plan.profile_seconds,
-                                                [0.0, 0.2])
+            report["profile"] = profile.measure(
+                space, spark, list(plan.profile_rates), plan.profile_seconds, [0.0, 0.2]
+            )
             profile.write_markdown(report["profile"], out)
         if plan.stage_messages:
             log("per-message cost of each stage ...")
@@ -618,8 +834,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.run") -> in
         report["replay_formats"] = formats.measure(plan.ingest_messages, repeat=1 if plan.repeat == 1 else 3)
     if plan.dashboard_events:
         log(f"dashboard callbacks with {plan.dashboard_events:,} events ...")
-        subprocess.run([sys.executable, "-m", "bench.dashboard", "--events", str(plan.dashboard_events)],
-                       cwd=PROJECT_ROOT, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "bench.dashboard", "--events", str(plan.dashboard_events)],
+            cwd=PROJECT_ROOT,
+            check=True,
+        )
         report["dashboard"] = json.loads((RESULTS / "dashboard.json").read_text())
     summarise(report)
     report["seconds"] = round(time.monotonic() - started)

@@ -27,8 +27,8 @@ from typing import Any
 import psutil
 
 import services
-from bench.stats import flat
 from bench.isolation import BenchSpace
+from bench.stats import flat
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
 from twitchcrement.clients import kafka_consumer
@@ -61,8 +61,9 @@ def backlog(config: configuration.Config, topic: str, checkpoint: Path) -> int |
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.soak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--rate", type=int, default=20_000)
     parser.add_argument("--sample-s", type=float, default=60)
@@ -80,27 +81,56 @@ def soak(space: BenchSpace, args: argparse.Namespace) -> int:
     chat_topic, spam_topic = base["kafka.chat_topic"], base["kafka.spam_topic"]
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     checkpoint = work / "checkpoint"
-    env = {**os.environ, "TWITCHCREMENT_KAFKA_CHAT_TOPIC": chat_topic, "TWITCHCREMENT_KAFKA_SPAM_TOPIC": spam_topic,
-           "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": base["kafka.deadletter_topic"],
-           "TWITCHCREMENT_CASSANDRA_KEYSPACE": base["cassandra.keyspace"],
-           "TWITCHCREMENT_SPARK_MASTER": "local[2]", "TWITCHCREMENT_LOCAL_DATA_DIR": str(work / "local")}
+    env = {
+        **os.environ,
+        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": chat_topic,
+        "TWITCHCREMENT_KAFKA_SPAM_TOPIC": spam_topic,
+        "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": base["kafka.deadletter_topic"],
+        "TWITCHCREMENT_CASSANDRA_KEYSPACE": base["cassandra.keyspace"],
+        "TWITCHCREMENT_SPARK_MASTER": "local[2]",
+        "TWITCHCREMENT_LOCAL_DATA_DIR": str(work / "local"),
+    }
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dashboard_port = probe.getsockname()[1]
     seconds = args.minutes * 60
     processes = {
-        "detector": subprocess.Popen([sys.executable, "jobs/spam_detector.py", "--checkpoint", str(checkpoint)],
-                                     env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                                     stderr=open(work / "detector.log", "wb"), start_new_session=True),
-        "dashboard": subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(dashboard_port)], env=env,
-                                      cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                                      stderr=open(work / "dashboard.log", "wb"), start_new_session=True),
+        "detector": subprocess.Popen(
+            [sys.executable, "jobs/spam_detector.py", "--checkpoint", str(checkpoint)],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(work / "detector.log", "wb"),
+            start_new_session=True,
+        ),
+        "dashboard": subprocess.Popen(
+            [sys.executable, "-m", "dashboard", "--port", str(dashboard_port)],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(work / "dashboard.log", "wb"),
+            start_new_session=True,
+        ),
     }
     while not (checkpoint / "offsets").exists() and processes["detector"].poll() is None:
         time.sleep(1)
-    processes["load"] = subprocess.Popen([sys.executable, "-m", "bench.load", "--topic", chat_topic, "--rate",
-                                          str(args.rate), "--seconds", str(seconds)], env=env, cwd=PROJECT_ROOT,
-                                         stdout=subprocess.DEVNULL, start_new_session=True)
+    processes["load"] = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.load",
+            "--topic",
+            chat_topic,
+            "--rate",
+            str(args.rate),
+            "--seconds",
+            str(seconds),
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     kafka, cassandra = services.LocalKafka(base), services.LocalCassandra(base)
     samples: list[dict[str, Any]] = []
     began = time.monotonic()
@@ -109,12 +139,16 @@ def soak(space: BenchSpace, args: argparse.Namespace) -> int:
             time.sleep(min(args.sample_s, max(0.0, seconds - (time.monotonic() - began))))
             metrics_file = work / "local" / "detector" / "metrics.json"
             metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-            sample = {"minute": round((time.monotonic() - began) / 60, 1),
-                      **{f"{name}_rss_mb": tree_rss_mb(p.pid) for name, p in processes.items() if name != "load"},
-                      "kafka_rss_mb": tree_rss_mb(kafka.pid() or 0), "cassandra_rss_mb": tree_rss_mb(cassandra.pid() or 0),
-                      "state_rows": metrics.get("state_rows"), "state_bytes": metrics.get("state_bytes"),
-                      "detector_rows_per_s": metrics.get("processed_rows_per_s"),
-                      "backlog": backlog(base, chat_topic, checkpoint)}
+            sample = {
+                "minute": round((time.monotonic() - began) / 60, 1),
+                **{f"{name}_rss_mb": tree_rss_mb(p.pid) for name, p in processes.items() if name != "load"},
+                "kafka_rss_mb": tree_rss_mb(kafka.pid() or 0),
+                "cassandra_rss_mb": tree_rss_mb(cassandra.pid() or 0),
+                "state_rows": metrics.get("state_rows"),
+                "state_bytes": metrics.get("state_bytes"),
+                "detector_rows_per_s": metrics.get("processed_rows_per_s"),
+                "backlog": backlog(base, chat_topic, checkpoint),
+            }
             samples.append(sample)
             print(json.dumps(sample), flush=True)
             dead = [name for name, p in processes.items() if p.poll() is not None and name != "load"]
@@ -131,20 +165,38 @@ def soak(space: BenchSpace, args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
     series = {key: [s[key] for s in samples] for key in samples[0] if key != "minute"} if samples else {}
-    verdict = {key: flat(values) for key, values in series.items()
-               if key.endswith("_rss_mb") or key.startswith("state_")}
+    verdict = {
+        key: flat(values) for key, values in series.items() if key.endswith("_rss_mb") or key.startswith("state_")
+    }
     backlogs = [b for b in series.get("backlog", []) if b is not None]
-    report = {"minutes": args.minutes, "offered_per_s": args.rate, "samples": samples, "flat": verdict,
-              "backlog_grows": bool(backlogs) and backlogs[-1] > 2 * max(1, backlogs[0]), "workdir": str(work)}
+    report = {
+        "minutes": args.minutes,
+        "offered_per_s": args.rate,
+        "samples": samples,
+        "flat": verdict,
+        "backlog_grows": bool(backlogs) and backlogs[-1] > 2 * max(1, backlogs[0]),
+        "workdir": str(work),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "soak.json").write_text(json.dumps(report, indent=2))
-    lines = [f"# Soak: {args.minutes:g} minutes at {args.rate:,} msg/s offered", "",
-             "| minute | " + " | ".join(series) + " |", "|---|" + "---|" * len(series)]
+    lines = [
+        f"# Soak: {args.minutes:g} minutes at {args.rate:,} msg/s offered",
+        "",
+        "| minute | " + " | ".join(series) + " |",
+        "|---|" + "---|" * len(series),
+    ]
     lines += ["| " + " | ".join(str(s.get(k)) for k in ["minute", *series]) + " |" for s in samples]
-    lines += ["", "Flat (last third within 10 % of the second third): " +
-              ", ".join(f"{k} {'yes' if v['flat'] else 'no' if v['flat'] is not None else '-'} ({v['growth']})"
-                        for k, v in verdict.items()),
-              f"Backlog grows: {'yes' if report['backlog_grows'] else 'no'}", "", "![memory](soak.png)"]
+    lines += [
+        "",
+        "Flat (last third within 10 % of the second third): "
+        + ", ".join(
+            f"{k} {'yes' if v['flat'] else 'no' if v['flat'] is not None else '-'} ({v['growth']})"
+            for k, v in verdict.items()
+        ),
+        f"Backlog grows: {'yes' if report['backlog_grows'] else 'no'}",
+        "",
+        "![memory](soak.png)",
+    ]
     (RESULTS / "soak.md").write_text("\n".join(lines))
     if samples:
         import matplotlib

@@ -14,8 +14,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.isolation import BenchSpace, local_bench
 from ingest.sink import ChatSink
@@ -54,8 +55,13 @@ def measure(space: BenchSpace, spark: Any, messages: int, repeat: int) -> dict[s
     count = fill(config, topic, messages)
     settings = DetectorSettings.from_config(config)
     detection = settings.detection
-    kafka = (spark.read.format("kafka").option("kafka.bootstrap.servers", config.kafka_bootstrap)
-             .option("subscribe", topic).option("startingOffsets", "earliest").load())
+    kafka = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", config.kafka_bootstrap)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .load()
+    )
     decoded = decode(kafka, text_features=False)
     normalised = decode(kafka)
     featured = features(normalised, spark, settings).select(*BATCH_COLUMNS)
@@ -68,25 +74,41 @@ def measure(space: BenchSpace, spark: Any, messages: int, repeat: int) -> dict[s
     stages, previous = [], 0.0
     for name, frame in prefixes:
         frame.write.format("noop").mode("overwrite").save()  # warm-up: JVM code paths, Python workers
-        seconds, _ = best_of(repeat, lambda: frame.write.format("noop").mode("overwrite").save())
+        seconds, _ = best_of(repeat, lambda frame=frame: frame.write.format("noop").mode("overwrite").save())
         stages.append({"stage": name, "total_s": round(seconds, 3), "added_s": round(seconds - previous, 3)})
         previous = seconds
     seconds, frame = best_of(repeat, featured.toPandas)
-    stages.append({"stage": "collect to the driver (Arrow -> pandas)", "total_s": round(seconds, 3),
-                   "added_s": round(seconds - previous, 3)})
+    stages.append(
+        {
+            "stage": "collect to the driver (Arrow -> pandas)",
+            "total_s": round(seconds, 3),
+            "added_s": round(seconds - previous, 3),
+        }
+    )
     now_ms = int(frame["sent_ts"].max()) + 60_000
     seconds, _ = best_of(repeat, lambda: DetectorState().apply(frame, now_ms, None, detection))
-    stages.append({"stage": "detection in the driver (windows, clusters, events)", "total_s": None,
-                   "added_s": round(seconds, 3)})
+    stages.append(
+        {"stage": "detection in the driver (windows, clusters, events)", "total_s": None, "added_s": round(seconds, 3)}
+    )
     for stage in stages:
         stage["us_per_message"] = round(stage["added_s"] / count * 1e6, 1)
-    return {"messages": count, "cores": spark.sparkContext.defaultParallelism, "repeat": repeat, "stages": stages,
-            "note": "Spark stages run on all cores at once; detection runs in the driver, on one."}
+    return {
+        "messages": count,
+        "cores": spark.sparkContext.defaultParallelism,
+        "repeat": repeat,
+        "stages": stages,
+        "note": "Spark stages run on all cores at once; detection runs in the driver, on one.",
+    }
 
 
 def table(result: dict[str, Any]) -> list[str]:
-    lines = [f"## Per-message cost of each stage ({result['messages']:,} messages, {result['cores']} cores, best of "
-             f"{result['repeat']})", "", "| stage | prefix s | stage adds s | us per message |", "|---|---|---|---|"]
+    lines = [
+        f"## Per-message cost of each stage ({result['messages']:,} messages, {result['cores']} cores, best of "
+        f"{result['repeat']})",
+        "",
+        "| stage | prefix s | stage adds s | us per message |",
+        "|---|---|---|---|",
+    ]
     for stage in result["stages"]:
         total = "" if stage["total_s"] is None else stage["total_s"]
         lines.append(f"| {stage['stage']} | {total} | {stage['added_s']} | {stage['us_per_message']} |")
@@ -98,8 +120,9 @@ def write_markdown(result: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.stages", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", default=str(RESULTS))

@@ -18,6 +18,6 @@ def flat(values: list[float]) -> dict[str, Any]:
     if len(values) < 3:
         return {"growth": None, "flat": None}
     third = max(1, len(values) // 3)
-    middle, last = values[third:2 * third], values[-third:]
+    middle, last = values[third : 2 * third], values[-third:]
     growth = (sum(last) / len(last)) / max(1e-9, sum(middle) / len(middle)) - 1
     return {"growth": round(growth, 3), "flat": abs(growth) <= 0.10}

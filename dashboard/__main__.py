@@ -32,8 +32,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m dashboard") -> in
     auth = credentials()
     host, port = config["dashboard.host"], config["dashboard.port"]
     if not is_loopback(host) and auth is None:
-        raise DashboardError(f"dashboard.host={host} is not loopback: set DASHBOARD_USER and DASHBOARD_PASSWORD "
-                             f"(basic auth) before serving chat history beyond this machine")
+        raise DashboardError(
+            f"dashboard.host={host} is not loopback: set DASHBOARD_USER and DASHBOARD_PASSWORD "
+            f"(basic auth) before serving chat history beyond this machine"
+        )
     feed, history = LiveFeed(config).start(), History(config).start()
     app = create_app(config, feed, history, auth)
     from waitress import serve

@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import dash
@@ -42,9 +43,9 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def credentials(environ: dict[str, str] | None = None) -> tuple[str, str] | None:
-    environ = os.environ if environ is None else environ
-    user, password = environ.get(USER_ENV, ""), environ.get(PASSWORD_ENV, "")
+def credentials(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    source = os.environ if environ is None else environ
+    user, password = source.get(USER_ENV, ""), source.get(PASSWORD_ENV, "")
     if bool(user) != bool(password):
         raise DashboardError(f"set both {USER_ENV} and {PASSWORD_ENV} for basic auth, or neither")
     return (user, password) if user else None
@@ -58,37 +59,58 @@ def _require_basic_auth(server: flask.Flask, user: str, password: str) -> None:
         given = flask.request.headers.get("Authorization", "").encode()
         if hmac.compare_digest(given, expected):
             return None
-        return flask.Response("Twitchcrement dashboard: sign in required", 401,
-                              {"WWW-Authenticate": 'Basic realm="twitchcrement"'})
+        return flask.Response(
+            "Twitchcrement dashboard: sign in required", 401, {"WWW-Authenticate": 'Basic realm="twitchcrement"'}
+        )
 
 
-def create_app(config: Config, feed: LiveFeed, history: History,
-               auth: tuple[str, str] | None = None) -> dash.Dash:
-    app = dash.Dash(__name__, use_pages=True, pages_folder=str(HERE / "pages"), assets_folder=str(HERE / "assets"),
-                    title="Twitchcrement", update_title=None, suppress_callback_exceptions=True)
-    app.server.config[SOURCES_KEY] = Sources(feed, history, config["dashboard.page_size"],
-                                             int(config["dashboard.refresh_s"] * 1000),
-                                             config["dashboard.search_max_chars"],
-                                             frozenset(u.lower() for u in config["ingest.optout_users"]))
+def create_app(config: Config, feed: LiveFeed, history: History, auth: tuple[str, str] | None = None) -> dash.Dash:
+    app = dash.Dash(
+        __name__,
+        use_pages=True,
+        pages_folder=str(HERE / "pages"),
+        assets_folder=str(HERE / "assets"),
+        title="Twitchcrement",
+        update_title="",
+        suppress_callback_exceptions=True,
+    )
+    app.server.config[SOURCES_KEY] = Sources(
+        feed,
+        history,
+        config["dashboard.page_size"],
+        int(config["dashboard.refresh_s"] * 1000),
+        config["dashboard.search_max_chars"],
+        frozenset(u.lower() for u in config["ingest.optout_users"]),
+    )
     if auth:
         _require_basic_auth(app.server, *auth)
-    app.layout = html.Div([
-        html.Header([
-            html.Span("Twitchcrement", className="brand"),
-            html.Nav([dcc.Link(page["name"], href=page["relative_path"], className="nav-link")
-                      for page in dash.page_registry.values()]),
-        ]),
-        html.Div(id="banner", className="banner", hidden=True),
-        dcc.Interval(id="banner-tick", interval=2000),
-        html.Main(dash.page_container),
-    ])
+    app.layout = html.Div(
+        [
+            html.Header(
+                [
+                    html.Span("Twitchcrement", className="brand"),
+                    html.Nav(
+                        [
+                            dcc.Link(page["name"], href=page["relative_path"], className="nav-link")
+                            for page in dash.page_registry.values()
+                        ]
+                    ),
+                ]
+            ),
+            html.Div(id="banner", className="banner", hidden=True),
+            dcc.Interval(id="banner-tick", interval=2000),
+            html.Main(dash.page_container),
+        ]
+    )
     return app
 
 
 @dash.callback(Output("banner", "children"), Output("banner", "hidden"), Input("banner-tick", "n_intervals"))
 def banner(_: int | None) -> tuple[list, bool]:
     data = sources()
-    problems = [f"Live chat paused: {data.feed.kafka_error}" if data.feed.kafka_error else None,
-                f"History unavailable: {data.history.error}" if data.history.error else None]
+    problems = [
+        f"Live chat paused: {data.feed.kafka_error}" if data.feed.kafka_error else None,
+        f"History unavailable: {data.history.error}" if data.history.error else None,
+    ]
     problems = [p for p in problems if p]
     return [html.Div(p) for p in problems], not problems

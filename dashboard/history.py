@@ -31,22 +31,22 @@ USERS_CACHED = 200  # events whose complete user lists are kept (a list, once co
 
 STATEMENTS = {
     "events_by_channel": "SELECT window_start, event_id, kind, window_end, text, message_hash, message_count, "
-                         "distinct_users, variants, top_users, top_variants, topic_id FROM {keyspace}.spam_events_by_channel "
-                         "WHERE channel = ? AND day = ? LIMIT ?",
+    "distinct_users, variants, top_users, top_variants, topic_id FROM {keyspace}.spam_events_by_channel "
+    "WHERE channel = ? AND day = ? LIMIT ?",
     "message_days": "SELECT day, text FROM {keyspace}.spam_message_days WHERE message_hash = ? LIMIT ?",
     "events_by_message": "SELECT window_start, channel, event_id, text, message_count, distinct_users, topic_id "
-                         "FROM {keyspace}.spam_events_by_message WHERE message_hash = ? AND day = ? LIMIT ?",
+    "FROM {keyspace}.spam_events_by_message WHERE message_hash = ? AND day = ? LIMIT ?",
     "bucket": "SELECT message_hash, text FROM {keyspace}.spam_lsh_buckets WHERE band = ? AND bucket = ? LIMIT ?",
     "campaigns": "SELECT campaign_id, channel, topic_id, text, first_seen, last_seen, total_messages "
-                 "FROM {keyspace}.spam_campaigns_by_day WHERE day = ? LIMIT ?",
+    "FROM {keyspace}.spam_campaigns_by_day WHERE day = ? LIMIT ?",
     "event_users": "SELECT user_login, messages, first_ts, last_ts FROM {keyspace}.spam_event_users "
-                   "WHERE event_id = ? AND day = ? LIMIT ?",
+    "WHERE event_id = ? AND day = ? LIMIT ?",
     "user_days": "SELECT day FROM {keyspace}.spam_user_days WHERE user_login = ? LIMIT ?",
     "user_events": "SELECT window_start, event_id, channel, kind, text, message_hash, messages, first_ts, last_ts, "
-                   "event_messages, event_users, topic_id FROM {keyspace}.spam_events_by_user "
-                   "WHERE user_login = ? AND day = ? LIMIT ?",
+    "event_messages, event_users, topic_id FROM {keyspace}.spam_events_by_user "
+    "WHERE user_login = ? AND day = ? LIMIT ?",
     "topics_by_channel": "SELECT topic_id, text, message_hash, first_seen, last_seen, windows_active, "
-                         "total_messages, peak_rate, ended FROM {keyspace}.spam_topics_by_channel WHERE channel = ? AND day = ?",
+    "total_messages, peak_rate, ended FROM {keyspace}.spam_topics_by_channel WHERE channel = ? AND day = ?",
 }
 
 
@@ -75,7 +75,7 @@ class Search:
     truncated: bool = False
 
     def page(self, number: int, size: int) -> list[dict[str, Any]]:
-        return self.sightings[number * size:(number + 1) * size]
+        return self.sightings[number * size : (number + 1) * size]
 
     def pages(self, size: int) -> int:
         return max(1, -(-len(self.sightings) // size))
@@ -115,7 +115,7 @@ class History:
         self.max_chars = self.config["dashboard.search_max_chars"]
 
     # --- connection -----------------------------------------------------------------------------------------
-    def start(self) -> "History":
+    def start(self) -> History:
         threading.Thread(target=self._monitor, name="dashboard-history", daemon=True).start()
         return self
 
@@ -177,9 +177,17 @@ class History:
         """Spam texts seen in two or more channels on a day, most messages first."""
         by_campaign: dict[str, dict[str, Any]] = {}
         for row in self._run("campaigns", day or _today(), limit):
-            campaign = by_campaign.setdefault(row.campaign_id, {
-                "campaign_id": row.campaign_id, "text": row.text, "channels": set(), "total_messages": 0,
-                "first_seen": row.first_seen, "last_seen": row.last_seen})
+            campaign = by_campaign.setdefault(
+                row.campaign_id,
+                {
+                    "campaign_id": row.campaign_id,
+                    "text": row.text,
+                    "channels": set(),
+                    "total_messages": 0,
+                    "first_seen": row.first_seen,
+                    "last_seen": row.last_seen,
+                },
+            )
             campaign["channels"].add(row.channel)
             campaign["total_messages"] += row.total_messages or 0
             campaign["first_seen"] = min(campaign["first_seen"], row.first_seen)
@@ -193,10 +201,14 @@ class History:
         if event_id in self._users:
             self._users.move_to_end(event_id)
             return self._users[event_id]
-        day = dt.datetime.fromtimestamp(window_start_ms / 1000, dt.timezone.utc).date()
-        users = sorted(({"user_login": r.user_login, "messages": r.messages, "first_ts": r.first_ts,
-                         "last_ts": r.last_ts} for r in self._run("event_users", event_id, day, MAX_EVENT_USERS)),
-                       key=lambda u: (-u["messages"], u["user_login"]))
+        day = dt.datetime.fromtimestamp(window_start_ms / 1000, dt.UTC).date()
+        users = sorted(
+            (
+                {"user_login": r.user_login, "messages": r.messages, "first_ts": r.first_ts, "last_ts": r.last_ts}
+                for r in self._run("event_users", event_id, day, MAX_EVENT_USERS)
+            ),
+            key=lambda u: (-u["messages"], u["user_login"]),
+        )
         if len(users) >= expected:
             self._users[event_id] = users
             while len(self._users) > USERS_CACHED:
@@ -206,13 +218,29 @@ class History:
     def user_activity(self, login: str) -> UserActivity:
         """The spam events a user took part in, newest first, over the user's newest SEARCH_DAYS days."""
         days = [row.day for row in self._run("user_days", login, SEARCH_DAYS)]
-        streams = [[{"window_start": r.window_start, "event_id": r.event_id, "channel": r.channel, "kind": r.kind,
-                     "text": r.text, "message_hash": r.message_hash, "messages": r.messages, "first_ts": r.first_ts,
-                     "last_ts": r.last_ts, "event_messages": r.event_messages, "event_users": r.event_users,
-                     "topic_id": r.topic_id} for r in rows]
-                   for rows in self._run_many("user_events", [(login, day, MAX_SIGHTINGS) for day in days])]
-        events = list(itertools.islice(heapq.merge(*streams, key=lambda e: e["window_start"], reverse=True),
-                                       MAX_SIGHTINGS + 1))
+        streams = [
+            [
+                {
+                    "window_start": r.window_start,
+                    "event_id": r.event_id,
+                    "channel": r.channel,
+                    "kind": r.kind,
+                    "text": r.text,
+                    "message_hash": r.message_hash,
+                    "messages": r.messages,
+                    "first_ts": r.first_ts,
+                    "last_ts": r.last_ts,
+                    "event_messages": r.event_messages,
+                    "event_users": r.event_users,
+                    "topic_id": r.topic_id,
+                }
+                for r in rows
+            ]
+            for rows in self._run_many("user_events", [(login, day, MAX_SIGHTINGS) for day in days])
+        ]
+        events = list(
+            itertools.islice(heapq.merge(*streams, key=lambda e: e["window_start"], reverse=True), MAX_SIGHTINGS + 1)
+        )
         return UserActivity(login, events[:MAX_SIGHTINGS], len(events) > MAX_SIGHTINGS)
 
     def search(self, query: str) -> Search:
@@ -232,8 +260,9 @@ class History:
         if len(grams) >= self.min_shingles:
             signature = self.hasher.signature(grams, self.coefficients)
             bands = self.hasher.bands(signature)
-            for rows in self._run_many("bucket", [(band, bucket, MAX_BUCKET_ROWS) for band, bucket in
-                                                  enumerate(bands)]):
+            for rows in self._run_many(
+                "bucket", [(band, bucket, MAX_BUCKET_ROWS) for band, bucket in enumerate(bands)]
+            ):
                 for row in rows:
                     if row.message_hash not in candidates:
                         score = jaccard(set(grams), set(shingles(normalise(row.text), self.shingle_size)))
@@ -241,7 +270,7 @@ class History:
                             candidates[row.message_hash] = Match(row.message_hash, row.text, round(score, 3))
         else:
             note = "Short texts are matched exactly (after normalisation) only."
-        matches = sorted(candidates.values(), key=lambda m: -m.similarity)[:MAX_SIMILAR + 1]
+        matches = sorted(candidates.values(), key=lambda m: -m.similarity)[: MAX_SIMILAR + 1]
         sightings, truncated = self._sightings(matches)
         seen = {s["message_hash"] for s in sightings}
         matches = [m for m in matches if m.message_hash in seen]
@@ -249,16 +278,28 @@ class History:
 
     def _sightings(self, matches: list[Match]) -> tuple[list[dict[str, Any]], bool]:
         days = self._run_many("message_days", [(m.message_hash, SEARCH_DAYS) for m in matches])
-        wanted = [(m, row.day) for m, rows in zip(matches, days) for row in rows]
+        wanted = [(m, row.day) for m, rows in zip(matches, days, strict=True) for row in rows]
         results = self._run_many("events_by_message", [(m.message_hash, day, MAX_SIGHTINGS) for m, day in wanted])
         streams = []
-        for (match, _), rows in zip(wanted, results):
-            streams.append([{"window_start": row.window_start, "channel": row.channel, "text": row.text,
-                             "message_count": row.message_count, "distinct_users": row.distinct_users,
-                             "event_id": row.event_id, "topic_id": row.topic_id, "message_hash": match.message_hash,
-                             "similarity": match.similarity} for row in rows])
+        for (match, _), rows in zip(wanted, results, strict=True):
+            streams.append(
+                [
+                    {
+                        "window_start": row.window_start,
+                        "channel": row.channel,
+                        "text": row.text,
+                        "message_count": row.message_count,
+                        "distinct_users": row.distinct_users,
+                        "event_id": row.event_id,
+                        "topic_id": row.topic_id,
+                        "message_hash": match.message_hash,
+                        "similarity": match.similarity,
+                    }
+                    for row in rows
+                ]
+            )
         merged = heapq.merge(*streams, key=lambda s: s["window_start"], reverse=True)
-        sightings = []
+        sightings: list[dict[str, Any]] = []
         for sighting in merged:
             if len(sightings) == MAX_SIGHTINGS:
                 return sightings, True
@@ -267,4 +308,4 @@ class History:
 
 
 def _today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()

@@ -77,7 +77,7 @@ class LiveFeed:
         self.bad_records = 0
 
     # --- lifecycle --------------------------------------------------------------------------------------------
-    def start(self) -> "LiveFeed":
+    def start(self) -> LiveFeed:
         self._thread = threading.Thread(target=self._run, name="dashboard-live-feed", daemon=True)
         self._thread.start()
         return self
@@ -116,16 +116,23 @@ class LiveFeed:
     def _connect(self, backfill: bool) -> Any:
         from kafka import TopicPartition
 
-        consumer = kafka_consumer(self.config, enable_auto_commit=False, group_id=None,
-                                  request_timeout_ms=8000, session_timeout_ms=6000, heartbeat_interval_ms=2000,
-                                  max_poll_records=2000)
+        consumer = kafka_consumer(
+            self.config,
+            enable_auto_commit=False,
+            group_id=None,
+            request_timeout_ms=8000,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=2000,
+            max_poll_records=2000,
+        )
         partitions = []
         for topic in (self.chat_topic, self.spam_topic, self.channels_topic):
             found = consumer.partitions_for_topic(topic)
             if not found:
                 consumer.close()
-                raise ServiceUnavailable(f"Kafka topic {topic!r} does not exist yet (create it with "
-                                         f"`python -m services init`)")
+                raise ServiceUnavailable(
+                    f"Kafka topic {topic!r} does not exist yet (create it with `python -m services init`)"
+                )
             partitions += [TopicPartition(topic, p) for p in sorted(found)]
         consumer.assign(partitions)
         # The channel list is a compacted topic: read it whole. The others start a little in the past, once;
@@ -157,8 +164,10 @@ class LiveFeed:
                     consumer.end_offsets(self._partitions)
                     self._set_error(None)
                 except Exception as exc:  # noqa: BLE001
-                    self._set_error(f"Kafka at {self.config.kafka_bootstrap} is not answering "
-                                    f"({type(exc).__name__}); live views are paused and resume by themselves")
+                    self._set_error(
+                        f"Kafka at {self.config.kafka_bootstrap} is not answering "
+                        f"({type(exc).__name__}); live views are paused and resume by themselves"
+                    )
                 next_check = time.monotonic() + HEALTH_CHECK_S
 
     # --- taking records -------------------------------------------------------------------------------------------
@@ -173,8 +182,9 @@ class LiveFeed:
         except RecordError as exc:
             self.bad_records += 1
             if self.bad_records == 1 or self.bad_records % 1000 == 0:
-                log.warning("skipped a bad record", extra={"topic": topic, "error": str(exc),
-                                                           "bad_records": self.bad_records})
+                log.warning(
+                    "skipped a bad record", extra={"topic": topic, "error": str(exc), "bad_records": self.bad_records}
+                )
 
     def _buffer(self, channel: str) -> ChannelBuffer:
         buffer = self._channels.get(channel)
@@ -275,8 +285,10 @@ class LiveFeed:
     def topics(self, channel: str | None = None, limit: int = 20) -> list[SpamTopic]:
         """Topics still active (not ended), the most messages first; all channels when channel is None."""
         with self._lock:
-            buffers = [self._channels[channel]] if channel in self._channels else [] if channel else \
-                list(self._channels.values())
+            if channel is None:
+                buffers = list(self._channels.values())
+            else:
+                buffers = [self._channels[channel]] if channel in self._channels else []
             active = [t for b in buffers for t in b.topics.values() if not t.ended]
         return sorted(active, key=lambda t: (-t.total_messages, t.topic_id))[:limit]
 
@@ -310,5 +322,8 @@ class LiveFeed:
         with self._lock:
             recent = [a for a in self._arrivals if a[0] > since]
             channels = len(self._channels)
-        return {"messages_per_s": sum(a[1] for a in recent) / span_s,
-                "spam_events_per_min": sum(a[2] for a in recent) * 60 / span_s, "channels": channels}
+        return {
+            "messages_per_s": sum(a[1] for a in recent) / span_s,
+            "spam_events_per_min": sum(a[2] for a in recent) * 60 / span_s,
+            "channels": channels,
+        }

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import zoneinfo
-from typing import Iterable
+from collections.abc import Iterable
 
 from ingest import replay
 from ingest.captures import Hints, captures, known_formats, merged
@@ -61,8 +61,7 @@ def _speed(value: str) -> float | None:
 
 
 def parser(prog: str = "python -m ingest") -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     root.add_argument("--config", help="config file (default conf/twitchcrement.toml)")
     root.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     commands = root.add_subparsers(dest="command", required=True)
@@ -73,18 +72,23 @@ def parser(prog: str = "python -m ingest") -> argparse.ArgumentParser:
     twitch.add_argument("--irc-port", type=int)
     twitch.add_argument("--no-tls", action="store_true", help="plain TCP instead of TLS")
 
-    rep = commands.add_parser("replay", help="replay recorded chat files",
-                              description=f"Replay chat logs (files, .gz files, directories). Formats, chosen by "
-                                          f"content: {known_formats()}.")
+    rep = commands.add_parser(
+        "replay",
+        help="replay recorded chat files",
+        description=f"Replay chat logs (files, .gz files, directories). Formats, chosen by content: {known_formats()}.",
+    )
     rep.add_argument("paths", nargs="+", metavar="PATH", help="a chat log, a gzipped one, or a directory of them")
     rep.add_argument("--speed", help="speed factor (1 = recorded pace) or max (default: ingest.replay_speed)")
     rep.add_argument("--restamp", action="store_true", help="shift event times so the replay starts now")
     rep.add_argument("--loop", action="store_true", help="replay again and again (implies --restamp)")
     rep.add_argument("--channel", help="channel of logs that name none, in their lines or file name")
-    rep.add_argument("--date", help="day (YYYY-MM-DD) of logs with times of day only, when neither their lines "
-                                    "nor their file name give it")
-    rep.add_argument("--timezone", help="time zone of IRC client logs, written in local time (default UTC), "
-                                        "e.g. Europe/Berlin")
+    rep.add_argument(
+        "--date",
+        help="day (YYYY-MM-DD) of logs with times of day only, when neither their lines nor their file name give it",
+    )
+    rep.add_argument(
+        "--timezone", help="time zone of IRC client logs, written in local time (default UTC), e.g. Europe/Berlin"
+    )
 
     synth = commands.add_parser("synth", help="generate labelled synthetic chat")
     synth.add_argument("--rate", type=float, help="messages per second, all channels together")
@@ -98,13 +102,31 @@ def parser(prog: str = "python -m ingest") -> argparse.ArgumentParser:
     return root
 
 
-def _to_kafka(config: configuration.Config, messages: Iterable[ChatMessage], *, speed: float | None,
-              restamp: bool, label: str, total: int | None, progress: bool, stop: Stopper) -> tuple[int, int]:
+def _to_kafka(
+    config: configuration.Config,
+    messages: Iterable[ChatMessage],
+    *,
+    speed: float | None,
+    restamp: bool,
+    label: str,
+    total: int | None,
+    progress: bool,
+    stop: Stopper,
+) -> tuple[int, int]:
     """Messages into Kafka; (exit status, messages produced)."""
     sink = ChatSink(config)
     try:
-        replay.run(messages, sink, speed=speed, restamp=restamp, total=total, label=label, stop=stop,
-                   progress=progress, log_every_s=config["ingest.progress_every_s"])
+        replay.run(
+            messages,
+            sink,
+            speed=speed,
+            restamp=restamp,
+            total=total,
+            label=label,
+            stop=stop,
+            progress=progress,
+            log_every_s=config["ingest.progress_every_s"],
+        )
     finally:
         # On SIGTERM give Kafka a few seconds; a finished replay waits until everything is acknowledged.
         sink.close(timeout_s=8.0 if stop() else 600.0)
@@ -120,10 +142,11 @@ def _hints(args: argparse.Namespace) -> Hints:
     except ValueError:
         raise configuration.ConfigError(f"--date {args.date!r}: expected a day as YYYY-MM-DD") from None
     try:
-        zone = zoneinfo.ZoneInfo(args.timezone) if args.timezone else dt.timezone.utc
+        zone = zoneinfo.ZoneInfo(args.timezone) if args.timezone else dt.UTC
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise configuration.ConfigError(f"--timezone {args.timezone!r}: not a time zone name such as "
-                                        "Europe/Berlin or UTC") from None
+        raise configuration.ConfigError(
+            f"--timezone {args.timezone!r}: not a time zone name such as Europe/Berlin or UTC"
+        ) from None
     channel = args.channel.lstrip("#").lower() if args.channel else None
     return Hints(channel=channel, date=day, timezone=zone)
 
@@ -132,41 +155,71 @@ def cmd_replay(config: configuration.Config, args: argparse.Namespace, stop: Sto
     speed = _speed(args.speed or config["ingest.replay_speed"])
     files = captures(args.paths, _hints(args))
     if args.loop:
+
         def passes() -> Iterable[ChatMessage]:
             for number in itertools.count(1):
                 yield from replay.paced(merged([c.fresh() for c in files]), speed, restamp=True)
                 log.info("replay pass finished, starting again", extra={"pass": number})
+
         # paced() inside each pass keeps its timing; the outer run passes messages straight through.
-        status, produced = _to_kafka(config, passes(), speed=None, restamp=False, label="replay (looping)",
-                                     total=None, progress=not args.no_progress, stop=stop)
+        status, produced = _to_kafka(
+            config,
+            passes(),
+            speed=None,
+            restamp=False,
+            label="replay (looping)",
+            total=None,
+            progress=not args.no_progress,
+            stop=stop,
+        )
     else:
-        status, produced = _to_kafka(config, merged(files), speed=speed, restamp=args.restamp, label="replay",
-                                     total=None, progress=not args.no_progress, stop=stop)
+        status, produced = _to_kafka(
+            config,
+            merged(files),
+            speed=speed,
+            restamp=args.restamp,
+            label="replay",
+            total=None,
+            progress=not args.no_progress,
+            stop=stop,
+        )
     for capture in files:
         if capture.skipped:
             log.warning("capture had bad lines", extra={"capture": str(capture.path), **capture.summary()})
     if produced == 0 and not stop():
-        log.error("nothing replayed: no chat message could be read from the capture(s)",
-                  extra={"captures": len(files), "skipped": sum(c.skipped for c in files)})
+        log.error(
+            "nothing replayed: no chat message could be read from the capture(s)",
+            extra={"captures": len(files), "skipped": sum(c.skipped for c in files)},
+        )
         return 3
     return status
 
 
 def cmd_synth(config: configuration.Config, args: argparse.Namespace, stop: Stopper) -> int:
     settings = SynthSettings(
-        rate=args.rate or config["ingest.synth_rate"], seconds=args.seconds,
+        rate=args.rate or config["ingest.synth_rate"],
+        seconds=args.seconds,
         channels=args.channels or config["ingest.synth_channels"],
         spam_share=config["ingest.synth_spam_share"] if args.spam_share is None else args.spam_share,
         seed=config["ingest.synth_seed"] if args.seed is None else args.seed,
-        start_ms=int(time.time() * 1000))
+        start_ms=int(time.time() * 1000),
+    )
     generator = Generator(settings, labels_path=args.labels)
     if args.out:
         count = write_jsonl(iter(generator), args.out)
         log.info("wrote synthetic chat", extra={"messages": count, "path": args.out})
         status = 0
     else:
-        status, _ = _to_kafka(config, generator, speed=_speed(args.speed), restamp=False, label="synth",
-                              total=generator.total, progress=not args.no_progress, stop=stop)
+        status, _ = _to_kafka(
+            config,
+            generator,
+            speed=_speed(args.speed),
+            restamp=False,
+            label="synth",
+            total=generator.total,
+            progress=not args.no_progress,
+            stop=stop,
+        )
     log.info("wrote labels", extra={"path": args.labels})
     return status
 

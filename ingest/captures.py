@@ -14,8 +14,9 @@ import logging
 import operator
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 import msgpack
 
@@ -89,10 +90,14 @@ class Capture:
 
     def summary(self) -> dict[str, object]:
         """What was skipped, by kind: the IRC parser's counts and the format reader's."""
-        return {"format": self.format, "skipped": self.skipped, **self.parser.summary(),
-                "problems_by_kind": dict(self.problems)}
+        return {
+            "format": self.format,
+            "skipped": self.skipped,
+            **self.parser.summary(),
+            "problems_by_kind": dict(self.problems),
+        }
 
-    def fresh(self) -> "Capture":
+    def fresh(self) -> Capture:
         """The same file to read again (a looping replay)."""
         return Capture(self.path, self.hints)
 
@@ -158,11 +163,12 @@ def captures(paths: Iterable[str | Path], hints: Hints | None = None) -> list[Ca
             except CaptureError as exc:
                 log.warning("skipping a file in a capture directory", extra={"reason": str(exc)})
         if not readable:
-            raise CaptureError(f"capture directory {given}: no file in it is a chat log this replay knows "
-                               f"({known_formats()})")
+            raise CaptureError(
+                f"capture directory {given}: no file in it is a chat log this replay knows ({known_formats()})"
+            )
     return found
 
 
-def merged(sources: Iterable[Capture]) -> Iterator[ChatMessage]:
+def merged(sources: Iterable[Capture]) -> Iterable[ChatMessage]:
     """Several captures as one stream in time order (each is in order; this merges them)."""
     return heapq.merge(*sources, key=_sent)

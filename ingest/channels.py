@@ -15,9 +15,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from twitchcrement.config import Config
 from twitchcrement.errors import UserError
@@ -43,15 +44,21 @@ class HelixCredentials:
         return f"HelixCredentials(client_id={self.client_id!r}, app_token=<hidden>)"
 
     @classmethod
-    def from_environment(cls, environ: dict[str, str] | None = None) -> "HelixCredentials | None":
+    def from_environment(cls, environ: dict[str, str] | None = None) -> HelixCredentials | None:
         env = os.environ if environ is None else environ
         client_id, token = env.get(CLIENT_ID_ENV, "").strip(), env.get(APP_TOKEN_ENV, "").strip()
         return cls(client_id, token) if client_id and token else None
 
 
 class HelixClient:
-    def __init__(self, base_url: str, credentials: HelixCredentials, timeout_s: float = 15.0,
-                 sleep: Callable[[float], None] = time.sleep, max_wait_s: float = 60.0):
+    def __init__(
+        self,
+        base_url: str,
+        credentials: HelixCredentials,
+        timeout_s: float = 15.0,
+        sleep: Callable[[float], None] = time.sleep,
+        max_wait_s: float = 60.0,
+    ):
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
         self.timeout_s = timeout_s
@@ -60,10 +67,14 @@ class HelixClient:
 
     def _get(self, path: str, params: dict[str, str]) -> dict:
         url = f"{self.base_url}{path}?{urllib.parse.urlencode(params)}"
-        request = urllib.request.Request(url, headers={
-            "Client-Id": self.credentials.client_id,
-            "Authorization": f"Bearer {self.credentials.app_token}",
-            "Accept": "application/json"})
+        request = urllib.request.Request(
+            url,
+            headers={
+                "Client-Id": self.credentials.client_id,
+                "Authorization": f"Bearer {self.credentials.app_token}",
+                "Accept": "application/json",
+            },
+        )
         for attempt in range(5):
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
@@ -72,21 +83,23 @@ class HelixClient:
                     return body
             except urllib.error.HTTPError as exc:
                 if exc.code == 401:
-                    raise HelixError(f"Helix rejected the credentials (401) at {self.base_url}{path}: "
-                                     f"check {CLIENT_ID_ENV} and {APP_TOKEN_ENV}") from None
+                    raise HelixError(
+                        f"Helix rejected the credentials (401) at {self.base_url}{path}: "
+                        f"check {CLIENT_ID_ENV} and {APP_TOKEN_ENV}"
+                    ) from None
                 if exc.code == 429:
-                    wait = self._until_reset(exc.headers, fallback=2.0 ** attempt)
+                    wait = self._until_reset(exc.headers, fallback=2.0**attempt)
                     log.warning("Helix rate limit hit (429); waiting", extra={"seconds": round(wait, 1)})
                     self.sleep(wait)
                     continue
                 if exc.code >= 500:
-                    self.sleep(min(2.0 ** attempt, self.max_wait_s))
+                    self.sleep(min(2.0**attempt, self.max_wait_s))
                     continue
                 raise HelixError(f"Helix answered {exc.code} for {self.base_url}{path}") from None
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 if attempt == 4:
                     raise HelixError(f"Helix at {self.base_url} is unreachable ({exc})") from None
-                self.sleep(min(2.0 ** attempt, self.max_wait_s))
+                self.sleep(min(2.0**attempt, self.max_wait_s))
             except ValueError:
                 raise HelixError(f"Helix answered something that is not JSON for {self.base_url}{path}") from None
         raise HelixError(f"Helix kept failing for {self.base_url}{path} (5 attempts)")
@@ -107,9 +120,9 @@ class HelixClient:
         """The `count` most watched live channels, most viewers first, each once."""
         seen: set[str] = set()
         entries: list[ChannelEntry] = []
-        cursor = None
+        cursor: str | None = None
         while len(entries) < count:
-            params = {"first": "100", **({"after": cursor} if cursor else {})}
+            params = {"first": "100", "after": cursor} if cursor else {"first": "100"}
             page = self._get("/streams", params)
             for stream in page.get("data", []):
                 user_id, login = str(stream.get("user_id", "")), str(stream.get("user_login", "")).lower()
@@ -144,8 +157,7 @@ def read_channels_file(path: str | Path) -> list[ChannelEntry]:
 class ChannelSource:
     """Where the channel list comes from: Helix with credentials, else the channels file (and it says so)."""
 
-    def __init__(self, config: Config, channels_file: str | None = None,
-                 credentials: HelixCredentials | None = None):
+    def __init__(self, config: Config, channels_file: str | None = None, credentials: HelixCredentials | None = None):
         self.config = config
         # A file named on the command line is relative to the working directory; one from the config, to the project.
         if channels_file:
@@ -167,26 +179,29 @@ class ChannelSource:
             entries = client.top_streams(self.config["ingest.top_channels"])
         else:
             if not self.channels_file:
-                raise HelixError(f"no channel list: set {CLIENT_ID_ENV} and {APP_TOKEN_ENV} for the top channels "
-                                 f"from Helix, or give a channels file (--channels-file, ingest.channels_file)")
+                raise HelixError(
+                    f"no channel list: set {CLIENT_ID_ENV} and {APP_TOKEN_ENV} for the top channels "
+                    f"from Helix, or give a channels file (--channels-file, ingest.channels_file)"
+                )
             log.info("no Helix credentials given: reading the channels file", extra={"path": self.channels_file})
             entries = read_channels_file(self.channels_file)[: self.config["ingest.top_channels"]]
-        return ChannelList(source=self.kind, updated_at=int(time.time() * 1000),
-                           channels=[[e.login, e.viewers] for e in entries])
+        return ChannelList(
+            source=self.kind, updated_at=int(time.time() * 1000), channels=[[e.login, e.viewers] for e in entries]
+        )
 
 
-def publish(config: Config, channels: ChannelList, producer: object | None = None) -> None:
+def publish(config: Config, channels: ChannelList, producer: Any = None) -> None:
     """Put the list on the compacted channels topic so the dashboard shows the same channels the reader joins."""
     from twitchcrement.clients import kafka_producer
 
     own = producer is None
     producer = producer or kafka_producer(config, linger_ms=0)
     try:
-        producer.send(config["ingest.channels_topic"], key=LIST_KEY, value=channels.encode())  # type: ignore[attr-defined]
-        producer.flush(timeout=30)  # type: ignore[attr-defined]
+        producer.send(config["ingest.channels_topic"], key=LIST_KEY, value=channels.encode())
+        producer.flush(timeout=30)
     finally:
         if own:
-            producer.close(timeout=5)  # type: ignore[attr-defined]
+            producer.close(timeout=5)
     log.info("published channel list", extra={"channels": len(channels.channels), "source": channels.source})
 
 

@@ -44,7 +44,8 @@ class IrcLine:
 
 
 def unescape_tag_value(value: str) -> str:
-    """IRCv3 tag value unescaping: \\: -> ';', \\s -> ' ', \\\\ -> '\\', \\r, \\n; other \\x -> x; a lone \\ at the end is dropped."""
+    """IRCv3 tag value unescaping: \\: -> ';', \\s -> ' ', \\\\ -> '\\', \\r, \\n; other \\x -> x; a lone \\ at the
+    end is dropped."""
     if "\\" not in value:
         return value
     out: list[str] = []
@@ -78,20 +79,20 @@ def parse_line(line: str) -> IrcLine:
             if item:
                 key, _, value = item.partition("=")
                 tags[key] = unescape_tag_value(value)
-        rest = rest[space + 1:].lstrip(" ")
+        rest = rest[space + 1 :].lstrip(" ")
     prefix = ""
     if rest[:1] == ":":
         space = rest.find(" ")
         if space < 0:
             raise IrcParseError("prefix_without_command", line[:80])
         prefix = rest[1:space]
-        rest = rest[space + 1:].lstrip(" ")
+        rest = rest[space + 1 :].lstrip(" ")
     if rest[:1] == ":":
         raise IrcParseError("missing_command", line[:80])  # a trailing parameter where the command should be
     trailing = None
     cut = rest.find(" :")
     if cut >= 0:
-        trailing = rest[cut + 2:]
+        trailing = rest[cut + 2 :]
         rest = rest[:cut]
     parts = rest.split()
     if not parts:
@@ -134,7 +135,7 @@ def to_chat(parsed: IrcLine, received_at: int, fallback_ts: int | None = None) -
         sent_ts = received_at
     is_action = text.startswith(_ACTION_PREFIX)
     if is_action:
-        text = text[len(_ACTION_PREFIX):]
+        text = text[len(_ACTION_PREFIX) :]
         if text.endswith("\x01"):
             text = text[:-1]
     if not text:
@@ -142,12 +143,21 @@ def to_chat(parsed: IrcLine, received_at: int, fallback_ts: int | None = None) -
     if len(text) > MAX_TEXT_CHARS:
         raise IrcParseError("text_too_long", f"{len(text)} characters")
     return ChatMessage(
-        channel=target[1:], user_login=login, text=text, sent_ts=sent_ts,
-        display_name=tags.get("display-name", "")[:MAX_NAME_CHARS], user_id=tags.get("user-id", "")[:MAX_NAME_CHARS],
-        room_id=tags.get("room-id", "")[:MAX_NAME_CHARS], message_id=tags.get("id", "")[:MAX_NAME_CHARS],
-        is_action=is_action, is_mod=_flag(tags, "mod"), is_subscriber=_flag(tags, "subscriber"),
-        is_first_msg=_flag(tags, "first-msg"), badges=tags.get("badges", "")[:1024],
-        emotes=tags.get("emotes", "")[:4096], received_at=received_at,
+        channel=target[1:],
+        user_login=login,
+        text=text,
+        sent_ts=sent_ts,
+        display_name=tags.get("display-name", "")[:MAX_NAME_CHARS],
+        user_id=tags.get("user-id", "")[:MAX_NAME_CHARS],
+        room_id=tags.get("room-id", "")[:MAX_NAME_CHARS],
+        message_id=tags.get("id", "")[:MAX_NAME_CHARS],
+        is_action=is_action,
+        is_mod=_flag(tags, "mod"),
+        is_subscriber=_flag(tags, "subscriber"),
+        is_first_msg=_flag(tags, "first-msg"),
+        badges=tags.get("badges", "")[:1024],
+        emotes=tags.get("emotes", "")[:4096],
+        received_at=received_at,
     )
 
 
@@ -162,8 +172,10 @@ class ChatParser:
     def _problem(self, kind: str, detail: str, line: str) -> None:
         self.errors[kind] += 1
         if self.errors[kind] == 1:
-            log.warning("malformed IRC line (further ones of this kind are only counted)",
-                        extra={"source": self.source, "kind": kind, "detail": detail, "line": line[:200]})
+            log.warning(
+                "malformed IRC line (further ones of this kind are only counted)",
+                extra={"source": self.source, "kind": kind, "detail": detail, "line": line[:200]},
+            )
 
     def decode(self, raw: bytes) -> str:
         try:
@@ -172,8 +184,9 @@ class ChatParser:
             self._problem("bad_utf8", f"byte {exc.start}", raw.decode("utf-8", "replace"))
             return raw.decode("utf-8", "replace")
 
-    def parse(self, line: str | bytes, received_at: int | None = None,
-              fallback_ts: int | None = None) -> ChatMessage | None:
+    def parse(
+        self, line: str | bytes, received_at: int | None = None, fallback_ts: int | None = None
+    ) -> ChatMessage | None:
         """The ChatMessage of a PRIVMSG line; None for any other command or a malformed line (counted)."""
         if isinstance(line, (bytes, bytearray)):
             line = self.decode(bytes(line))
@@ -194,6 +207,9 @@ class ChatParser:
         return sum(self.errors.values())
 
     def summary(self) -> dict[str, object]:
-        return {"privmsg": self.commands.get("PRIVMSG", 0),
-                "other_commands": sum(v for k, v in self.commands.items() if k != "PRIVMSG"),
-                "malformed": self.error_count, "malformed_by_kind": dict(self.errors)}
+        return {
+            "privmsg": self.commands.get("PRIVMSG", 0),
+            "other_commands": sum(v for k, v in self.commands.items() if k != "PRIVMSG"),
+            "malformed": self.error_count,
+            "malformed_by_kind": dict(self.errors),
+        }

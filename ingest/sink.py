@@ -46,9 +46,14 @@ class ChatSink:
         # Each channel's chat must reach Kafka in order: the detector's per-channel watermark drops what comes more
         # than a few seconds behind its channel. So the producer itself retries through an outage, one request in
         # flight at a time; only a delivery it gives up on (after 10 minutes) comes back here to be resent.
-        self._producer = producer or kafka_producer(config, delivery_timeout_ms=600_000, request_timeout_ms=10_000,
-                                                    max_in_flight_requests_per_connection=1, max_block_ms=5_000,
-                                                    linger_ms=50)
+        self._producer = producer or kafka_producer(
+            config,
+            delivery_timeout_ms=600_000,
+            request_timeout_ms=10_000,
+            max_in_flight_requests_per_connection=1,
+            max_block_ms=5_000,
+            linger_ms=50,
+        )
         self._sender = threading.Thread(target=self._send_loop, name="chat-sink", daemon=True)
         self._sender.start()
 
@@ -84,8 +89,10 @@ class ChatSink:
         now = time.monotonic()
         if now - self._last_drop_log >= 10:
             self._last_drop_log = now
-            log.warning("buffer full (Kafka unreachable or slow): dropping chat records",
-                        extra={"dropped_total": self.stats.dropped, "bound": self.bound})
+            log.warning(
+                "buffer full (Kafka unreachable or slow): dropping chat records",
+                extra={"dropped_total": self.stats.dropped, "bound": self.bound},
+            )
 
     def _send_loop(self) -> None:
         while True:
@@ -125,8 +132,10 @@ class ChatSink:
             self.stats.resent += len(messages)
             self._lock.notify_all()
         if self.stats.resent == len(messages) or self.stats.resent % 10_000 < len(messages):
-            log.warning("Kafka did not take chat records; holding them to resend",
-                        extra={"records": len(messages), "error": f"{type(exc).__name__}: {exc}"[:200]})
+            log.warning(
+                "Kafka did not take chat records; holding them to resend",
+                extra={"records": len(messages), "error": f"{type(exc).__name__}: {exc}"[:200]},
+            )
 
     def flush(self, timeout_s: float = 60.0) -> bool:
         """Wait until everything offered is acknowledged by Kafka (True) or the timeout passes (False)."""

@@ -11,20 +11,25 @@ import heapq
 import itertools
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 from twitchcrement.records import ChatMessage
 
-EMOTES = ("Kappa KEKW LUL OMEGALUL PogChamp Pog PogU monkaS monkaW Pepega PepeLaugh pepeLaugh LULW 4Head "
-          "Kreygasm ResidentSleeper BibleThump TriHard WutFace NotLikeThis SeemsGood Jebaited CoolStoryBob "
-          "forsenE forsenParty EDM catJAM AYAYA gachiHYPER Clap FeelsBadMan FeelsGoodMan FeelsStrongMan "
-          "Sadge widepeepoHappy peepoClap PepeHands COPIUM Aware Clueless Stare NODDERS HUH ICANT").split()
-WORDS = ("the a is it this that what why how no yes lol bro chat streamer game play run boss fight win lose "
-         "again nice good bad insane clean clip it now when time wait what happened did he just miss that "
-         "jump for real never ever always go up down left right skill issue gg wp so close next try music "
-         "song volume mic camera lag frames ping server patch build item gold level map team enemy").split()
+EMOTES = (
+    "Kappa KEKW LUL OMEGALUL PogChamp Pog PogU monkaS monkaW Pepega PepeLaugh pepeLaugh LULW 4Head "
+    "Kreygasm ResidentSleeper BibleThump TriHard WutFace NotLikeThis SeemsGood Jebaited CoolStoryBob "
+    "forsenE forsenParty EDM catJAM AYAYA gachiHYPER Clap FeelsBadMan FeelsGoodMan FeelsStrongMan "
+    "Sadge widepeepoHappy peepoClap PepeHands COPIUM Aware Clueless Stare NODDERS HUH ICANT"
+).split()
+WORDS = (
+    "the a is it this that what why how no yes lol bro chat streamer game play run boss fight win lose "
+    "again nice good bad insane clean clip it now when time wait what happened did he just miss that "
+    "jump for real never ever always go up down left right skill issue gg wp so close next try music "
+    "song volume mic camera lag frames ping server patch build item gold level map team enemy"
+).split()
 PASTAS = (
     "TRUMP'S RED WALL WAS BUILT FROM ITEMS YOU SOLD ME Pepega Clap",
     "I am a mod and I approve this message SeemsGood every mod should see this",
@@ -39,15 +44,51 @@ PASTAS = (
     "Chat is this real? Chat is this actually real right now HUH",
     "Buy cheap followers and viewers at best prices, visit our site today",
 )
-EVASIONS = ("none", "invisible", "case", "repeat_letters", "emotes", "word_order", "homoglyph", "zalgo", "spaced",
-            "leet", "truncated", "mixed")
+EVASIONS = (
+    "none",
+    "invisible",
+    "case",
+    "repeat_letters",
+    "emotes",
+    "word_order",
+    "homoglyph",
+    "zalgo",
+    "spaced",
+    "leet",
+    "truncated",
+    "mixed",
+)
 INVISIBLE = ("\U000e0000", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
 # The spammer's side, from what evasion tools and copypasta sites use (independent of the detector's TR39 table):
 # Cyrillic and Greek letters that look Latin, small capitals, and NFKC's fullwidth and mathematical bold forms.
-HOMOGLYPHS = {"a": "аα", "c": "с", "e": "е", "i": "іι", "j": "ј", "o": "оο", "p": "рρ", "s": "ѕ", "x": "х",
-              "y": "у", "A": "АΑ", "B": "ВΒ", "C": "С", "E": "ЕΕ", "H": "НΗ", "I": "І", "K": "КΚ", "M": "МΜ",
-              "N": "Ν", "O": "ОΟ", "P": "РΡ", "T": "ТΤ", "X": "ХΧ", "Y": "Υ", "Z": "Ζ"}
-SMALL_CAPITALS = dict(zip("abcdefghijklmnoprstuvwyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ"))
+HOMOGLYPHS = {
+    "a": "аα",
+    "c": "с",
+    "e": "е",
+    "i": "іι",
+    "j": "ј",
+    "o": "оο",
+    "p": "рρ",
+    "s": "ѕ",
+    "x": "х",
+    "y": "у",
+    "A": "АΑ",
+    "B": "ВΒ",
+    "C": "С",
+    "E": "ЕΕ",
+    "H": "НΗ",
+    "I": "І",
+    "K": "КΚ",
+    "M": "МΜ",
+    "N": "Ν",
+    "O": "ОΟ",
+    "P": "РΡ",
+    "T": "ТΤ",
+    "X": "ХΧ",
+    "Y": "Υ",
+    "Z": "Ζ",
+}
+SMALL_CAPITALS = dict(zip("abcdefghijklmnoprstuvwyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ", strict=True))
 LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
 ZALGO_MARKS = [chr(c) for c in range(0x0300, 0x0370)]
 SEPARATORS = (" ", ".", "_", "-", "*")
@@ -90,8 +131,11 @@ def evade(text: str, evasion: str, rng: random.Random) -> str:
         return text
     tokens = text.split()
     if evasion == "invisible":
-        return text + " " + rng.choice(INVISIBLE) if rng.random() < 0.7 else \
-            text[: len(text) // 2] + rng.choice(INVISIBLE) + text[len(text) // 2:]
+        return (
+            text + " " + rng.choice(INVISIBLE)
+            if rng.random() < 0.7
+            else text[: len(text) // 2] + rng.choice(INVISIBLE) + text[len(text) // 2 :]
+        )
     if evasion == "case":
         return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in text)
     if evasion == "repeat_letters":
@@ -119,12 +163,16 @@ def evade(text: str, evasion: str, rng: random.Random) -> str:
         if style < 0.25:
             return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
         if style < 0.35:
-            return "".join(chr(0x1D400 + ord(c) - 65) if "A" <= c <= "Z" else
-                           chr(0x1D41A + ord(c) - 97) if "a" <= c <= "z" else c for c in text)
+            return "".join(
+                chr(0x1D400 + ord(c) - 65) if "A" <= c <= "Z" else chr(0x1D41A + ord(c) - 97) if "a" <= c <= "z" else c
+                for c in text
+            )
         return "".join(rng.choice(HOMOGLYPHS[c]) if c in HOMOGLYPHS and rng.random() < 0.5 else c for c in text)
     if evasion == "zalgo":
-        return "".join(c + "".join(rng.choices(ZALGO_MARKS, k=rng.randint(1, 5))) if c.isalpha() and
-                       rng.random() < 0.7 else c for c in text)
+        return "".join(
+            c + "".join(rng.choices(ZALGO_MARKS, k=rng.randint(1, 5))) if c.isalpha() and rng.random() < 0.7 else c
+            for c in text
+        )
     if evasion == "spaced":
         candidates = [i for i, t in enumerate(tokens) if len(t) >= 3 and t.isalpha()]
         separator = rng.choice(SEPARATORS)
@@ -133,12 +181,14 @@ def evade(text: str, evasion: str, rng: random.Random) -> str:
         return " ".join(tokens)
     if evasion == "leet":  # digits for letters inside words; a word that would be all digits keeps its first letter
         words = ["".join(LEET[c.lower()] if c.lower() in LEET and rng.random() < 0.6 else c for c in t) for t in tokens]
-        return " ".join(w if any(c.isalpha() for c in w) or not t.isalpha() else t[0] + w[1:]
-                        for t, w in zip(tokens, words))
+        return " ".join(
+            w if any(c.isalpha() for c in w) or not t.isalpha() else t[0] + w[1:]
+            for t, w in zip(tokens, words, strict=True)
+        )
     if evasion == "truncated":  # a pasta cut short, sometimes at someone; an emote wave has nothing to cut
         if len(tokens) <= 3:
             return text
-        kept = tokens[:max(2, round(len(tokens) * rng.uniform(0.55, 0.75)))]
+        kept = tokens[: max(2, round(len(tokens) * rng.uniform(0.55, 0.75)))]
         return ("@" + rng.choice(WORDS) + "_streamer " if rng.random() < 0.3 else "") + " ".join(kept)
     return text
 
@@ -179,8 +229,11 @@ class Generator:
                 base = rng.choice(PASTAS)
             else:
                 channels = [rng.choices(self.channels, cum_weights=self.cum_weights)[0]]
-                base = rng.choice(PASTAS) if kind in ("copypasta", "flood") else \
-                    " ".join([rng.choice(EMOTES)] * rng.randint(1, 4))
+                base = (
+                    rng.choice(PASTAS)
+                    if kind in ("copypasta", "flood")
+                    else " ".join([rng.choice(EMOTES)] * rng.randint(1, 4))
+                )
             burst = Burst(f"b{self.s.seed}-{len(self.bursts)}", kind, evasion, channels, base, start, start + duration)
             self.bursts.append(burst)
             size = rng.randint(6, 15) if kind == "flood" else rng.randint(8, 40)
@@ -189,8 +242,9 @@ class Generator:
             for channel in channels:
                 for _ in range(size):
                     ts = start + rng.randrange(duration)
-                    user = flooder if kind == "flood" else rng.choice(bots) if kind == "campaign" else \
-                        self._user(channel)
+                    user = (
+                        flooder if kind == "flood" else rng.choice(bots) if kind == "campaign" else self._user(channel)
+                    )
                     planned.append((ts, channel, user, evade(base, evasion, rng), burst))
             budget -= size * len(channels)
         return planned
@@ -200,8 +254,15 @@ class Generator:
         if burst is not None:
             burst.message_ids.append(message_id)
             burst.users.add(user)
-        return ChatMessage(channel=channel, user_login=user, display_name=user, text=text, sent_ts=ts,
-                           message_id=message_id, received_at=ts)
+        return ChatMessage(
+            channel=channel,
+            user_login=user,
+            display_name=user,
+            text=text,
+            sent_ts=ts,
+            message_id=message_id,
+            received_at=ts,
+        )
 
     def _retire(self, labels: TextIO, before_ts: int | None) -> None:
         """Write the bursts that have ended (all of them when before_ts is None) and forget them."""
@@ -237,7 +298,7 @@ class Generator:
             duration = min(block_ms, total_ms - block_offset)
             in_block = max(1, int(s.rate * duration / 1000.0))
             n_spam = int(in_block * s.spam_share)
-            for planned in (self._plan_bursts(block_start, n_spam, duration) if n_spam >= 6 else ()):
+            for planned in self._plan_bursts(block_start, n_spam, duration) if n_spam >= 6 else ():
                 heapq.heappush(pending, (planned[0], next(sequence), planned))
             normal = max(in_block - n_spam, 1)
             step = duration / normal

@@ -21,7 +21,7 @@ import random
 import ssl
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import irc.client
 import irc.connection
@@ -92,8 +92,16 @@ class Shard:
 
 
 class TwitchReader:
-    def __init__(self, config: Config, sink: ChatSink, host: str, port: int, tls: bool,
-                 nick: str | None = None, token: str | None = None):
+    def __init__(
+        self,
+        config: Config,
+        sink: ChatSink,
+        host: str,
+        port: int,
+        tls: bool,
+        nick: str | None = None,
+        token: str | None = None,
+    ):
         self.config, self.sink = config, sink
         self.host, self.port, self.tls = host, port, tls
         self.nick = nick or f"justinfan{random.randint(10_000, 99_999)}"
@@ -129,13 +137,13 @@ class TwitchReader:
         for channel in wanted:
             if channel in current:
                 continue
-            shard = next((s for s in self.shards if len(s.wanted) < self.per_connection), None)
-            if shard is None:
-                shard = Shard(len(self.shards))
-                self.shards.append(shard)
-            shard.wanted.add(channel)
-            if shard.ready:
-                self.join_queue.append((shard, channel))
+            free = next((s for s in self.shards if len(s.wanted) < self.per_connection), None)
+            if free is None:
+                free = Shard(len(self.shards))
+                self.shards.append(free)
+            free.wanted.add(channel)
+            if free.ready:
+                self.join_queue.append((free, channel))
         log.info("channel list applied", extra={"channels": len(wanted), "connections": len(self.shards)})
 
     # --- connection lifecycle
@@ -150,10 +158,11 @@ class TwitchReader:
         shard.joined.clear()
         if shard.connection is None:
             shard.connection = self.reactor.server()
-            shard.connection.shard = shard  # type: ignore[attr-defined]
+            shard.connection.shard = shard
         try:
-            shard.connection.connect(self.host, self.port, self.nick, password=self._password,
-                                     connect_factory=self._factory())
+            shard.connection.connect(
+                self.host, self.port, self.nick, password=self._password, connect_factory=self._factory()
+            )
             shard.connection.send_raw("CAP REQ :twitch.tv/tags twitch.tv/commands")
             shard.last_line = time.monotonic()
         except (irc.client.ServerConnectionError, OSError) as exc:
@@ -164,23 +173,25 @@ class TwitchReader:
         shard.failures += 1
         delay = random.uniform(0, min(60.0, 2.0 ** min(shard.failures, 6)))  # exponential backoff, full jitter
         shard.next_attempt = time.monotonic() + delay
-        log.warning("IRC connection lost; reconnecting", extra={
-            "connection": shard.number, "why": why, "retry_in_s": round(delay, 1), "attempt": shard.failures})
+        log.warning(
+            "IRC connection lost; reconnecting",
+            extra={"connection": shard.number, "why": why, "retry_in_s": round(delay, 1), "attempt": shard.failures},
+        )
 
     def _on_welcome(self, connection: _TwitchConnection, _event: irc.client.Event) -> None:
-        shard: Shard = connection.shard  # type: ignore[attr-defined]
+        shard: Shard = connection.shard
         shard.ready, shard.failures = True, 0
         self.join_queue.extend((shard, c) for c in sorted(shard.wanted) if c not in shard.joined)
         log.info("connected", extra={"connection": shard.number, "channels": len(shard.wanted)})
 
     def _on_disconnect(self, connection: _TwitchConnection, event: irc.client.Event) -> None:
-        shard: Shard = connection.shard  # type: ignore[attr-defined]
+        shard: Shard = connection.shard
         if shard.next_attempt <= time.monotonic():
             self.reconnects += 1
             self._schedule_retry(shard, (event.arguments or ["disconnected"])[0] or "disconnected")
 
     def _on_raw(self, connection: _TwitchConnection, event: irc.client.Event) -> None:
-        shard: Shard = connection.shard  # type: ignore[attr-defined]
+        shard: Shard = connection.shard
         shard.last_line = time.monotonic()
         shard.pinged = False
         line: str = event.arguments[0]
@@ -207,16 +218,20 @@ class TwitchReader:
         while not self.pending_lists.empty():
             self._apply_channels(self.pending_lists.get_nowait())
         for shard in self.shards:
-            connected = shard.connection is not None and shard.connection.is_connected()
-            if not connected and shard.wanted and now >= shard.next_attempt:
-                self._connect(shard)
-            elif connected and not shard.pinged and now - shard.last_line > self.silence_s / 2:
-                shard.connection.ping("tmi.twitch.tv")  # a live server answers PONG; a dead one stays silent
+            connection = shard.connection
+            connected = connection is not None and connection.is_connected()
+            if connection is None or not connected:
+                if shard.wanted and now >= shard.next_attempt:
+                    self._connect(shard)
+            elif not shard.pinged and now - shard.last_line > self.silence_s / 2:
+                connection.ping("tmi.twitch.tv")  # a live server answers PONG; a dead one stays silent
                 shard.pinged = True
-            elif connected and now - shard.last_line > self.silence_s:
-                log.warning("IRC connection silent; treating it as dead",
-                            extra={"connection": shard.number, "silent_s": round(now - shard.last_line)})
-                shard.connection.disconnect("silent")  # type: ignore[union-attr]
+            elif now - shard.last_line > self.silence_s:
+                log.warning(
+                    "IRC connection silent; treating it as dead",
+                    extra={"connection": shard.number, "silent_s": round(now - shard.last_line)},
+                )
+                connection.disconnect("silent")
         allowance = self.pacer.allowance()
         while allowance > 0 and self.join_queue:
             shard, channel = self.join_queue.popleft()
@@ -234,11 +249,19 @@ class TwitchReader:
             self._tick()
             now = time.monotonic()
             if now - last >= progress_every_s:
-                log.info("reading", extra={
-                    "messages": self.messages, "rate_per_s": round((self.messages - last_count) / (now - last), 1),
-                    "joined": sum(len(s.joined) for s in self.shards), "connections": len(self.shards),
-                    "reconnects": self.reconnects, "malformed": self.parser.error_count,
-                    "produced": self.sink.stats.produced, "dropped": self.sink.stats.dropped})
+                log.info(
+                    "reading",
+                    extra={
+                        "messages": self.messages,
+                        "rate_per_s": round((self.messages - last_count) / (now - last), 1),
+                        "joined": sum(len(s.joined) for s in self.shards),
+                        "connections": len(self.shards),
+                        "reconnects": self.reconnects,
+                        "malformed": self.parser.error_count,
+                        "produced": self.sink.stats.produced,
+                        "dropped": self.sink.stats.dropped,
+                    },
+                )
                 last, last_count = now, self.messages
         self.reactor.disconnect_all("bye")
 
@@ -247,8 +270,9 @@ class TwitchReader:
         return {c for s in self.shards for c in s.joined}
 
 
-def _refresh_loop(config: Config, source: ChannelSource, reader: TwitchReader, stop: Callable[[], bool],
-                  first: ChannelList) -> None:
+def _refresh_loop(
+    config: Config, source: ChannelSource, reader: TwitchReader, stop: Callable[[], bool], first: ChannelList
+) -> None:
     """Use the list fetched at start-up, then fetch again every ingest.channels_refresh_s; publish each list and
     hand it to the reader."""
     channels: ChannelList | None = first
@@ -279,15 +303,23 @@ def run_twitch(config: Config, args: argparse.Namespace, stop: Callable[[], bool
         nick = token = None
     sink = ChatSink(config)
     reader = TwitchReader(config, sink, host, port, tls, nick=nick, token=token)
-    log.info("reading Twitch chat", extra={"server": f"{host}:{port}", "tls": tls, "login": reader.nick,
-                                           "channels_from": source.kind})
-    refresher = threading.Thread(target=_refresh_loop, args=(config, source, reader, stop, first),
-                                 daemon=True)
+    log.info(
+        "reading Twitch chat",
+        extra={"server": f"{host}:{port}", "tls": tls, "login": reader.nick, "channels_from": source.kind},
+    )
+    refresher = threading.Thread(target=_refresh_loop, args=(config, source, reader, stop, first), daemon=True)
     refresher.start()
     try:
         reader.run(stop, config["ingest.progress_every_s"])
     finally:
         sink.close(timeout_s=8.0)
-    log.info("stopped", extra={"messages": reader.messages, "produced": sink.stats.produced,
-                               "dropped": sink.stats.dropped, **reader.parser.summary()})
+    log.info(
+        "stopped",
+        extra={
+            "messages": reader.messages,
+            "produced": sink.stats.produced,
+            "dropped": sink.stats.dropped,
+            **reader.parser.summary(),
+        },
+    )
     return 0

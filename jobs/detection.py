@@ -141,7 +141,7 @@ def signature_array(signature: bytes | Any) -> np.ndarray:
 def _band_keys(signatures: np.ndarray, band: int, rows_per_band: int) -> np.ndarray:
     """One bucket key per text for one band; unsigned wrap-around keeps it a 64-bit hash (a rare collision only
     adds a candidate pair, which Jaccard then checks)."""
-    columns = signatures[:, band * rows_per_band:(band + 1) * rows_per_band].astype(np.uint64)
+    columns = signatures[:, band * rows_per_band : (band + 1) * rows_per_band].astype(np.uint64)
     key = columns[:, 0].copy()
     for j in range(1, rows_per_band):
         key = key * np.uint64(HASH_PRIME) + columns[:, j]
@@ -160,7 +160,7 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
     matrix = np.vstack([signature_array(signatures[i]) for i in hashed]).astype(np.int64)
     min_agreeing = int(PREFILTER_SHARE * matrix.shape[1])
     sure_agreeing = int(SURE_SHARE * matrix.shape[1])
-    shingle_sets: dict[int, frozenset[str]] = {}
+    shingle_sets: dict[int, set[str]] = {}
     rejected: set[tuple[int, int]] = set()  # pairs that share several buckets are checked once
 
     def similar(a: int, b: int) -> bool:
@@ -196,7 +196,7 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
         rows = order[repeats]
         agree_first = (matrix[order[run_start]] == matrix[rows]).sum(axis=1).tolist()
         agree_previous = (matrix[order[repeats - 1]] == matrix[rows]).sum(axis=1).tolist()
-        for k, (position, first_position) in enumerate(zip(repeats.tolist(), run_start.tolist())):
+        for k, (position, first_position) in enumerate(zip(repeats.tolist(), run_start.tolist(), strict=True)):
             if position - first_position >= settings.max_bucket:
                 continue
             current, first = hashed[order[position]], hashed[order[first_position]]
@@ -325,30 +325,46 @@ class ChannelDetector:
             lead = max(indices, key=lambda i: (aggs[i].count, norms[i]))
             norm = norms[lead]
             text = max(originals.items(), key=lambda item: (item[1], item[0]))[0]
-            events.append({
-                "kind": "event", "event_kind": kind, "channel": self.channel,
-                "window_start": window.start, "window_end": window.start + settings.window_ms,
-                "event_id": stable_id(self.channel, window.start, norm), "text": text, "norm": norm,
-                "message_hash": message_hash(norm), "message_count": count, "distinct_users": len(users),
-                "variants": len(originals), "top_users": [{"user": u, "count": c} for u, c, _, _ in
-                                                          users[:TOP_USERS]],
-                "users": users,
-                "top_variants": [{"text": t, "count": c} for t, c in originals.most_common(TOP_VARIANTS)],
-                "first_ts": min(aggs[i].first_ts for i in indices), "last_ts": max(aggs[i].last_ts for i in indices),
-                "buckets": [] if aggs[lead].signature is None else
-                band_buckets(signature_array(aggs[lead].signature).tolist(), settings.rows_per_band),
-                "window_messages": window.messages,
-            })
+            events.append(
+                {
+                    "kind": "event",
+                    "event_kind": kind,
+                    "channel": self.channel,
+                    "window_start": window.start,
+                    "window_end": window.start + settings.window_ms,
+                    "event_id": stable_id(self.channel, window.start, norm),
+                    "text": text,
+                    "norm": norm,
+                    "message_hash": message_hash(norm),
+                    "message_count": count,
+                    "distinct_users": len(users),
+                    "variants": len(originals),
+                    "top_users": [{"user": u, "count": c} for u, c, _, _ in users[:TOP_USERS]],
+                    "users": users,
+                    "top_variants": [{"text": t, "count": c} for t, c in originals.most_common(TOP_VARIANTS)],
+                    "first_ts": min(aggs[i].first_ts for i in indices),
+                    "last_ts": max(aggs[i].last_ts for i in indices),
+                    "buckets": []
+                    if aggs[lead].signature is None
+                    else band_buckets(signature_array(aggs[lead].signature).tolist(), settings.rows_per_band),
+                    "window_messages": window.messages,
+                }
+            )
         return sorted(events, key=lambda e: -e["message_count"])
 
-    def _track_topics(self, events: list[dict[str, Any]], window_end: int,
-                      settings: Settings) -> list[dict[str, Any]]:
+    def _track_topics(self, events: list[dict[str, Any]], window_end: int, settings: Settings) -> list[dict[str, Any]]:
         touched: dict[str, Topic] = {}
         for event in events:
             topic = self._matching_topic(event, settings)
             if topic is None:
-                topic = Topic(stable_id(self.channel, event["window_start"], event["norm"]), event["norm"],
-                              event["message_hash"], event["text"], event["first_ts"], event["last_ts"])
+                topic = Topic(
+                    stable_id(self.channel, event["window_start"], event["norm"]),
+                    event["norm"],
+                    event["message_hash"],
+                    event["text"],
+                    event["first_ts"],
+                    event["last_ts"],
+                )
                 self.topics[topic.topic_id] = topic
             if topic.topic_id not in touched:
                 topic.windows_active += 1
@@ -378,7 +394,17 @@ class ChannelDetector:
         return [self._topic_row(t, ended=True) for t in ended]
 
     def _topic_row(self, topic: Topic, ended: bool) -> dict[str, Any]:
-        return {"kind": "topic", "channel": self.channel, "topic_id": topic.topic_id, "text": topic.text,
-                "norm": topic.norm, "message_hash": topic.message_hash, "first_ts": topic.first_seen,
-                "last_ts": topic.last_seen, "windows_active": topic.windows_active,
-                "message_count": topic.total_messages, "peak_rate": topic.peak_rate, "ended": ended}
+        return {
+            "kind": "topic",
+            "channel": self.channel,
+            "topic_id": topic.topic_id,
+            "text": topic.text,
+            "norm": topic.norm,
+            "message_hash": topic.message_hash,
+            "first_ts": topic.first_seen,
+            "last_ts": topic.last_seen,
+            "windows_active": topic.windows_active,
+            "message_count": topic.total_messages,
+            "peak_rate": topic.peak_rate,
+            "ended": ended,
+        }

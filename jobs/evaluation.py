@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import collections
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from jobs.detection import Settings, UnionFind
 from twitchcrement.records import ChatMessage
@@ -45,9 +46,14 @@ class Score:
     precision_by_tag: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"precision": round(self.precision, 4), "recall": round(self.recall, 4), "events": self.events,
-                "cells": self.cells, "recall_by_tag": {k: round(v, 4) for k, v in self.recall_by_tag.items()},
-                "precision_by_tag": {k: round(v, 4) for k, v in self.precision_by_tag.items()}}
+        return {
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "events": self.events,
+            "cells": self.cells,
+            "recall_by_tag": {k: round(v, 4) for k, v in self.recall_by_tag.items()},
+            "precision_by_tag": {k: round(v, 4) for k, v in self.precision_by_tag.items()},
+        }
 
 
 def _qualifies(count: int, users: collections.Counter, settings: Settings) -> bool:
@@ -56,8 +62,12 @@ def _qualifies(count: int, users: collections.Counter, settings: Settings) -> bo
     return bool(crowd or flood)
 
 
-def labelled_cells(messages: Iterable[ChatMessage], bursts: Iterable[dict[str, Any]], settings: Settings,
-                   min_messages_in_window: int | None = None) -> list[Cell]:
+def labelled_cells(
+    messages: Iterable[ChatMessage],
+    bursts: Iterable[dict[str, Any]],
+    settings: Settings,
+    min_messages_in_window: int | None = None,
+) -> list[Cell]:
     """Cells of the synthetic bursts that are big enough in their channel-window to be called spam: all the
     messages the generator put in them. Bursts of the same base text in the same channel-window are one wave
     there (one cell, with each burst's evasion among its tags): nobody could tell them apart."""
@@ -74,8 +84,16 @@ def labelled_cells(messages: Iterable[ChatMessage], bursts: Iterable[dict[str, A
     for (channel, start, base_text), members in groups.items():
         users = collections.Counter(m.user_login for m in members)
         if _qualifies(len(members), users, settings) and len(members) >= (min_messages_in_window or 0):
-            cells.append(Cell(channel, start, len(members), len(users), frozenset(tags[channel, start, base_text]),
-                              frozenset(m.text for m in members)))
+            cells.append(
+                Cell(
+                    channel,
+                    start,
+                    len(members),
+                    len(users),
+                    frozenset(tags[channel, start, base_text]),
+                    frozenset(m.text for m in members),
+                )
+            )
     return cells
 
 
@@ -93,8 +111,11 @@ def oracle_cells(messages: Iterable[ChatMessage], settings: Settings) -> list[Ce
         sets = [frozenset(shingles(n, settings.shingle_size)) for n in norms]
         found = UnionFind(len(norms))
         for a, b in itertools.combinations(range(len(norms)), 2):
-            if len(sets[a]) >= settings.min_shingles and len(sets[b]) >= settings.min_shingles and \
-                    jaccard(sets[a], sets[b]) >= settings.jaccard:
+            if (
+                len(sets[a]) >= settings.min_shingles
+                and len(sets[b]) >= settings.min_shingles
+                and jaccard(sets[a], sets[b]) >= settings.jaccard
+            ):
                 found.union(a, b)
         clusters: dict[int, list[int]] = collections.defaultdict(list)
         for i in range(len(norms)):
@@ -110,9 +131,11 @@ def oracle_cells(messages: Iterable[ChatMessage], settings: Settings) -> list[Ce
 def exact_baseline(messages: Iterable[ChatMessage], settings: Settings) -> list[dict[str, Any]]:
     """The original system: identical raw text per channel per window, more than once."""
     counts: collections.Counter = collections.Counter(
-        (m.channel, m.sent_ts - m.sent_ts % settings.window_ms, m.text) for m in messages)
-    return [{"channel": c, "window_start": w, "text": t, "message_count": n}
-            for (c, w, t), n in counts.items() if n > 1]
+        (m.channel, m.sent_ts - m.sent_ts % settings.window_ms, m.text) for m in messages
+    )
+    return [
+        {"channel": c, "window_start": w, "text": t, "message_count": n} for (c, w, t), n in counts.items() if n > 1
+    ]
 
 
 def event_texts(event: dict[str, Any]) -> set[str]:
@@ -121,8 +144,9 @@ def event_texts(event: dict[str, Any]) -> set[str]:
     return {event["text"], *(v["text"] if isinstance(v, dict) else v[0] for v in variants)}
 
 
-def score(events: Iterable[dict[str, Any]], cells: list[Cell], settings: Settings,
-          min_event_messages: int = 1) -> Score:
+def score(
+    events: Iterable[dict[str, Any]], cells: list[Cell], settings: Settings, min_event_messages: int = 1
+) -> Score:
     """Precision over events, recall over cells; an event may match several cells and the other way round. Per
     tag: recall over the cells with that tag; precision over the events that match a cell with that tag plus the
     events that match no cell but show a text of one (a false alarm raised by that evasion's texts)."""
@@ -148,10 +172,14 @@ def score(events: Iterable[dict[str, Any]], cells: list[Cell], settings: Setting
         else:
             wrong.update(set().union(*(tags_of_text.get(t, set()) for t in texts)))
     tags = sorted(set().union(*(c.tags for c in cells)))
-    recall_by_tag = {tag: sum(c.matched for c in cells if tag in c.tags) / sum(tag in c.tags for c in cells)
-                     for tag in tags}
-    return Score(precision=correct / len(events) if events else 1.0,
-                 recall=sum(c.matched for c in cells) / len(cells) if cells else 1.0,
-                 events=len(events), cells=len(cells), recall_by_tag=recall_by_tag,
-                 precision_by_tag={tag: right[tag] / (right[tag] + wrong[tag]) for tag in tags
-                                   if right[tag] + wrong[tag]})
+    recall_by_tag = {
+        tag: sum(c.matched for c in cells if tag in c.tags) / sum(tag in c.tags for c in cells) for tag in tags
+    }
+    return Score(
+        precision=correct / len(events) if events else 1.0,
+        recall=sum(c.matched for c in cells) / len(cells) if cells else 1.0,
+        events=len(events),
+        cells=len(cells),
+        recall_by_tag=recall_by_tag,
+        precision_by_tag={tag: right[tag] / (right[tag] + wrong[tag]) for tag in tags if right[tag] + wrong[tag]},
+    )

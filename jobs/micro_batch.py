@@ -49,20 +49,33 @@ class MicroBatch:
         self.snapshot_every_s = config["detector.state_snapshot_s"]
         self.totals: Counter[str] = Counter()
         self.timings: dict[str, float] = {}  # seconds per stage of the latest micro-batch (bench.profile)
-        self.spark: SparkSession | None = None
-        self.store: StateStore | None = None
-        self.sinks: Sinks | None = None
+        self._bound: tuple[SparkSession, StateStore, Sinks] | None = None  # by bind(), before the first batch
         self.state: DetectorState | None = None
         self._partition_ends: dict[str, int] | None = None  # what Kafka reported after the last batch (JSON keys)
         self._consumer: Any = None
         self._snapshot_at = (time.monotonic(), -1)
         self._snapshot_child = 0
 
-    def bind(self, spark: SparkSession, checkpoint: str) -> "MicroBatch":
-        self.spark = spark
-        self.store = StateStore(checkpoint, spark)
-        self.sinks = Sinks(self.config, spark)
+    def bind(self, spark: SparkSession, checkpoint: str) -> MicroBatch:
+        self._bound = (spark, StateStore(checkpoint, spark), Sinks(self.config, spark))
         return self
+
+    def _services(self) -> tuple[SparkSession, StateStore, Sinks]:
+        if self._bound is None:
+            raise RuntimeError("MicroBatch.bind(spark, checkpoint) must come before the first micro-batch")
+        return self._bound
+
+    @property
+    def spark(self) -> SparkSession:
+        return self._services()[0]
+
+    @property
+    def store(self) -> StateStore:
+        return self._services()[1]
+
+    @property
+    def sinks(self) -> Sinks:
+        return self._services()[2]
 
     # --- one micro-batch
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
@@ -92,24 +105,32 @@ class MicroBatch:
         self.timings["state snapshot + offsets"] = round(time.perf_counter() - began, 4)
         self._count(batch_id, rows, dead, late, len(frame))
 
-    def _apply(self, state: DetectorState, frame: pd.DataFrame,
-               facts: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, bytes, int]], int]:
+    def _apply(
+        self, state: DetectorState, frame: pd.DataFrame, facts: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, bytes, int]], int]:
         bad = frame["channel"] == DEADLETTER_KEY
-        dead = list(zip(frame.loc[bad, "reason"], frame.loc[bad, "raw"], frame.loc[bad, "kafka_ts"]))
+        dead = list(zip(frame.loc[bad, "reason"], frame.loc[bad, "raw"], frame.loc[bad, "kafka_ts"], strict=True))
         ends = facts["partition_ends"]
-        rows, late = state.apply(frame[~bad], facts["now_ms"],
-                                 None if ends is None else {int(p): o for p, o in ends.items()},
-                                 self.settings.detection)
+        rows, late = state.apply(
+            frame[~bad],
+            facts["now_ms"],
+            None if ends is None else {int(p): o for p, o in ends.items()},
+            self.settings.detection,
+        )
         return rows, dead, late
 
     def _count(self, batch_id: int, rows: list[dict[str, Any]], dead: list[Any], late: int, read: int) -> None:
         kinds = Counter(r["kind"] for r in rows)
-        batch = {"events": kinds["event"], "topic_updates": kinds["topic"], "dead_letters": len(dead),
-                 "late_dropped": late}
+        batch = {
+            "events": kinds["event"],
+            "topic_updates": kinds["topic"],
+            "dead_letters": len(dead),
+            "late_dropped": late,
+        }
         self.totals.update(batch)
         self.totals["messages"] += read
         if read or rows:
-            log.info("batch written", extra={"batch": batch_id, "read": read, **batch, **self.state.sizes()})
+            log.info("batch written", extra={"batch": batch_id, "read": read, **batch, **self.state_sizes()})
 
     # --- the end of a drain, and stopping
     def finish(self) -> None:
@@ -122,8 +143,9 @@ class MicroBatch:
         self._snapshot(state, force=True)
         kinds = Counter(r["kind"] for r in rows)
         self.totals.update({"events": kinds["event"], "topic_updates": kinds["topic"]})
-        log.info("drain finished: last windows closed", extra={"events": kinds["event"],
-                                                                 "topic_updates": kinds["topic"]})
+        log.info(
+            "drain finished: last windows closed", extra={"events": kinds["event"], "topic_updates": kinds["topic"]}
+        )
 
     def close(self) -> None:
         """Save the state as of the last batch (a restart then replays nothing), and close the clients."""
@@ -131,10 +153,12 @@ class MicroBatch:
             try:
                 self._snapshot(self.state, force=True)
             except Exception as exc:  # noqa: BLE001 - the last history write failed: keep the older snapshot
-                log.error("the last history write failed; a restart replays and writes it again",
-                          extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+                log.error(
+                    "the last history write failed; a restart replays and writes it again",
+                    extra={"error": f"{type(exc).__name__}: {exc}"[:300]},
+                )
         self._wait_for_snapshot()
-        if self.sinks is not None:
+        if self._bound is not None:
             self.sinks.close()
         if self._consumer is not None:
             self._consumer.close()
@@ -161,20 +185,27 @@ class MicroBatch:
         bounds = [self._offsets(i) for i in range(first - 1, batch_id)]  # bounds[k]: end of batch first - 1 + k
         log.info("replaying batches into the restored state", extra={"from_batch": first, "to_batch": batch_id - 1})
         settings = self.settings
-        kafka = (self.spark.read.format("kafka").option("kafka.bootstrap.servers", self.config.kafka_bootstrap)
-                 .option("assign", json.dumps({self.topic: sorted(int(p) for p in bounds[-1])}))
-                 .option("startingOffsets", json.dumps({self.topic: {str(p): o for p, o in bounds[0].items()}}))
-                 .option("endingOffsets", json.dumps({self.topic: {str(p): o for p, o in bounds[-1].items()}}))
-                 .option("failOnDataLoss", "false").load())
+        kafka = (
+            self.spark.read.format("kafka")
+            .option("kafka.bootstrap.servers", self.config.kafka_bootstrap)
+            .option("assign", json.dumps({self.topic: sorted(int(p) for p in bounds[-1])}))
+            .option("startingOffsets", json.dumps({self.topic: {str(p): o for p, o in bounds[0].items()}}))
+            .option("endingOffsets", json.dumps({self.topic: {str(p): o for p, o in bounds[-1].items()}}))
+            .option("failOnDataLoss", "false")
+            .load()
+        )
         chat = decode(kafka)
-        frame = features(chat, self.spark, settings).select(*BATCH_COLUMNS).toPandas()
+        frame: pd.DataFrame = features(chat, self.spark, settings).select(*BATCH_COLUMNS).toPandas()
         replayed: list[dict[str, Any]] = []
         for k, batch in enumerate(range(first, batch_id)):
             start, end = bounds[k], bounds[k + 1]
             in_batch = pd.Series(False, index=frame.index)
             for partition, end_offset in end.items():
-                in_batch |= ((frame["partition"] == int(partition)) & (frame["offset"] >= start.get(partition, 0))
-                             & (frame["offset"] < end_offset))
+                in_batch |= (
+                    (frame["partition"] == int(partition))
+                    & (frame["offset"] >= start.get(partition, 0))
+                    & (frame["offset"] < end_offset)
+                )
             facts = self.store.decision(batch) or {"now_ms": 0, "partition_ends": None}
             replayed += self._apply(state, frame[in_batch], facts)[0]
             state.batch_id = batch
@@ -204,8 +235,11 @@ class MicroBatch:
 
     def _snapshot(self, state: DetectorState, force: bool = False) -> None:
         at, last_id = self._snapshot_at
-        due = force or time.monotonic() - at >= self.snapshot_every_s or \
-            state.batch_id - last_id >= SNAPSHOT_EVERY_BATCHES
+        due = (
+            force
+            or time.monotonic() - at >= self.snapshot_every_s
+            or state.batch_id - last_id >= SNAPSHOT_EVERY_BATCHES
+        )
         if not due or (self._snapshot_running() and not force):
             return
         self.sinks.wait_for_history()  # a snapshot stands for batches whose history rows are all written
@@ -258,8 +292,10 @@ class MicroBatch:
             ends = self._consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
             return {str(tp.partition): int(offset) for tp, offset in ends.items()}
         except Exception as exc:  # noqa: BLE001 - not known: no channel is taken for silent until it is
-            log.warning("could not read the chat topic's end offsets; quiet channels stay open meanwhile",
-                        extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+            log.warning(
+                "could not read the chat topic's end offsets; quiet channels stay open meanwhile",
+                extra={"error": f"{type(exc).__name__}: {exc}"[:300]},
+            )
             if self._consumer is not None:
                 self._consumer.close()
                 self._consumer = None

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pandas as pd
+from py4j.java_gateway import JavaClass
 from pyspark.ml.feature import HashingTF, MinHashLSH, MinHashLSHModel
 from pyspark.ml.linalg import Vectors
-from py4j.java_gateway import JavaClass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -34,12 +35,33 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
 DEADLETTER_KEY = ""  # the channel key of records that could not be decoded (no real channel is empty)
 TICK_KEY = "~tick"  # the channel key of the clock's rows (no real channel has a '~')
 # What each micro-batch hands the driver (jobs.micro_batch), per message.
-BATCH_COLUMNS = ["channel", "sent_ts", "user_login", "text", "norm", "signature", "partition", "offset", "reason",
-                 "raw", "kafka_ts"]
+BATCH_COLUMNS = [
+    "channel",
+    "sent_ts",
+    "user_login",
+    "text",
+    "norm",
+    "signature",
+    "partition",
+    "offset",
+    "reason",
+    "raw",
+    "kafka_ts",
+]
 SIGNATURE_FUNCTION = "twitchcrement_minhash_signature"
-DECODED_FIELDS = [("channel", "string"), ("user_login", "string"), ("text", "string"), ("sent_ts", "long"),
-                  ("message_id", "string"), ("reason", "string"), ("raw", "binary"), ("kafka_ts", "long"),
-                  ("partition", "int"), ("offset", "long"), ("norm", "string")]
+DECODED_FIELDS = [
+    ("channel", "string"),
+    ("user_login", "string"),
+    ("text", "string"),
+    ("sent_ts", "long"),
+    ("message_id", "string"),
+    ("reason", "string"),
+    ("raw", "binary"),
+    ("kafka_ts", "long"),
+    ("partition", "int"),
+    ("offset", "long"),
+    ("norm", "string"),
+]
 DECODED_COLUMNS = [name for name, _ in DECODED_FIELDS]
 DECODED_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in DECODED_FIELDS)
 
@@ -53,42 +75,71 @@ class DetectorSettings:
     trigger_s: float
 
     @classmethod
-    def from_config(cls, config: Config) -> "DetectorSettings":
+    def from_config(cls, config: Config) -> DetectorSettings:
         return cls(
             detection=Settings(
-                window_ms=config["detector.window_s"] * 1000, jaccard=config["detector.jaccard"],
-                rows_per_band=config["detector.rows_per_band"], min_shingles=config["detector.min_shingles"],
+                window_ms=config["detector.window_s"] * 1000,
+                jaccard=config["detector.jaccard"],
+                rows_per_band=config["detector.rows_per_band"],
+                min_shingles=config["detector.min_shingles"],
                 shingle_size=config["detector.shingle_size"],
-                min_messages=config["detector.min_messages"], min_users=config["detector.min_users"],
-                flood_min_messages=config["detector.flood_min_messages"], min_share=config["detector.min_share"],
+                min_messages=config["detector.min_messages"],
+                min_users=config["detector.min_users"],
+                flood_min_messages=config["detector.flood_min_messages"],
+                min_share=config["detector.min_share"],
                 topic_quiet_ms=int(config["detector.topic_quiet_s"] * 1000),
                 watermark_ms=int(config["detector.watermark_s"] * 1000),
-                channel_lag_ms=int(config["detector.channel_lag_s"] * 1000)),
-            hasher=MinHasher.from_config(config), trigger_s=config["detector.trigger_s"])
+                channel_lag_ms=int(config["detector.channel_lag_s"] * 1000),
+            ),
+            hasher=MinHasher.from_config(config),
+            trigger_s=config["detector.trigger_s"],
+        )
 
 
 # --- decode and text features ------------------------------------------------------------------------------------
-def decode_and_normalise(text_features: bool = True) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+def decode_and_normalise(text_features: bool = True) -> Callable[[Iterable[pd.DataFrame]], Iterable[pd.DataFrame]]:
     """One Python pass per record: msgpack -> chat fields and the normalised text (the shingles are made in the JVM,
     see register_signature_function). A value that is not a valid chat record keeps its bytes and the reason.
     Without text_features only the fields (the benchmarks' floor of a Python-decoding job)."""
 
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def run(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             columns: dict[str, list[Any]] = {name: [] for name in DECODED_COLUMNS}
-            for value, kafka_ts, partition, offset in zip(batch["value"], batch["kafka_ts"], batch["partition"],
-                                                          batch["offset"]):
+            for value, kafka_ts, partition, offset in zip(
+                batch["value"], batch["kafka_ts"], batch["partition"], batch["offset"], strict=True
+            ):
                 try:
                     message: ChatMessage = ChatMessage.decode(value)  # type: ignore[assignment]
                     if not message.text.strip():
                         raise RecordError("chat message: field 'text' is empty")
-                    row = (message.channel, message.user_login, message.text, message.sent_ts, message.message_id,
-                           None, None, int(kafka_ts), int(partition), int(offset),
-                           normalise(message.text) if text_features else "")
+                    row: tuple[Any, ...] = (
+                        message.channel,
+                        message.user_login,
+                        message.text,
+                        message.sent_ts,
+                        message.message_id,
+                        None,
+                        None,
+                        int(kafka_ts),
+                        int(partition),
+                        int(offset),
+                        normalise(message.text) if text_features else "",
+                    )
                 except RecordError as exc:
-                    row = (DEADLETTER_KEY, "", "", int(kafka_ts), "", str(exc),
-                           bytes(value) if value is not None else b"", int(kafka_ts), int(partition), int(offset), "")
-                for name, item in zip(DECODED_COLUMNS, row):
+                    row = (
+                        DEADLETTER_KEY,
+                        "",
+                        "",
+                        int(kafka_ts),
+                        "",
+                        str(exc),
+                        bytes(value) if value is not None else b"",
+                        int(kafka_ts),
+                        int(partition),
+                        int(offset),
+                        "",
+                    )
+                for name, item in zip(DECODED_COLUMNS, row, strict=True):
                     columns[name].append(item)
             yield pd.DataFrame(columns)
 
@@ -101,8 +152,8 @@ def decode(kafka: DataFrame, text_features: bool = True) -> DataFrame:
     (bench/reference/profile-before.md)."""
     cores = kafka.sparkSession.sparkContext.defaultParallelism
     raw = kafka.coalesce(cores).select(
-        F.col("value"), (F.col("timestamp").cast("double") * 1000).cast("long").alias("kafka_ts"), "partition",
-        "offset")
+        F.col("value"), (F.col("timestamp").cast("double") * 1000).cast("long").alias("kafka_ts"), "partition", "offset"
+    )
     return raw.mapInPandas(decode_and_normalise(text_features), DECODED_SCHEMA)
 
 
@@ -110,8 +161,9 @@ def minhash_model(spark: SparkSession, hasher: MinHasher) -> tuple[HashingTF, Mi
     """Spark ML's HashingTF and a MinHashLSH model; its coefficients depend only on seed and table count."""
     tf = HashingTF(inputCol="shingles", outputCol="features", numFeatures=hasher.num_features)
     sample = spark.createDataFrame([(Vectors.sparse(hasher.num_features, [0], [1.0]),)], ["features"])
-    model = MinHashLSH(inputCol="features", outputCol="hashes", numHashTables=hasher.num_hash_tables,
-                       seed=hasher.seed).fit(sample)
+    model = MinHashLSH(
+        inputCol="features", outputCol="hashes", numHashTables=hasher.num_hash_tables, seed=hasher.seed
+    ).fit(sample)
     return tf, model
 
 
@@ -126,13 +178,23 @@ def register_signature_function(spark: SparkSession, settings: DetectorSettings)
     cost: that path takes the shingles from Python and turns each row's sparse vector and its 32 one-value vectors
     into Spark rows and back (bench/reference/stages-before.md)."""
     _, model = minhash_model(spark, settings.hasher)
-    entry = spark._jvm.twitchcrement.MinHashSignature  # a JavaPackage, not a JavaClass, when the jar is missing
+    jvm_view = spark.sparkContext._jvm
+    # a JavaPackage, not a JavaClass, when the jar is missing
+    entry = jvm_view.twitchcrement.MinHashSignature if jvm_view is not None else None
     if not isinstance(entry, JavaClass):
-        raise JvmFunctionMissing(f"the detector's JVM function twitchcrement.MinHashSignature is not on Spark's "
-                                 f"classpath: `make jars` builds {jvm.UDF_JAR}; with spark-submit pass "
-                                 f"dist/{jvm.UDF_JAR.name} (`make dist`) with --jars")
-    entry.register(spark._jsparkSession, SIGNATURE_FUNCTION, settings.hasher.num_features, model._java_obj,
-                   settings.detection.shingle_size, settings.detection.min_shingles)
+        raise JvmFunctionMissing(
+            f"the detector's JVM function twitchcrement.MinHashSignature is not on Spark's "
+            f"classpath: `make jars` builds {jvm.UDF_JAR}; with spark-submit pass "
+            f"dist/{jvm.UDF_JAR.name} (`make dist`) with --jars"
+        )
+    entry.register(
+        spark._jsparkSession,
+        SIGNATURE_FUNCTION,
+        settings.hasher.num_features,
+        model._java_obj,
+        settings.detection.shingle_size,
+        settings.detection.min_shingles,
+    )
 
 
 def features(chat: DataFrame, spark: SparkSession, settings: DetectorSettings) -> DataFrame:
@@ -147,6 +209,11 @@ def with_ticks(featured: DataFrame, spark: SparkSession) -> DataFrame:
     the chat topic is quiet. The rate source's offsets are checkpointed like Kafka's, so a replay is the same."""
     chat = featured.select(*BATCH_COLUMNS)
     ticks = spark.readStream.format("rate").option("rowsPerSecond", 1).load()
-    return chat.unionByName(ticks.select(*[
-        (F.lit(TICK_KEY) if f.name == "channel" else F.lit(None)).cast(f.dataType).alias(f.name)
-        for f in chat.schema.fields]))
+    return chat.unionByName(
+        ticks.select(
+            *[
+                (F.lit(TICK_KEY) if f.name == "channel" else F.lit(None)).cast(f.dataType).alias(f.name)
+                for f in chat.schema.fields
+            ]
+        )
+    )

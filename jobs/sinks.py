@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import msgpack
 import pandas as pd
@@ -29,29 +30,62 @@ warnings.filterwarnings("ignore", message="is_categorical_dtype is deprecated", 
 CONNECTOR = "org.apache.spark.sql.cassandra"
 # The detector's output rows (jobs.detection): kind is event | topic; each kind fills its own columns.
 OUTPUT_FIELDS = [
-    ("kind", "string"), ("channel", "string"), ("event_kind", "string"), ("window_start", "long"),
-    ("window_end", "long"), ("event_id", "string"), ("topic_id", "string"), ("text", "string"), ("norm", "string"),
-    ("message_hash", "string"), ("message_count", "long"), ("distinct_users", "long"), ("variants", "long"),
-    ("top_users", "array<struct<user:string,count:long>>"), ("top_variants", "array<struct<text:string,count:long>>"),
-    ("first_ts", "long"), ("last_ts", "long"), ("buckets", "array<long>"), ("window_messages", "long"),
-    ("windows_active", "long"), ("peak_rate", "double"), ("ended", "boolean"),
+    ("kind", "string"),
+    ("channel", "string"),
+    ("event_kind", "string"),
+    ("window_start", "long"),
+    ("window_end", "long"),
+    ("event_id", "string"),
+    ("topic_id", "string"),
+    ("text", "string"),
+    ("norm", "string"),
+    ("message_hash", "string"),
+    ("message_count", "long"),
+    ("distinct_users", "long"),
+    ("variants", "long"),
+    ("top_users", "array<struct<user:string,count:long>>"),
+    ("top_variants", "array<struct<text:string,count:long>>"),
+    ("first_ts", "long"),
+    ("last_ts", "long"),
+    ("buckets", "array<long>"),
+    ("window_messages", "long"),
+    ("windows_active", "long"),
+    ("peak_rate", "double"),
+    ("ended", "boolean"),
 ]
 OUTPUT_COLUMNS = [name for name, _ in OUTPUT_FIELDS]
 OUTPUT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in OUTPUT_FIELDS)
 # One row per user of an event (an event row's "users": login, messages, first and last time), with the event's
 # facts the user tables repeat.
 USER_FIELDS = [
-    ("event_id", "string"), ("channel", "string"), ("window_start", "long"), ("event_kind", "string"),
-    ("text", "string"), ("message_hash", "string"), ("topic_id", "string"), ("message_count", "long"),
-    ("distinct_users", "long"), ("user_login", "string"), ("messages", "long"), ("first_ts", "long"),
+    ("event_id", "string"),
+    ("channel", "string"),
+    ("window_start", "long"),
+    ("event_kind", "string"),
+    ("text", "string"),
+    ("message_hash", "string"),
+    ("topic_id", "string"),
+    ("message_count", "long"),
+    ("distinct_users", "long"),
+    ("user_login", "string"),
+    ("messages", "long"),
+    ("first_ts", "long"),
     ("last_ts", "long"),
 ]
 USER_COLUMNS = [name for name, _ in USER_FIELDS]
 USER_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in USER_FIELDS)
 # Each table, and the kind of row it is made of.
-TABLE_SOURCE = {"spam_events_by_channel": "event", "spam_events_by_message": "event", "spam_message_days": "event",
-                "spam_lsh_buckets": "event", "spam_topics_by_channel": "topic", "spam_campaigns_by_day": "topic",
-                "spam_event_users": "user", "spam_events_by_user": "user", "spam_user_days": "user"}
+TABLE_SOURCE = {
+    "spam_events_by_channel": "event",
+    "spam_events_by_message": "event",
+    "spam_message_days": "event",
+    "spam_lsh_buckets": "event",
+    "spam_topics_by_channel": "topic",
+    "spam_campaigns_by_day": "topic",
+    "spam_event_users": "user",
+    "spam_events_by_user": "user",
+    "spam_user_days": "user",
+}
 CASSANDRA_TABLES = list(TABLE_SOURCE)
 
 
@@ -65,51 +99,120 @@ def _day(column: str) -> Any:
 
 def user_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
     """Every user of every event among the detector's rows, in USER_COLUMNS order."""
-    return [[r["event_id"], r["channel"], r["window_start"], r["event_kind"], r["text"], r["message_hash"],
-             r.get("topic_id"), r["message_count"], r["distinct_users"], login, messages, first, last]
-            for r in rows if r["kind"] == "event" for login, messages, first, last in r["users"]]
+    return [
+        [
+            r["event_id"],
+            r["channel"],
+            r["window_start"],
+            r["event_kind"],
+            r["text"],
+            r["message_hash"],
+            r.get("topic_id"),
+            r["message_count"],
+            r["distinct_users"],
+            login,
+            messages,
+            first,
+            last,
+        ]
+        for r in rows
+        if r["kind"] == "event"
+        for login, messages, first, last in r["users"]
+    ]
 
 
 def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame) -> dict[str, DataFrame]:
     """Detector output shaped as the rows of each Cassandra table (see services/cassandra.cql)."""
-    top_users = F.transform("top_users", lambda u: F.struct(u["user"].alias("user"),
-                                                             u["count"].cast("int").alias("count")))
-    top_variants = F.transform("top_variants", lambda v: F.struct(v["text"].alias("text"),
-                                                                   v["count"].cast("int").alias("count")))
+    top_users = F.transform(
+        "top_users", lambda u: F.struct(u["user"].alias("user"), u["count"].cast("int").alias("count"))
+    )
+    top_variants = F.transform(
+        "top_variants", lambda v: F.struct(v["text"].alias("text"), v["count"].cast("int").alias("count"))
+    )
     return {
         "spam_events_by_channel": events.select(
-            "channel", _day("window_start").alias("day"), _ms("window_start").alias("window_start"), "event_id",
-            F.col("event_kind").alias("kind"), _ms("window_end").alias("window_end"), "text", "message_hash",
+            "channel",
+            _day("window_start").alias("day"),
+            _ms("window_start").alias("window_start"),
+            "event_id",
+            F.col("event_kind").alias("kind"),
+            _ms("window_end").alias("window_end"),
+            "text",
+            "message_hash",
             F.col("message_count").cast("int").alias("message_count"),
-            F.col("distinct_users").cast("int").alias("distinct_users"), F.col("variants").cast("int").alias("variants"),
-            top_users.alias("top_users"), top_variants.alias("top_variants"), _ms("first_ts").alias("first_ts"), _ms("last_ts").alias("last_ts"),
-            "topic_id"),
+            F.col("distinct_users").cast("int").alias("distinct_users"),
+            F.col("variants").cast("int").alias("variants"),
+            top_users.alias("top_users"),
+            top_variants.alias("top_variants"),
+            _ms("first_ts").alias("first_ts"),
+            _ms("last_ts").alias("last_ts"),
+            "topic_id",
+        ),
         "spam_events_by_message": events.select(
-            "message_hash", _day("window_start").alias("day"), _ms("window_start").alias("window_start"), "channel",
-            "event_id", "text", F.col("message_count").cast("int").alias("message_count"),
-            F.col("distinct_users").cast("int").alias("distinct_users"), "topic_id"),
+            "message_hash",
+            _day("window_start").alias("day"),
+            _ms("window_start").alias("window_start"),
+            "channel",
+            "event_id",
+            "text",
+            F.col("message_count").cast("int").alias("message_count"),
+            F.col("distinct_users").cast("int").alias("distinct_users"),
+            "topic_id",
+        ),
         "spam_message_days": events.select("message_hash", _day("window_start").alias("day"), "text"),
-        "spam_lsh_buckets": events.select(F.posexplode("buckets").alias("band", "bucket"), "message_hash", "text",
-                                          _ms("last_ts").alias("last_seen")),
+        "spam_lsh_buckets": events.select(
+            F.posexplode("buckets").alias("band", "bucket"), "message_hash", "text", _ms("last_ts").alias("last_seen")
+        ),
         "spam_topics_by_channel": topics.select(
-            "channel", _day("first_ts").alias("day"), "topic_id", "text", "message_hash",
-            _ms("first_ts").alias("first_seen"), _ms("last_ts").alias("last_seen"),
+            "channel",
+            _day("first_ts").alias("day"),
+            "topic_id",
+            "text",
+            "message_hash",
+            _ms("first_ts").alias("first_seen"),
+            _ms("last_ts").alias("last_seen"),
             F.col("windows_active").cast("int").alias("windows_active"),
-            F.col("message_count").alias("total_messages"), "peak_rate", "ended"),
+            F.col("message_count").alias("total_messages"),
+            "peak_rate",
+            "ended",
+        ),
         "spam_campaigns_by_day": topics.select(
-            _day("first_ts").alias("day"), F.col("message_hash").alias("campaign_id"), "channel", "topic_id", "text",
-            "message_hash", _ms("first_ts").alias("first_seen"), _ms("last_ts").alias("last_seen"),
-            F.col("message_count").alias("total_messages")),
+            _day("first_ts").alias("day"),
+            F.col("message_hash").alias("campaign_id"),
+            "channel",
+            "topic_id",
+            "text",
+            "message_hash",
+            _ms("first_ts").alias("first_seen"),
+            _ms("last_ts").alias("last_seen"),
+            F.col("message_count").alias("total_messages"),
+        ),
         "spam_event_users": users.select(
-            "event_id", _day("window_start").alias("day"), "user_login", "channel",
-            _ms("window_start").alias("window_start"), F.col("messages").cast("int").alias("messages"),
-            _ms("first_ts").alias("first_ts"), _ms("last_ts").alias("last_ts")),
+            "event_id",
+            _day("window_start").alias("day"),
+            "user_login",
+            "channel",
+            _ms("window_start").alias("window_start"),
+            F.col("messages").cast("int").alias("messages"),
+            _ms("first_ts").alias("first_ts"),
+            _ms("last_ts").alias("last_ts"),
+        ),
         "spam_events_by_user": users.select(
-            "user_login", _day("window_start").alias("day"), _ms("window_start").alias("window_start"), "event_id",
-            "channel", F.col("event_kind").alias("kind"), "text", "message_hash",
-            F.col("messages").cast("int").alias("messages"), _ms("first_ts").alias("first_ts"),
-            _ms("last_ts").alias("last_ts"), F.col("message_count").cast("int").alias("event_messages"),
-            F.col("distinct_users").cast("int").alias("event_users"), "topic_id"),
+            "user_login",
+            _day("window_start").alias("day"),
+            _ms("window_start").alias("window_start"),
+            "event_id",
+            "channel",
+            F.col("event_kind").alias("kind"),
+            "text",
+            "message_hash",
+            F.col("messages").cast("int").alias("messages"),
+            _ms("first_ts").alias("first_ts"),
+            _ms("last_ts").alias("last_ts"),
+            F.col("message_count").cast("int").alias("event_messages"),
+            F.col("distinct_users").cast("int").alias("event_users"),
+            "topic_id",
+        ),
         "spam_user_days": users.select("user_login", _day("window_start").alias("day")),
     }
 
@@ -118,23 +221,53 @@ def spam_record(row: dict[str, Any]) -> SpamEvent | SpamTopic:
     """A detector output row (kind event or topic) as the record that goes to Kafka spammessage."""
     if row["kind"] == "event":
         return SpamEvent(
-            event_id=row["event_id"], kind=row["event_kind"], channel=row["channel"],
-            window_start=int(row["window_start"]), window_end=int(row["window_end"]), text=row["text"],
-            message_hash=row["message_hash"], message_count=int(row["message_count"]),
-            distinct_users=int(row["distinct_users"]), variants=int(row["variants"]),
+            event_id=row["event_id"],
+            kind=row["event_kind"],
+            channel=row["channel"],
+            window_start=int(row["window_start"]),
+            window_end=int(row["window_end"]),
+            text=row["text"],
+            message_hash=row["message_hash"],
+            message_count=int(row["message_count"]),
+            distinct_users=int(row["distinct_users"]),
+            variants=int(row["variants"]),
             top_users=[[u["user"], int(u["count"])] for u in row["top_users"]],
             top_variants=[[v["text"], int(v["count"])] for v in row["top_variants"]],
-            first_ts=int(row["first_ts"]), last_ts=int(row["last_ts"]), topic_id=row.get("topic_id") or "")
+            first_ts=int(row["first_ts"]),
+            last_ts=int(row["last_ts"]),
+            topic_id=row.get("topic_id") or "",
+        )
     return SpamTopic(
-        topic_id=row["topic_id"], channel=row["channel"], text=row["text"], message_hash=row["message_hash"],
-        first_seen=int(row["first_ts"]), last_seen=int(row["last_ts"]), windows_active=int(row["windows_active"]),
-        total_messages=int(row["message_count"]), peak_rate=float(row["peak_rate"]), ended=bool(row["ended"]))
+        topic_id=row["topic_id"],
+        channel=row["channel"],
+        text=row["text"],
+        message_hash=row["message_hash"],
+        first_seen=int(row["first_ts"]),
+        last_seen=int(row["last_ts"]),
+        windows_active=int(row["windows_active"]),
+        total_messages=int(row["message_count"]),
+        peak_rate=float(row["peak_rate"]),
+        ended=bool(row["ended"]),
+    )
 
 
 # Words in the errors of a sink that is down or overloaded, as opposed to a write that can never succeed.
-_TRANSIENT_MARKERS = ("NoNodeAvailable", "AllNodesFailed", "NoHostAvailable", "Connection refused", "Timeout",
-                      "timed out", "Unavailable", "ConnectException", "ClosedChannel", "Connection reset",
-                      "DisconnectException", "NetworkException", "NotLeaderOrFollower", "not available")
+_TRANSIENT_MARKERS = (
+    "NoNodeAvailable",
+    "AllNodesFailed",
+    "NoHostAvailable",
+    "Connection refused",
+    "Timeout",
+    "timed out",
+    "Unavailable",
+    "ConnectException",
+    "ClosedChannel",
+    "Connection reset",
+    "DisconnectException",
+    "NetworkException",
+    "NotLeaderOrFollower",
+    "not available",
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -143,8 +276,14 @@ def is_transient(exc: BaseException) -> bool:
     return any(marker in text for marker in _TRANSIENT_MARKERS)
 
 
-def with_retries(what: str, action: Callable[[], None], attempts: int = 12, max_wait_s: float = 30.0,
-                 before_retry: Callable[[], None] = lambda: None, timings: dict[str, float] | None = None) -> None:
+def with_retries(
+    what: str,
+    action: Callable[[], None],
+    attempts: int = 12,
+    max_wait_s: float = 30.0,
+    before_retry: Callable[[], None] = lambda: None,
+    timings: dict[str, float] | None = None,
+) -> None:
     """Run a sink write; while the sink is unreachable wait 1, 2, 4 ... (at most max_wait_s) seconds and try
     again. An error that retrying cannot fix (a schema mismatch, say) is raised at once."""
     began = time.perf_counter()
@@ -157,10 +296,16 @@ def with_retries(what: str, action: Callable[[], None], attempts: int = 12, max_
         except Exception as exc:  # noqa: BLE001 - classified below
             if attempt == attempts - 1 or not is_transient(exc):
                 raise
-            wait = min(2.0 ** attempt, max_wait_s)
-            log.warning("sink write failed; retrying", extra={"sink": what, "attempt": attempt + 1,
-                                                               "retry_in_s": wait,
-                                                               "error": f"{type(exc).__name__}: {exc}"[:300]})
+            wait = min(2.0**attempt, max_wait_s)
+            log.warning(
+                "sink write failed; retrying",
+                extra={
+                    "sink": what,
+                    "attempt": attempt + 1,
+                    "retry_in_s": wait,
+                    "error": f"{type(exc).__name__}: {exc}"[:300],
+                },
+            )
             time.sleep(wait)
             before_retry()
 
@@ -187,16 +332,18 @@ class Sinks:
         self._history: Future | None = None
         self.history_timings: dict[str, float] = {}  # seconds per table of the latest history write (bench)
 
-    def write(self, rows: list[dict[str, Any]], dead: list[tuple[str, bytes, int]],
-              timings: dict[str, float]) -> None:
+    def write(self, rows: list[dict[str, Any]], dead: list[tuple[str, bytes, int]], timings: dict[str, float]) -> None:
         spam = [spam_record(r) for r in rows]
         if spam:
             # Kafka first: live consumers (the dashboard) see an event before the history tables are written.
-            with_retries("kafka spam", lambda: self._send(self.spam_topic, [(r.key, r.encode()) for r in spam]),
-                         timings=timings)
+            with_retries(
+                "kafka spam", lambda: self._send(self.spam_topic, [(r.key, r.encode()) for r in spam]), timings=timings
+            )
         if dead:
-            values = [(b"deadletter", msgpack.packb({"reason": reason, "value": raw, "kafka_ts": int(ts)},
-                                                    use_bin_type=True)) for reason, raw, ts in dead]
+            values = [
+                (b"deadletter", msgpack.packb({"reason": reason, "value": raw, "kafka_ts": int(ts)}, use_bin_type=True))
+                for reason, raw, ts in dead
+            ]
             with_retries("kafka dead letters", lambda: self._send(self.deadletter_topic, values), timings=timings)
         began = time.perf_counter()
         self.wait_for_history()
@@ -228,19 +375,28 @@ class Sinks:
     def _cassandra(self, rows: list[dict[str, Any]], timings: dict[str, float]) -> None:
         # From pandas, so Spark takes the rows through Arrow in the JVM: from a list they would be pickled and
         # converted again for each of the six writes: 40 rows to six tables took 2.6 s that way, 1.5 s this way.
-        frame = self.spark.createDataFrame(pd.DataFrame([[r.get(c) for c in OUTPUT_COLUMNS] for r in rows],
-                                                        columns=OUTPUT_COLUMNS), OUTPUT_SCHEMA)
+        frame = self.spark.createDataFrame(
+            pd.DataFrame([[r.get(c) for c in OUTPUT_COLUMNS] for r in rows], columns=OUTPUT_COLUMNS), OUTPUT_SCHEMA
+        )
         users = user_rows(rows)
         users_frame = self.spark.createDataFrame(pd.DataFrame(users, columns=USER_COLUMNS), USER_SCHEMA)
-        frames = cassandra_frames(frame.where(F.col("kind") == "event"), frame.where(F.col("kind") == "topic"),
-                                  users_frame)
+        frames = cassandra_frames(
+            frame.where(F.col("kind") == "event"), frame.where(F.col("kind") == "topic"), users_frame
+        )
         kinds = {r["kind"] for r in rows} | ({"user"} if users else set())
         wanted = [t for t in CASSANDRA_TABLES if TABLE_SOURCE[t] in kinds]
 
         def save(table: str) -> None:
-            with_retries(f"cassandra {table}", lambda: frames[table].write.format(CONNECTOR).options(
-                keyspace=self.keyspace, table=table).mode("append").save(), before_retry=self._reconnect,
-                timings=timings)
+            with_retries(
+                f"cassandra {table}",
+                lambda: frames[table]
+                .write.format(CONNECTOR)
+                .options(keyspace=self.keyspace, table=table)
+                .mode("append")
+                .save(),
+                before_retry=self._reconnect,
+                timings=timings,
+            )
 
         # One table after the other: written at once, the connector's writes hung for good when Cassandra went
         # away mid-write (all six waiting on the dropped session; test_faults' Cassandra outage).

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -76,41 +77,69 @@ class ProgressLog(StreamingQueryListener):
         log.info("query terminated", extra={"id": str(event.id), "error": event.exception or ""})
 
 
-def start(spark: SparkSession, config: configuration.Config, *, available_now: bool = False,
-          checkpoint: str | None = None, writer: MicroBatch | None = None) -> StreamingQuery:
+def start(
+    spark: SparkSession,
+    config: configuration.Config,
+    *,
+    available_now: bool = False,
+    checkpoint: str | None = None,
+    writer: MicroBatch | None = None,
+) -> StreamingQuery:
     """Build the plan on the config's Kafka and Cassandra and start it; `writer` (bound here to the checkpoint)
     handles each micro-batch. After an --available-now query ends, call writer.finish() (see drain)."""
     settings = DetectorSettings.from_config(config)
-    kafka = (spark.readStream.format("kafka")
-             .option("kafka.bootstrap.servers", config.kafka_bootstrap)
-             .option("subscribe", config["kafka.chat_topic"])
-             .option("startingOffsets", config["detector.starting_offsets"])
-             .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"])
-             .option("failOnDataLoss", "false")
-             .load())
+    kafka = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", config.kafka_bootstrap)
+        .option("subscribe", config["kafka.chat_topic"])
+        .option("startingOffsets", config["detector.starting_offsets"])
+        .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"])
+        .option("failOnDataLoss", "false")
+        .load()
+    )
     chat = decode(kafka)
     location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
     writer = (writer or MicroBatch(config)).bind(spark, location)
-    stream = (with_ticks(features(chat, spark, settings), spark).writeStream.queryName(QUERY_NAME)
-              .outputMode("append")
-              .option("checkpointLocation", location)
-              .foreachBatch(writer))
-    stream = stream.trigger(availableNow=True) if available_now else \
-        stream.trigger(processingTime=f"{int(settings.trigger_s * 1000)} milliseconds")
-    log.info("starting", extra={"chat_topic": config["kafka.chat_topic"], "checkpoint": location,
-                                "window_s": config["detector.window_s"], "watermark_s": config["detector.watermark_s"],
-                                "channel_lag_s": config["detector.channel_lag_s"]})
+    stream = (
+        with_ticks(features(chat, spark, settings), spark)
+        .writeStream.queryName(QUERY_NAME)
+        .outputMode("append")
+        .option("checkpointLocation", location)
+        .foreachBatch(writer)
+    )
+    stream = (
+        stream.trigger(availableNow=True)
+        if available_now
+        else stream.trigger(processingTime=f"{int(settings.trigger_s * 1000)} milliseconds")
+    )
+    log.info(
+        "starting",
+        extra={
+            "chat_topic": config["kafka.chat_topic"],
+            "checkpoint": location,
+            "window_s": config["detector.window_s"],
+            "watermark_s": config["detector.watermark_s"],
+            "channel_lag_s": config["detector.channel_lag_s"],
+        },
+    )
     return stream.start()
 
 
-def drain(spark: SparkSession, config: configuration.Config, checkpoint: str, *, finish: bool = True,
-          writer: MicroBatch | None = None, timeout_s: float = 3600) -> MicroBatch:
+def drain(
+    spark: SparkSession,
+    config: configuration.Config,
+    checkpoint: str,
+    *,
+    finish: bool = True,
+    writer: MicroBatch | None = None,
+    timeout_s: float = 3600,
+) -> MicroBatch:
     """Process what the chat topic holds now, then (finish) close the last windows: a backfill, as
     `--available-now` runs it. Raises when the query fails."""
     writer = writer or MicroBatch(config)
     query = start(spark, config, available_now=True, checkpoint=checkpoint, writer=writer)
     try:
-        query.awaitTermination(timeout_s)
+        query.awaitTermination(math.ceil(timeout_s))
         if query.exception():
             raise RuntimeError(f"detector failed: {str(query.exception()).splitlines()[0][:500]}")
         if query.isActive:
@@ -125,11 +154,13 @@ def drain(spark: SparkSession, config: configuration.Config, checkpoint: str, *,
 
 @command
 def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", help="config file (default conf/twitchcrement.toml)")
-    parser.add_argument("--available-now", action="store_true",
-                        help="process what is in the topic now, then stop (backfills, tests)")
+    parser.add_argument(
+        "--available-now", action="store_true", help="process what is in the topic now, then stop (backfills, tests)"
+    )
     parser.add_argument("--checkpoint", help="checkpoint location (default spark.checkpoint_dir/spam-detector)")
     args = parser.parse_args(argv)
     config = configure(args.config)
@@ -153,15 +184,13 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
     watch = KafkaWatch(config, stopping, listener)
     if not watch.wait_until_reachable():  # before Spark starts: its Kafka source would wait without a word
         return 0
-    spark = session(config, app_name="twitchcrement-spam-detector",
-                    **{"spark.sql.streaming.metricsEnabled": "true"})
+    spark = session(config, app_name="twitchcrement-spam-detector", **{"spark.sql.streaming.metricsEnabled": "true"})
     spark.streams.addListener(listener)
     try:
         watch.start()
 
         def launch() -> StreamingQuery:
-            return start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint,
-                         writer=batches)
+            return start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint, writer=batches)
 
         code = supervise(launch, current, stopping)
         if code == 0 and args.available_now and not stopping.is_set():
@@ -192,7 +221,9 @@ class KafkaWatch(threading.Thread):
             return str(exc)
         try:
             if consumer.partitions_for_topic(self.config["kafka.chat_topic"]) is None:
-                return f"topic {self.config['kafka.chat_topic']!r} does not exist (create it: `python -m services init`)"
+                return (
+                    f"topic {self.config['kafka.chat_topic']!r} does not exist (create it: `python -m services init`)"
+                )
             return None
         finally:
             consumer.close()
@@ -230,8 +261,7 @@ def stop_quietly(query: StreamingQuery) -> None:
         log.warning("the query did not stop cleanly", extra={"error": str(exc).splitlines()[0][:300]})
 
 
-def supervise(launch: Any, current: list[StreamingQuery], stopping: threading.Event,
-              max_wait_s: float = 60.0) -> int:
+def supervise(launch: Any, current: list[StreamingQuery], stopping: threading.Event, max_wait_s: float = 60.0) -> int:
     """Run the query; when it fails because Kafka or Cassandra is away, start it again from its checkpoint after
     1, 2, 4 ... (at most max_wait_s) seconds. Any other failure ends the job with one line saying why."""
     wait = 1.0
@@ -250,8 +280,10 @@ def supervise(launch: Any, current: list[StreamingQuery], stopping: threading.Ev
             if not is_transient(exc):
                 log.error("detector failed", extra={"error": reason})
                 return 1
-            log.warning("a service is away; restarting the query from its checkpoint",
-                        extra={"error": reason, "retry_in_s": wait})
+            log.warning(
+                "a service is away; restarting the query from its checkpoint",
+                extra={"error": reason, "retry_in_s": wait},
+            )
             if stopping.wait(wait):
                 return 0
             wait = min(wait * 2, max_wait_s)

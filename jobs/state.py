@@ -49,8 +49,9 @@ class DetectorState:
     batch_id: int = -1  # the last micro-batch applied
     layout: int = STATE_LAYOUT
 
-    def apply(self, batch: pd.DataFrame, now_ms: int, partition_ends: dict[int, int] | None,
-              settings: Settings) -> tuple[list[dict[str, Any]], int]:
+    def apply(
+        self, batch: pd.DataFrame, now_ms: int, partition_ends: dict[int, int] | None, settings: Settings
+    ) -> tuple[list[dict[str, Any]], int]:
         """Feed one micro-batch (columns channel, sent_ts, user_login, text, norm, signature, partition, offset)
         to the channels in offset order; then close the channels that are silent (see below; `partition_ends`:
         what Kafka reported before this batch, None: not known, close nothing).
@@ -64,10 +65,14 @@ class DetectorState:
                 detector = self.detectors.get(channel)
                 if detector is None:
                     detector = self.detectors[channel] = ChannelDetector(channel)
-                for ts, user, text, norm, signature in zip(messages["sent_ts"].tolist(),
-                                                           messages["user_login"].tolist(),
-                                                           messages["text"].tolist(), messages["norm"].tolist(),
-                                                           messages["signature"].tolist()):
+                for ts, user, text, norm, signature in zip(
+                    messages["sent_ts"].tolist(),
+                    messages["user_login"].tolist(),
+                    messages["text"].tolist(),
+                    messages["norm"].tolist(),
+                    messages["signature"].tolist(),
+                    strict=True,
+                ):
                     detector.add(ts, user, text, norm, signature, settings)
                 rows.extend(detector.take())
                 self.last_message_at[channel] = now_ms
@@ -81,8 +86,11 @@ class DetectorState:
             # Silent, not merely delayed: nothing for the lag in processing time, everything sent to it read
             # (its partition is at the end Kafka reported), and the rest of the chat a lag further on in event
             # time (after an outage upstream, nobody's chat has moved on, and nothing closes).
-            if silent_ms < settings.channel_lag_ms or not self._read_to_end(channel, partition_ends) or \
-                    stream_clock - detector.newest_ts < settings.channel_lag_ms:
+            if (
+                silent_ms < settings.channel_lag_ms
+                or not self._read_to_end(channel, partition_ends)
+                or stream_clock - detector.newest_ts < settings.channel_lag_ms
+            ):
                 continue
             rows.extend(detector.close_quiet(silent_ms, settings))
             if detector.is_empty() and silent_ms >= EVICT_AFTER_MS:
@@ -106,9 +114,12 @@ class DetectorState:
 
     def sizes(self) -> dict[str, int]:
         windows = [w for d in self.detectors.values() for w in d.windows.values()]
-        return {"channels": len(self.detectors), "open_windows": len(windows),
-                "open_texts": sum(len(w.texts) for w in windows),
-                "topics": sum(len(d.topics) for d in self.detectors.values())}
+        return {
+            "channels": len(self.detectors),
+            "open_windows": len(windows),
+            "open_texts": sum(len(w.texts) for w in windows),
+            "topics": sum(len(d.topics) for d in self.detectors.values()),
+        }
 
 
 class StateStore:
@@ -119,11 +130,15 @@ class StateStore:
 
     def __init__(self, checkpoint: str, spark: Any = None):
         parsed = urlparse(checkpoint)
-        self.local = parsed.scheme in ("", "file")
-        self.root = Path(parsed.path) if self.local else checkpoint.rstrip("/")
+        self.location = checkpoint.rstrip("/")
+        self.folder = Path(parsed.path) if parsed.scheme in ("", "file") else None  # None: through Hadoop
         self.spark = spark
-        if self.local:
-            (self.root / "detector-state" / "decisions").mkdir(parents=True, exist_ok=True)
+        if self.folder is not None:
+            (self.folder / "detector-state" / "decisions").mkdir(parents=True, exist_ok=True)
+
+    @property
+    def local(self) -> bool:
+        return self.folder is not None
 
     # --- snapshots
     def save(self, state: DetectorState) -> int:
@@ -142,9 +157,10 @@ class StateStore:
         layout = vars(state).get("layout", 1)  # not getattr: the class default would answer for an old snapshot
         if layout != STATE_LAYOUT:
             raise StateLayoutChanged(
-                f"the detector state in {self.root} has layout {layout}, this release reads "
+                f"the detector state in {self.location} has layout {layout}, this release reads "
                 f"layout {STATE_LAYOUT}: start with a new checkpoint (--checkpoint) over the retained chat "
-                f"(docs/operations.md, Upgrading)")
+                f"(docs/operations.md, Upgrading)"
+            )
         log.info("detector state restored", extra={"batch": state.batch_id, **state.sizes()})
         return state
 
@@ -169,19 +185,19 @@ class StateStore:
     # --- storage
     def ids(self, folder: str) -> list[int]:
         """The numbered files of a folder of the checkpoint (snapshots here, or Spark's commits), in order."""
-        if self.local:
-            names = [p.name for p in (self.root / folder).iterdir()] if (self.root / folder).exists() else []
+        if self.folder is not None:
+            names = [p.name for p in (self.folder / folder).iterdir()] if (self.folder / folder).exists() else []
         else:
             fs, path = self._hadoop(folder)
             names = [s.getPath().getName() for s in fs.listStatus(path)] if fs.exists(path) else []
         return sorted(int(n) for n in names if n.isdigit())
 
     def _read(self, relative: str) -> bytes:
-        if self.local:
-            return (self.root / relative).read_bytes()
+        if self.folder is not None:
+            return (self.folder / relative).read_bytes()
         fs, path = self._hadoop(relative)
         if not fs.exists(path):
-            raise FileNotFoundError(f"{self.root}/{relative}")
+            raise FileNotFoundError(f"{self.location}/{relative}")
         stream = fs.open(path)
         try:
             return bytes(self.spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
@@ -192,13 +208,13 @@ class StateStore:
         """Written whole or not at all: to a temporary name, then renamed."""
         head, _, name = relative.rpartition("/")
         temporary = f"{head}/.{name}.tmp"
-        if self.local:
-            with open(self.root / temporary, "wb") as handle:
+        if self.folder is not None:
+            with open(self.folder / temporary, "wb") as handle:
                 handle.write(data)
                 if durable:
                     handle.flush()
                     os.fsync(handle.fileno())
-            os.replace(self.root / temporary, self.root / relative)
+            os.replace(self.folder / temporary, self.folder / relative)
             return
         fs, path = self._hadoop(temporary)
         stream = fs.create(path, True)
@@ -211,13 +227,13 @@ class StateStore:
         fs.rename(path, final)
 
     def _delete(self, relative: str) -> None:
-        if self.local:
-            (self.root / relative).unlink(missing_ok=True)
+        if self.folder is not None:
+            (self.folder / relative).unlink(missing_ok=True)
         else:
             fs, path = self._hadoop(relative)
             fs.delete(path, False)
 
     def _hadoop(self, relative: str) -> tuple[Any, Any]:
         context = self.spark.sparkContext
-        path = context._jvm.org.apache.hadoop.fs.Path(f"{self.root}/{relative}")
+        path = context._jvm.org.apache.hadoop.fs.Path(f"{self.location}/{relative}")
         return path.getFileSystem(context._jsc.hadoopConfiguration()), path

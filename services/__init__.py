@@ -1,9 +1,9 @@
 """The platform's infrastructure: local Kafka and Cassandra for the demo and tests, and the topics and tables.
 
-    services.up(config)      start what is local (idempotent, waits until ready), then create topics and tables
-    services.demo(config)    up, then the platform's components on embedded chat (see services/demo.py)
-    services.down(config)    stop the demo's components and the local services cleanly
-    services.status(config)  one Status per service and component
+services.up(config)      start what is local (idempotent, waits until ready), then create topics and tables
+services.demo(config)    up, then the platform's components on embedded chat (see services/demo.py)
+services.down(config)    stop the demo's components and the local services cleanly
+services.status(config)  one Status per service and component
 """
 
 from __future__ import annotations
@@ -13,8 +13,21 @@ from services.local import JavaService, LocalCassandra, LocalKafka, ManagedProce
 from services.schema import ensure_tables, ensure_topics, init
 from twitchcrement.config import Config
 
-__all__ = ["JavaService", "LocalCassandra", "LocalKafka", "ManagedProcess", "ServiceError", "Status", "demo", "down",
-           "ensure_tables", "ensure_topics", "init", "status", "up"]
+__all__ = [
+    "JavaService",
+    "LocalCassandra",
+    "LocalKafka",
+    "ManagedProcess",
+    "ServiceError",
+    "Status",
+    "demo",
+    "down",
+    "ensure_tables",
+    "ensure_topics",
+    "init",
+    "status",
+    "up",
+]
 
 
 def up(config: Config) -> list[Status]:

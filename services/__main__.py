@@ -12,9 +12,12 @@ from twitchcrement.cli import command, configure
 @command
 def main(argv: list[str] | None = None, prog: str = "python -m services") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
-    parser.add_argument("action", choices=["up", "demo", "down", "status", "init"],
-                        help="up: start local Kafka and Cassandra; demo: the whole platform on replayed chat; "
-                             "down: stop them; status: what runs; init: create topics and tables (idempotent)")
+    parser.add_argument(
+        "action",
+        choices=["up", "demo", "down", "status", "init"],
+        help="up: start local Kafka and Cassandra; demo: the whole platform on replayed chat; "
+        "down: stop them; status: what runs; init: create topics and tables (idempotent)",
+    )
     parser.add_argument("--config", help="config file (default conf/twitchcrement.toml)")
     args = parser.parse_args(argv)
     config = configure(args.config)

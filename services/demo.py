@@ -71,7 +71,21 @@ def components(config: Config) -> list[ManagedProcess]:
     return [
         Component(config, "detector", str(PROJECT_ROOT / "jobs" / "spam_detector.py")),
         Component(config, "replay", "-m", "ingest", "--no-progress", "replay", str(SAMPLE), "--loop", "--speed", "1"),
-        Component(config, "synth", "-m", "ingest", "--no-progress", "synth", "--rate", str(DEMO_SYNTH_RATE),
-                  "--channels", "20", "--seconds", str(YEAR_S), "--labels", str(labels)),
+        Component(
+            config,
+            "synth",
+            "-m",
+            "ingest",
+            "--no-progress",
+            "synth",
+            "--rate",
+            str(DEMO_SYNTH_RATE),
+            "--channels",
+            "20",
+            "--seconds",
+            str(YEAR_S),
+            "--labels",
+            str(labels),
+        ),
         Dashboard(config),
     ]

@@ -129,23 +129,33 @@ class ManagedProcess:
 
     def start(self) -> Status:
         if self.is_external():
-            log.info("using external service, not starting a local one", extra={"service": self.name,
-                                                                                 "address": self.address()})
+            log.info(
+                "using external service, not starting a local one",
+                extra={"service": self.name, "address": self.address()},
+            )
             return self.status()
         if self.pid() is not None:
             self._wait_ready(None)
             return self.status()
         for key, port in self.ports().items():
             if not _port_free(port):
-                raise ServiceError(f"local {self.name} cannot start: port {port} ({key}) is taken by another "
-                                   f"process; free it or set {key} to another port")
+                raise ServiceError(
+                    f"local {self.name} cannot start: port {port} ({key}) is taken by another "
+                    f"process; free it or set {key} to another port"
+                )
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         command = self.command()
         self.prepare()
         log.info("starting", extra={"service": self.name, "address": self.address(), "log": str(self.logfile)})
         with open(self.logfile, "ab") as out:
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    cwd=self.home, start_new_session=True)
+            proc = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.home,
+                start_new_session=True,
+            )
         self.pidfile.write_text(str(proc.pid))
         started = time.monotonic()
         self._wait_ready(proc)
@@ -159,8 +169,10 @@ class ManagedProcess:
             code = proc.poll() if proc is not None else (None if self.pid() is not None else -1)
             if code is not None:
                 self.pidfile.unlink(missing_ok=True)
-                raise ServiceError(f"local {self.name} died during start-up (exit code {code}); "
-                                   f"log {self.logfile} ends with:\n{_tail(self.logfile)}")
+                raise ServiceError(
+                    f"local {self.name} died during start-up (exit code {code}); "
+                    f"log {self.logfile} ends with:\n{_tail(self.logfile)}"
+                )
             try:
                 with logs.quiet("cassandra", "kafka"):
                     self.probe()
@@ -170,8 +182,10 @@ class ManagedProcess:
             except Exception as exc:  # not ready yet: keep polling until the deadline
                 last_error = exc
                 time.sleep(1.0)
-        raise ServiceError(f"local {self.name} did not become ready in {self.config['local.start_timeout_s']:.0f} s "
-                           f"(last error: {last_error}); log {self.logfile} ends with:\n{_tail(self.logfile)}")
+        raise ServiceError(
+            f"local {self.name} did not become ready in {self.config['local.start_timeout_s']:.0f} s "
+            f"(last error: {last_error}); log {self.logfile} ends with:\n{_tail(self.logfile)}"
+        )
 
     def stop(self, timeout_s: float = 60.0) -> None:
         pid = self.pid()
@@ -215,8 +229,7 @@ class JavaService(ManagedProcess):
         return []
 
     def command(self) -> list[str]:
-        return [jvm.java_executable(), *self.jvm_options(), "-cp", self.classpath, self.main_class,
-                *self.arguments()]
+        return [jvm.java_executable(), *self.jvm_options(), "-cp", self.classpath, self.main_class, *self.arguments()]
 
 
 class LocalKafka(JavaService):
@@ -225,8 +238,10 @@ class LocalKafka(JavaService):
     main_class = "kafka.Kafka"
 
     def ports(self) -> dict[str, int]:
-        return {"local.kafka_port": self.config["local.kafka_port"],
-                "local.kafka_controller_port": self.config["local.kafka_controller_port"]}
+        return {
+            "local.kafka_port": self.config["local.kafka_port"],
+            "local.kafka_controller_port": self.config["local.kafka_controller_port"],
+        }
 
     def is_external(self) -> bool:
         return not self.config.kafka_is_local
@@ -240,9 +255,15 @@ class LocalKafka(JavaService):
 
     def jvm_options(self) -> list[str]:
         heap = self.config["local.kafka_heap"]
-        return [f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-                f"-Dkafka.logs.dir={self.home / 'logs'}"]
+        return [
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.home / 'logs'}",
+        ]
 
     def arguments(self) -> list[str]:
         return [str(self.properties_file)]
@@ -251,55 +272,78 @@ class LocalKafka(JavaService):
         port, controller = self.config["local.kafka_port"], self.config["local.kafka_controller_port"]
         data = self.home / "data"
         partitions = self.config["kafka.partitions"]
-        self.properties_file.write_text("\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={data}",
-            f"num.partitions={partitions}",
-            "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "log.retention.hours=24",
-            "log.segment.bytes=268435456",
-            "message.max.bytes=8388608",
-            "",
-        ]))
-        (self.home / "log4j2.properties").write_text("\n".join([
-            "status = error",
-            "appender.file.type = File",
-            "appender.file.name = file",
-            f"appender.file.fileName = {self.home / 'logs' / 'server.log'}",
-            "appender.file.layout.type = PatternLayout",
-            "appender.file.layout.pattern = [%d] %p %m (%c)%n",
-            "rootLogger.level = info",
-            "rootLogger.appenderRef.file.ref = file",
-            "logger.kafka.name = kafka",
-            "logger.kafka.level = info",
-            "logger.apache.name = org.apache",
-            "logger.apache.level = warn",
-            "",
-        ]))
+        self.properties_file.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={data}",
+                    f"num.partitions={partitions}",
+                    "auto.create.topics.enable=false",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=4",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "log.retention.hours=24",
+                    "log.segment.bytes=268435456",
+                    "message.max.bytes=8388608",
+                    "",
+                ]
+            )
+        )
+        (self.home / "log4j2.properties").write_text(
+            "\n".join(
+                [
+                    "status = error",
+                    "appender.file.type = File",
+                    "appender.file.name = file",
+                    f"appender.file.fileName = {self.home / 'logs' / 'server.log'}",
+                    "appender.file.layout.type = PatternLayout",
+                    "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+                    "rootLogger.level = info",
+                    "rootLogger.appenderRef.file.ref = file",
+                    "logger.kafka.name = kafka",
+                    "logger.kafka.level = info",
+                    "logger.apache.name = org.apache",
+                    "logger.apache.level = warn",
+                    "",
+                ]
+            )
+        )
         if not (data / "meta.properties").exists():
             # KRaft needs its storage formatted once with a cluster id before the first start.
             result = subprocess.run(
-                [jvm.java_executable(), "-cp", self.classpath,
-                 f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}", "kafka.tools.StorageTool",
-                 "format", "-t", uuid.uuid4().hex[:22], "-c", str(self.properties_file), "--ignore-formatted"],
-                capture_output=True, text=True, timeout=120)
+                [
+                    jvm.java_executable(),
+                    "-cp",
+                    self.classpath,
+                    f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    uuid.uuid4().hex[:22],
+                    "-c",
+                    str(self.properties_file),
+                    "--ignore-formatted",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             if result.returncode != 0:
-                raise ServiceError(f"formatting Kafka storage in {data} failed: "
-                                   f"{(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+                raise ServiceError(
+                    f"formatting Kafka storage in {data} failed: "
+                    f"{(result.stderr or result.stdout).strip().splitlines()[-1:]}"
+                )
 
     def probe(self) -> None:
         from services.schema import kafka_round_trip
@@ -313,9 +357,11 @@ class LocalCassandra(JavaService):
     main_class = "org.apache.cassandra.service.CassandraDaemon"
 
     def ports(self) -> dict[str, int]:
-        return {"local.cassandra_port": self.config["local.cassandra_port"],
-                "local.cassandra_storage_port": self.config["local.cassandra_storage_port"],
-                "local.cassandra_jmx_port": self.config["local.cassandra_jmx_port"]}
+        return {
+            "local.cassandra_port": self.config["local.cassandra_port"],
+            "local.cassandra_storage_port": self.config["local.cassandra_storage_port"],
+            "local.cassandra_jmx_port": self.config["local.cassandra_jmx_port"],
+        }
 
     def is_external(self) -> bool:
         return not self.config.cassandra_is_local
@@ -331,10 +377,17 @@ class LocalCassandra(JavaService):
         heap = self.config["local.cassandra_heap"]
         jamm = next((j for j in jvm.classpath("cassandra") if j.name.startswith("jamm-")), None)
         options = [
-            f"-Xms{heap}", f"-Xmx{heap}", "-Xss256k", "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled",
-            "-XX:MaxTenuringThreshold=1", "-XX:MaxGCPauseMillis=300", "-XX:+PerfDisableSharedMem",
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-Xss256k",
+            "-XX:+UseG1GC",
+            "-XX:+ParallelRefProcEnabled",
+            "-XX:MaxTenuringThreshold=1",
+            "-XX:MaxGCPauseMillis=300",
+            "-XX:+PerfDisableSharedMem",
             "-XX:+ExitOnOutOfMemoryError",
-            "-Djava.net.preferIPv4Stack=true", "-Djava.awt.headless=true",
+            "-Djava.net.preferIPv4Stack=true",
+            "-Djava.awt.headless=true",
             "-Dcassandra-foreground=yes",
             f"-Dcassandra.config=file://{self.yaml_file}",
             f"-Dcassandra.storagedir={self.home / 'data'}",
@@ -342,24 +395,43 @@ class LocalCassandra(JavaService):
             f"-Dlogback.configurationFile={self.home / 'conf' / 'logback.xml'}",
             f"-Dcassandra.jmx.local.port={self.config['local.cassandra_jmx_port']}",
             # A single node has nobody to gossip with: skip the waits meant for clusters.
-            "-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.ring_delay_ms=0",
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            "-Dcassandra.ring_delay_ms=0",
             "-Dcassandra.superuser_setup_delay_ms=0",
             # Java 17 module access that Cassandra 5 needs (its conf/jvm17-server.options).
             "-Djdk.attach.allowAttachSelf=true",
             "-Dio.netty.tryReflectionSetAccessible=true",
-            "-Dio.netty.allocator.useCacheForAllThreads=true", "-Dio.netty.allocator.maxOrder=11",
+            "-Dio.netty.allocator.useCacheForAllThreads=true",
+            "-Dio.netty.allocator.maxOrder=11",
         ]
-        for export in ("java.base/jdk.internal.misc", "java.management.rmi/com.sun.jmx.remote.internal.rmi",
-                       "java.rmi/sun.rmi.registry", "java.rmi/sun.rmi.server", "java.sql/java.sql",
-                       "java.base/java.lang.ref", "jdk.unsupported/sun.misc",
-                       "jdk.compiler/com.sun.tools.javac.file", "jdk.attach/sun.tools.attach"):
+        for export in (
+            "java.base/jdk.internal.misc",
+            "java.management.rmi/com.sun.jmx.remote.internal.rmi",
+            "java.rmi/sun.rmi.registry",
+            "java.rmi/sun.rmi.server",
+            "java.sql/java.sql",
+            "java.base/java.lang.ref",
+            "jdk.unsupported/sun.misc",
+            "jdk.compiler/com.sun.tools.javac.file",
+            "jdk.attach/sun.tools.attach",
+        ):
             options += ["--add-exports", f"{export}=ALL-UNNAMED"]
-        for opened in ("java.base/java.lang.module", "java.base/jdk.internal.loader", "java.base/jdk.internal.ref",
-                       "java.base/jdk.internal.reflect", "java.base/jdk.internal.math",
-                       "java.base/jdk.internal.module", "java.base/jdk.internal.util.jar",
-                       "jdk.management/com.sun.management.internal", "java.base/sun.nio.ch",
-                       "java.base/java.io", "java.base/java.lang.reflect", "jdk.compiler/com.sun.tools.javac",
-                       "java.base/java.lang", "java.base/java.util"):
+        for opened in (
+            "java.base/java.lang.module",
+            "java.base/jdk.internal.loader",
+            "java.base/jdk.internal.ref",
+            "java.base/jdk.internal.reflect",
+            "java.base/jdk.internal.math",
+            "java.base/jdk.internal.module",
+            "java.base/jdk.internal.util.jar",
+            "jdk.management/com.sun.management.internal",
+            "java.base/sun.nio.ch",
+            "java.base/java.io",
+            "java.base/java.lang.reflect",
+            "jdk.compiler/com.sun.tools.javac",
+            "java.base/java.lang",
+            "java.base/java.util",
+        ):
             options += ["--add-opens", f"{opened}=ALL-UNNAMED"]
         if jamm is not None:
             options.append(f"-javaagent:{jamm}")
@@ -382,13 +454,13 @@ seed_provider:
 listen_address: 127.0.0.1
 rpc_address: 127.0.0.1
 storage_port: {storage}
-native_transport_port: {self.config['local.cassandra_port']}
+native_transport_port: {self.config["local.cassandra_port"]}
 start_native_transport: true
-data_file_directories: [{data / 'data'}]
-commitlog_directory: {data / 'commitlog'}
-saved_caches_directory: {data / 'saved_caches'}
-hints_directory: {data / 'hints'}
-cdc_raw_directory: {data / 'cdc_raw'}
+data_file_directories: [{data / "data"}]
+commitlog_directory: {data / "commitlog"}
+saved_caches_directory: {data / "saved_caches"}
+hints_directory: {data / "hints"}
+cdc_raw_directory: {data / "cdc_raw"}
 commitlog_sync: periodic
 commitlog_sync_period: 10000ms
 storage_compatibility_mode: NONE
@@ -404,7 +476,7 @@ materialized_views_enabled: false
         (conf / "logback.xml").write_text(f"""\
 <configuration scan="false">
   <appender name="FILE" class="ch.qos.logback.core.FileAppender">
-    <file>{self.home / 'logs' / 'system.log'}</file>
+    <file>{self.home / "logs" / "system.log"}</file>
     <encoder><pattern>%-5level [%thread] %date{{ISO8601}} %F:%L - %msg%n</pattern></encoder>
   </appender>
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">

@@ -39,8 +39,9 @@ def ensure_topics(config: Config, topics: list[str] | None = None, partitions: i
         missing = [t for t in wanted if t not in set(admin.list_topics())]
         for topic in missing:
             if topic in compacted:
-                new = NewTopic(topic, 1, config["kafka.replication_factor"],
-                               topic_configs={"cleanup.policy": "compact"})
+                new = NewTopic(
+                    topic, 1, config["kafka.replication_factor"], topic_configs={"cleanup.policy": "compact"}
+                )
             else:
                 new = NewTopic(topic, partitions or config["kafka.partitions"], config["kafka.replication_factor"])
             try:
@@ -98,7 +99,8 @@ def cql_statements(config: Config) -> list[str]:
     (a CQL identifier and a positive integer).
     """
     text = Template(CQL_FILE.read_text()).substitute(
-        keyspace=config["cassandra.keyspace"], replication_factor=int(config["cassandra.replication_factor"]))
+        keyspace=config["cassandra.keyspace"], replication_factor=int(config["cassandra.replication_factor"])
+    )
     text = re.sub(r"--[^\n]*", "", text)
     return [s.strip() for s in text.split(";") if s.strip()]
 

@@ -87,9 +87,22 @@ def runtime_python(tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("runtime-venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c",
-                                str(PROJECT_ROOT / "constraints.txt"), str(PROJECT_ROOT)],
-                               capture_output=True, text=True, timeout=1200)
+    installed = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            str(PROJECT_ROOT / "constraints.txt"),
+            str(PROJECT_ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     shutil.rmtree(PROJECT_ROOT / "build", ignore_errors=True)  # setuptools' in-tree build folder
     assert installed.returncode == 0, installed.stderr[-3000:]
     return python
@@ -106,7 +119,6 @@ def shared_data() -> Path:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
-
 
 
 @pytest.fixture(scope="session")

@@ -29,9 +29,12 @@ from twitchcrement.textsim import MinHasher, normalise, shingles
 
 def fresh_config(platform: Config) -> Config:
     suffix = uuid.uuid4().hex[:8]
-    config = platform.with_overrides(kafka__chat_topic=f"test-chat-{suffix}", kafka__spam_topic=f"test-spam-{suffix}",
-                                     kafka__deadletter_topic=f"test-dead-{suffix}",
-                                     detector__starting_offsets="earliest")
+    config = platform.with_overrides(
+        kafka__chat_topic=f"test-chat-{suffix}",
+        kafka__spam_topic=f"test-spam-{suffix}",
+        kafka__deadletter_topic=f"test-dead-{suffix}",
+        detector__starting_offsets="earliest",
+    )
     ensure_topics(config, [config["kafka.chat_topic"], config["kafka.spam_topic"], config["kafka.deadletter_topic"]])
     return config
 
@@ -53,8 +56,9 @@ def produce(config: Config, messages: list[ChatMessage], raw: list[bytes] = ()) 
 
 def flush_message(after_ts: int, seconds: int = 120) -> ChatMessage:
     """A message far later in event time: it moves the watermark past every window and topic before it."""
-    return ChatMessage(channel=f"zz_flush_{uuid.uuid4().hex[:6]}", user_login="flush", text="flush",
-                       sent_ts=after_ts + seconds * 1000)
+    return ChatMessage(
+        channel=f"zz_flush_{uuid.uuid4().hex[:6]}", user_login="flush", text="flush", sent_ts=after_ts + seconds * 1000
+    )
 
 
 def run(spark, config: Config, checkpoint: Path, finish: bool = True) -> MicroBatch:
@@ -69,8 +73,15 @@ def spam_records(config: Config, expected_at_least: int = 1) -> tuple[list[SpamE
     return events, topics
 
 
-def expected_events(messages: list[ChatMessage], settings: Settings = Settings(),
-                    hasher: MinHasher = MinHasher(1 << 20, 32, 20240106, 3)) -> tuple[set[str], int]:
+DEFAULT_SETTINGS = Settings()
+DEFAULT_HASHER = MinHasher(1 << 20, 32, 20240106, 3)  # the config's defaults (test_detector checks it equals Spark ML)
+
+
+def expected_events(
+    messages: list[ChatMessage],
+    settings: Settings = DEFAULT_SETTINGS,
+    hasher: MinHasher = DEFAULT_HASHER,
+) -> tuple[set[str], int]:
     """Event ids and late drops of the same detection in plain Python (Python MinHash equals Spark ML's, see
     test_detector), each channel's messages in the order given (the order they reach Kafka), every window closed
     at the end: what any cut into micro-batches must reproduce."""
@@ -81,8 +92,14 @@ def expected_events(messages: list[ChatMessage], settings: Settings = Settings()
         norm = normalise(message.text)
         grams = shingles(norm)
         detector = detectors.setdefault(message.channel, ChannelDetector(message.channel))
-        detector.add(message.sent_ts, message.user_login, message.text, norm,
-                     hasher.signature(grams, coefficients) if len(grams) >= settings.min_shingles else None, settings)
+        detector.add(
+            message.sent_ts,
+            message.user_login,
+            message.text,
+            norm,
+            hasher.signature(grams, coefficients) if len(grams) >= settings.min_shingles else None,
+            settings,
+        )
         events |= {r["event_id"] for r in detector.take() if r["kind"] == "event"}
     for detector in detectors.values():
         events |= {r["event_id"] for r in detector.finish(settings) if r["kind"] == "event"}
@@ -95,7 +112,7 @@ def expected_event_ids(messages: list[ChatMessage]) -> set[str]:
 
 def stored_event_ids(config: Config, channels: list[str], messages: list[ChatMessage]) -> list[str]:
     """Event ids in Cassandra's spam_events_by_channel for these channels on the messages' days (duplicates kept)."""
-    days = {dt.datetime.fromtimestamp(m.sent_ts / 1000, dt.timezone.utc).date() for m in messages}
+    days = {dt.datetime.fromtimestamp(m.sent_ts / 1000, dt.UTC).date() for m in messages}
     session = cassandra_session(config)
     try:
         query = session.prepare("SELECT event_id FROM spam_events_by_channel WHERE channel = ? AND day = ?")
@@ -106,11 +123,12 @@ def stored_event_ids(config: Config, channels: list[str], messages: list[ChatMes
 
 def stored_event_users(config: Config, event: SpamEvent) -> list[Any]:
     """The rows of an event's partition of Cassandra's spam_event_users (user_login, messages, first_ts, last_ts)."""
-    day = dt.datetime.fromtimestamp(event.window_start / 1000, dt.timezone.utc).date()
+    day = dt.datetime.fromtimestamp(event.window_start / 1000, dt.UTC).date()
     session = cassandra_session(config)
     try:
-        query = session.prepare("SELECT user_login, messages, first_ts, last_ts FROM spam_event_users "
-                                "WHERE event_id = ? AND day = ?")
+        query = session.prepare(
+            "SELECT user_login, messages, first_ts, last_ts FROM spam_event_users WHERE event_id = ? AND day = ?"
+        )
         return list(session.execute(query, [event.event_id, day]))
     finally:
         session.cluster.shutdown()
@@ -119,25 +137,44 @@ def stored_event_users(config: Config, event: SpamEvent) -> list[Any]:
 class DetectorProcess:
     """jobs/spam_detector.py as operators run it: its own process, its own checkpoint, the test's services."""
 
-    def __init__(self, config: Config, workdir: Path, max_offsets_per_trigger: int = 1000,
-                 extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        workdir: Path,
+        max_offsets_per_trigger: int = 1000,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.config = config
         self.checkpoint = workdir / "checkpoint"
         self.logfile = workdir / "detector.log"
-        self.env = {"PATH": "/usr/bin:/bin", **TEST_ENVIRONMENT,
-                    "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config["kafka.chat_topic"],
-                    "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config["kafka.spam_topic"],
-                    "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": config["kafka.deadletter_topic"],
-                    "TWITCHCREMENT_DETECTOR_STARTING_OFFSETS": "earliest",
-                    "TWITCHCREMENT_DETECTOR_MAX_OFFSETS_PER_TRIGGER": str(max_offsets_per_trigger),
-                    "TWITCHCREMENT_LOCAL_DATA_DIR": str(workdir / "local"), **(extra_env or {})}
+        self.env = {
+            "PATH": "/usr/bin:/bin",
+            **TEST_ENVIRONMENT,
+            "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config["kafka.chat_topic"],
+            "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config["kafka.spam_topic"],
+            "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": config["kafka.deadletter_topic"],
+            "TWITCHCREMENT_DETECTOR_STARTING_OFFSETS": "earliest",
+            "TWITCHCREMENT_DETECTOR_MAX_OFFSETS_PER_TRIGGER": str(max_offsets_per_trigger),
+            "TWITCHCREMENT_LOCAL_DATA_DIR": str(workdir / "local"),
+            **(extra_env or {}),
+        }
         self.process: subprocess.Popen | None = None
 
-    def launch(self) -> "DetectorProcess":
-        command = [sys.executable, str(PROJECT_ROOT / "jobs" / "spam_detector.py"), "--checkpoint",
-                   str(self.checkpoint)]
-        self.process = subprocess.Popen(command, env=self.env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                                        stderr=open(self.logfile, "ab"), start_new_session=True)
+    def launch(self) -> DetectorProcess:
+        command = [
+            sys.executable,
+            str(PROJECT_ROOT / "jobs" / "spam_detector.py"),
+            "--checkpoint",
+            str(self.checkpoint),
+        ]
+        self.process = subprocess.Popen(
+            command,
+            env=self.env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.logfile, "ab"),
+            start_new_session=True,
+        )
         return self
 
     def kill(self) -> None:

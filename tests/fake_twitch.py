@@ -44,7 +44,7 @@ class FakeTwitch:
         self.port = 0
 
     # --- lifecycle
-    def start(self) -> "FakeTwitch":
+    def start(self) -> FakeTwitch:
         self._thread.start()
         self._ready.wait(10)
         return self
@@ -62,6 +62,7 @@ class FakeTwitch:
             for client in list(self.clients):
                 client.writer.close()
             self.loop.stop()
+
         self.loop.call_soon_threadsafe(shutdown)
         self._thread.join(10)
 
@@ -73,6 +74,7 @@ class FakeTwitch:
                 fn(*args)
             finally:
                 done.set()
+
         self.loop.call_soon_threadsafe(run)
         done.wait(10)
 
@@ -111,9 +113,15 @@ class FakeTwitch:
             self.passwords.append(rest.strip())  # what a logged-in client sent, for the tests to check
         elif command == "NICK":
             client.nick = rest.strip().lower()
-            for number, text in (("001", "Welcome, GLHF!"), ("002", "Your host is tmi.twitch.tv"),
-                                 ("003", "This server is rather new"), ("004", "-"), ("375", "-"),
-                                 ("372", "You are in a maze of twisty passages, all alike."), ("376", ">")):
+            for number, text in (
+                ("001", "Welcome, GLHF!"),
+                ("002", "Your host is tmi.twitch.tv"),
+                ("003", "This server is rather new"),
+                ("004", "-"),
+                ("375", "-"),
+                ("372", "You are in a maze of twisty passages, all alike."),
+                ("376", ">"),
+            ):
                 self._write(client, f":tmi.twitch.tv {number} {client.nick} :{text}")
             client.welcomed = True
         elif command == "JOIN":
@@ -146,15 +154,29 @@ class FakeTwitch:
     def joined(self) -> set[str]:
         return {c.lstrip("#") for client in list(self.clients) if not client.leaving for c in client.channels}
 
-    def chat(self, channel: str, user: str, text: str, *, tags: dict[str, str] | None = None,
-             colon: bool = True) -> str | None:
+    def chat(
+        self, channel: str, user: str, text: str, *, tags: dict[str, str] | None = None, colon: bool = True
+    ) -> str | None:
         """Send a PRIVMSG to every client in the channel; returns its message id, or None if nobody is there."""
         message_id = str(uuid.uuid4())
         sent_ts = int(time.time() * 1000)
-        all_tags = {"badge-info": "", "badges": "", "color": "#FF0000", "display-name": user.title(),
-                    "emotes": "", "first-msg": "0", "id": message_id, "mod": "0", "room-id": "1",
-                    "subscriber": "0", "tmi-sent-ts": str(sent_ts), "turbo": "0", "user-id": "42",
-                    "user-type": "", **(tags or {})}
+        all_tags = {
+            "badge-info": "",
+            "badges": "",
+            "color": "#FF0000",
+            "display-name": user.title(),
+            "emotes": "",
+            "first-msg": "0",
+            "id": message_id,
+            "mod": "0",
+            "room-id": "1",
+            "subscriber": "0",
+            "tmi-sent-ts": str(sent_ts),
+            "turbo": "0",
+            "user-id": "42",
+            "user-type": "",
+            **(tags or {}),
+        }
         tag_text = ";".join(f"{k}={v}" for k, v in all_tags.items())
         trailing = f":{text}" if colon or " " in text else text
         line = f"@{tag_text} :{user}!{user}@{user}.tmi.twitch.tv PRIVMSG #{channel} {trailing}"
@@ -165,6 +187,7 @@ class FakeTwitch:
                 if f"#{channel}" in client.channels and not client.leaving:
                     self._write(client, line)
                     delivered.append(client)
+
         self._call(send)
         if delivered:
             self.sent_ids.append(message_id)
@@ -181,10 +204,12 @@ class FakeTwitch:
     def reconnect(self) -> None:
         """Twitch's RECONNECT: the server is going away, so the clients it tells are gone from every channel (until
         their sockets close, a joined() that counted them would report the channels joined before the rejoin)."""
+
         def tell() -> None:
             for client in self.clients:
                 self._write(client, ":tmi.twitch.tv RECONNECT")
                 client.leaving = True
+
         self._call(tell)
 
     def drop_connections(self, mid_line: bool = False) -> None:
@@ -194,6 +219,7 @@ class FakeTwitch:
                     client.writer.write(b"@tmi-sent-ts=1704557984398 :a!a@a.tmi.twitch.tv PRIVMSG #nymn :cut off he")
                 client.leaving = True
                 client.writer.close()
+
         self._call(drop)
 
     def stall(self, stalled: bool = True) -> None:

@@ -21,8 +21,14 @@ def test_a_bench_run_writes_nothing_into_the_configured_keyspace_and_topics(plat
         topics_before = set(admin.list_topics())
     finally:
         admin.close()
-    done = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--out", str(tmp_path)], env=env,
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(tmp_path)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     written = (tmp_path / "latest.md").read_text()
     assert "detector" in written and "Replay: reading each format" in written  # it measured something

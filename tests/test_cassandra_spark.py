@@ -17,32 +17,55 @@ def test_dataframe_round_trip_through_the_connector(platform, spark):
     day = dt.date(2024, 1, 6)
     start = dt.datetime(2024, 1, 6, 16, 20, 0)
     written = spark.createDataFrame(
-        [(channel, day, start + dt.timedelta(seconds=10 * i), f"event-{i}", "crowd", f"KEKW {i}", f"hash{i}", 5 + i,
-          3 + i, [("patixxl", 2 + i), ("nymn", 1)]) for i in range(20)],
+        [
+            (
+                channel,
+                day,
+                start + dt.timedelta(seconds=10 * i),
+                f"event-{i}",
+                "crowd",
+                f"KEKW {i}",
+                f"hash{i}",
+                5 + i,
+                3 + i,
+                [("patixxl", 2 + i), ("nymn", 1)],
+            )
+            for i in range(20)
+        ],
         "channel string, day date, window_start timestamp, event_id string, kind string, text string, "
         "message_hash string, message_count int, distinct_users int, "
-        "top_users array<struct<user:string,count:int>>")
+        "top_users array<struct<user:string,count:int>>",
+    )
     table = {"keyspace": platform["cassandra.keyspace"], "table": "spam_events_by_channel"}
     written.write.format(CONNECTOR).options(**table).mode("append").save()
 
-    read = (spark.read.format(CONNECTOR).options(**table).load()
-            .where(f"channel = '{channel}' AND day = DATE'2024-01-06'")
-            .select(*written.columns))
-    assertDataFrameEqual(read.selectExpr(*[c for c in written.columns if c != "top_users"]),
-                         written.drop("top_users"))
-    assert sorted(tuple(tuple(u) for u in r.top_users) for r in read.collect()) == \
-        sorted(tuple(tuple(u) for u in r.top_users) for r in written.collect())
+    read = (
+        spark.read.format(CONNECTOR)
+        .options(**table)
+        .load()
+        .where(f"channel = '{channel}' AND day = DATE'2024-01-06'")
+        .select(*written.columns)
+    )
+    assertDataFrameEqual(read.selectExpr(*[c for c in written.columns if c != "top_users"]), written.drop("top_users"))
+    assert sorted(tuple(tuple(u) for u in r.top_users) for r in read.collect()) == sorted(
+        tuple(tuple(u) for u in r.top_users) for r in written.collect()
+    )
 
     # Writing the same rows again overwrites them: the table is keyed by deterministic ids.
     written.write.format(CONNECTOR).options(**table).mode("append").save()
     session = cassandra_session(platform)
     try:
         count = session.execute(
-            session.prepare("SELECT count(*) FROM spam_events_by_channel WHERE channel = ? AND day = ?"),
-            [channel, day]).one()[0]
-        newest = session.execute(
-            session.prepare("SELECT event_id FROM spam_events_by_channel WHERE channel = ? AND day = ? LIMIT 1"),
-            [channel, day]).one().event_id
+            session.prepare("SELECT count(*) FROM spam_events_by_channel WHERE channel = ? AND day = ?"), [channel, day]
+        ).one()[0]
+        newest = (
+            session.execute(
+                session.prepare("SELECT event_id FROM spam_events_by_channel WHERE channel = ? AND day = ? LIMIT 1"),
+                [channel, day],
+            )
+            .one()
+            .event_id
+        )
     finally:
         session.cluster.shutdown()
     assert count == 20

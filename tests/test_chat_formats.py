@@ -28,7 +28,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "chatlogs"
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 
 
-def at(stamp: str, zone: dt.tzinfo = dt.timezone.utc) -> int:
+def at(stamp: str, zone: dt.tzinfo = dt.UTC) -> int:
     """'2024-01-06 16:19:44.5' in a zone as Unix ms."""
     return int(dt.datetime.fromisoformat(stamp).replace(tzinfo=zone).timestamp() * 1000)
 
@@ -114,7 +114,10 @@ def test_what_a_format_could_not_read_is_counted_by_kind():
 def test_flags_from_badges_and_minute_notes():
     vod = list(Capture(FIXTURES / "vod/twitchdownloader-xqcow.json"))
     assert [(m.is_mod, m.is_subscriber, m.message_id, m.display_name) for m in vod] == [
-        (True, False, "c1", "UserA"), (False, True, "c2", "UserB"), (False, False, "c3", "UserA")]
+        (True, False, "c1", "UserA"),
+        (False, True, "c2", "UserB"),
+        (False, False, "c3", "UserA"),
+    ]
     irssi = Capture(FIXTURES / "irssi/#forsen.log")
     list(irssi)
     assert any("to the minute" in note for note in irssi.notes)
@@ -133,12 +136,15 @@ def test_format_is_chosen_by_content_not_name(tmp_path):
 def in_berlin() -> list[tuple]:
     """EXPECTED when every file is read with --timezone Europe/Berlin: the irssi and ZNC logs, which do not say
     their zone, an hour earlier in UTC (January); Chatterino's says UTC, the rest carry UTC or Unix times."""
-    return sorted(e[:3] + (e[3] - 3_600_000,) + e[4:] if kind in {"irssi", "znc"} else e
-                  for (_, kind), rows in EXPECTED.items() for e in rows)
+    return sorted(
+        e[:3] + (e[3] - 3_600_000,) + e[4:] if kind in {"irssi", "znc"} else e
+        for (_, kind), rows in EXPECTED.items()
+        for e in rows
+    )
 
 
 def test_gzip_files_and_directories(tmp_path):
-    for relative, kind in EXPECTED:
+    for relative, _kind in EXPECTED:
         target = tmp_path / "logs" / (relative + ".gz")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(gzip.compress((FIXTURES / relative).read_bytes()))
@@ -165,8 +171,10 @@ def test_a_file_in_no_known_format_is_one_clear_error(tmp_path):
 
 def test_out_of_order_messages_are_sorted_in_bounded_runs():
     rng = random.Random(7)
-    messages = [ChatMessage(channel="a", user_login="u", text=str(i), sent_ts=1_704_557_984_000 + rng.randrange(50))
-                for i in range(1_000)]
+    messages = [
+        ChatMessage(channel="a", user_login="u", text=str(i), sent_ts=1_704_557_984_000 + rng.randrange(50))
+        for i in range(1_000)
+    ]
     ordered = list(in_time_order(iter(messages), run_size=64))  # 16 runs through temporary files
     assert [m.sent_ts for m in ordered] == sorted(m.sent_ts for m in messages)
     assert [m.text for m in ordered] == [m.text for m in sorted(messages, key=lambda m: m.sent_ts)]  # stable
@@ -181,8 +189,14 @@ def test_a_client_log_out_of_order_is_replayed_in_order(tmp_path):
 
 def _replay(args: list[str], topic: str) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", **TEST_ENVIRONMENT, "TWITCHCREMENT_KAFKA_CHAT_TOPIC": topic}
-    return subprocess.run([sys.executable, "-m", "ingest", "--no-progress", "replay", *args, "--speed", "max"],
-                          capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", "--no-progress", "replay", *args, "--speed", "max"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=180,
+    )
 
 
 def test_replaying_a_directory_of_every_format_puts_each_message_on_kafka(platform, tmp_path):
@@ -214,8 +228,16 @@ def test_replay_errors_are_one_line_and_a_non_zero_exit(platform, tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"error: capture {unknown}: not a chat log in any format")
     assert "irssi" in lines[0] and "chat-downloader" in lines[0]
     broken = tmp_path / "broken-xqcow.json"
-    broken.write_text(json.dumps({"streamer": {"name": "xqcow"}, "comments": [
-        {"_id": f"c{i}", "content_offset_seconds": i, "commenter": None, "message": None} for i in range(40)]}))
+    broken.write_text(
+        json.dumps(
+            {
+                "streamer": {"name": "xqcow"},
+                "comments": [
+                    {"_id": f"c{i}", "content_offset_seconds": i, "commenter": None, "message": None} for i in range(40)
+                ],
+            }
+        )
+    )
     result = _replay([str(broken)], topic)
     assert result.returncode == 3, result.stderr
     assert "comment_without_commenter_or_message" in result.stderr and "nothing replayed" in result.stderr
@@ -225,12 +247,20 @@ def test_implausible_creation_times_give_way_to_the_vod_start_plus_offsets(tmp_p
     """A download whose createdAt values are all the moment it was fetched: 150 messages over 10 minutes of VOD
     'created' within two seconds."""
     start = at("2024-01-06 16:00:00")
-    comments = [{"id": f"v{i}", "createdAt": f"2024-01-08T10:00:0{i % 2}.{i:03d}Z", "contentOffsetSeconds": i * 4,
-                 "commenter": {"id": str(i), "login": f"user{i}", "displayName": f"User{i}"},
-                 "message": {"fragments": [{"text": f"message {i}", "emote": None}]}} for i in range(150)]
+    comments = [
+        {
+            "id": f"v{i}",
+            "createdAt": f"2024-01-08T10:00:0{i % 2}.{i:03d}Z",
+            "contentOffsetSeconds": i * 4,
+            "commenter": {"id": str(i), "login": f"user{i}", "displayName": f"User{i}"},
+            "message": {"fragments": [{"text": f"message {i}", "emote": None}]},
+        }
+        for i in range(150)
+    ]
     path = tmp_path / "vod.json"
-    path.write_text(json.dumps({"video": {"createdAt": "2024-01-06T16:00:00Z", "owner": {"login": "nymn"}},
-                                "comments": comments}))
+    path.write_text(
+        json.dumps({"video": {"createdAt": "2024-01-06T16:00:00Z", "owner": {"login": "nymn"}}, "comments": comments})
+    )
     capture = Capture(path)
     assert [(m.channel, m.sent_ts) for m in capture] == [("nymn", start + i * 4_000) for i in range(150)]
     assert any("implausible" in note for note in capture.notes)

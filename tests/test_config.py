@@ -9,14 +9,16 @@ import pytest
 
 from twitchcrement import config as configuration
 from twitchcrement.clients import ServiceUnavailable, cassandra_session, kafka_admin
-from twitchcrement.config import ConfigError, SETTINGS, load
+from twitchcrement.config import SETTINGS, ConfigError, load
 
 
 @pytest.fixture
 def config_file(tmp_path):
     path = tmp_path / "twitchcrement.toml"
-    path.write_text('[kafka]\nbootstrap_servers = "file-broker:9092"\npartitions = 8\n'
-                    '[cassandra]\nhosts = "file-cass"\nport = 9142\n')
+    path.write_text(
+        '[kafka]\nbootstrap_servers = "file-broker:9092"\npartitions = 8\n'
+        '[cassandra]\nhosts = "file-cass"\nport = 9142\n'
+    )
     return path
 
 
@@ -36,20 +38,30 @@ def test_file_overrides_defaults(config_file):
 
 
 def test_environment_overrides_file(config_file):
-    config = load(config_file, environ={"TWITCHCREMENT_KAFKA_BOOTSTRAP_SERVERS": "env-broker:9093",
-                                        "TWITCHCREMENT_KAFKA_PARTITIONS": "12",
-                                        "TWITCHCREMENT_CASSANDRA_PORT": "9242"})
+    config = load(
+        config_file,
+        environ={
+            "TWITCHCREMENT_KAFKA_BOOTSTRAP_SERVERS": "env-broker:9093",
+            "TWITCHCREMENT_KAFKA_PARTITIONS": "12",
+            "TWITCHCREMENT_CASSANDRA_PORT": "9242",
+        },
+    )
     assert config.kafka_bootstrap == "env-broker:9093"
     assert config["kafka.partitions"] == 12
     assert config.cassandra_port == 9242
 
 
 def test_original_aliases_override_environment(config_file):
-    config = load(config_file, environ={"TWITCHCREMENT_KAFKA_BOOTSTRAP_SERVERS": "env-broker:9093",
-                                        "KAFKAPORT": "alias-broker:9094",
-                                        "TWITCHCREMENT_CASSANDRA_HOSTS": "env-cass",
-                                        "CASSANDRA_ADDRESS": "alias-cass1,alias-cass2",
-                                        "CASSANDRA_PORT": "9342"})
+    config = load(
+        config_file,
+        environ={
+            "TWITCHCREMENT_KAFKA_BOOTSTRAP_SERVERS": "env-broker:9093",
+            "KAFKAPORT": "alias-broker:9094",
+            "TWITCHCREMENT_CASSANDRA_HOSTS": "env-cass",
+            "CASSANDRA_ADDRESS": "alias-cass1,alias-cass2",
+            "CASSANDRA_PORT": "9342",
+        },
+    )
     assert config.kafka_bootstrap == "alias-broker:9094"
     assert config.cassandra_hosts == ["alias-cass1", "alias-cass2"]
     assert config.cassandra_port == 9342
@@ -68,7 +80,7 @@ def test_config_file_from_environment(config_file):
 
 BAD_FILES = {
     "unknown key": ('[kafka]\nbootstrap = "x:1"\n', "kafka.bootstrap .*unknown setting"),
-    "unknown section": ('[kafak]\npartitions = 3\n', "kafak.partitions .*unknown setting"),
+    "unknown section": ("[kafak]\npartitions = 3\n", "kafak.partitions .*unknown setting"),
     "port out of range": ("[local]\nkafka_port = 70000\n", "local.kafka_port .*1 to 65535"),
     "port as text": ('[local]\ncassandra_port = "nine"\n', "local.cassandra_port .*whole number"),
     "zero partitions": ("[kafka]\npartitions = 0\n", "kafka.partitions .*greater than 0"),
@@ -136,7 +148,12 @@ def test_unreachable_kafka_fails_fast_naming_the_key():
 
 
 def test_unreachable_cassandra_fails_fast_naming_the_key():
-    config = load(environ={"CASSANDRA_ADDRESS": "127.0.0.1", "CASSANDRA_PORT": "1",
-                           "TWITCHCREMENT_CASSANDRA_CONNECT_TIMEOUT_S": "2"})
+    config = load(
+        environ={
+            "CASSANDRA_ADDRESS": "127.0.0.1",
+            "CASSANDRA_PORT": "1",
+            "TWITCHCREMENT_CASSANDRA_CONNECT_TIMEOUT_S": "2",
+        }
+    )
     with pytest.raises(ServiceUnavailable, match=r"cassandra.hosts=127.0.0.1 port 1"):
         cassandra_session(config)

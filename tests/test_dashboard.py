@@ -17,8 +17,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -40,14 +41,19 @@ pytestmark = pytest.mark.slow
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json"
 XSS_SCRIPT = "<script>window.__xss = 1; alert(1)</script>"
-XSS_IMG = "<img src=x onerror=\"window.__xss = 2\"> hi chat"
+XSS_IMG = '<img src=x onerror="window.__xss = 2"> hi chat'
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 EMOTE_TEXT = "Kappa hello chat PogChamp"
-EMOTE_TAG = "25:0-4/305954156:17-24/x\"><script>:6-10"
+EMOTE_TAG = '25:0-4/305954156:17-24/x"><script>:6-10'
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 90.0, every_s: float = 0.5,
-             shown: Callable[[], str] | None = None) -> Any:
+def wait_for(
+    what: str,
+    check: Callable[[], Any],
+    timeout_s: float = 90.0,
+    every_s: float = 0.5,
+    shown: Callable[[], str] | None = None,
+) -> Any:
     """Polls check until it is truthy; on timeout says what was awaited and, from shown, what there was instead."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -75,8 +81,9 @@ class World:
     replayed: threading.Event
 
 
-def scripted_chat(tag: str, pasta: str, variant: str, campaign: str, channel_a: str, channel_b: str, start_ms: int,
-                  seconds: int = 150) -> list[ChatMessage]:
+def scripted_chat(
+    tag: str, pasta: str, variant: str, campaign: str, channel_a: str, channel_b: str, start_ms: int, seconds: int = 150
+) -> list[ChatMessage]:
     """Spam waves every 5 s: the pasta in channel A, a mutated spelling of it in channel B, a campaign text in
     both, the XSS payloads in A."""
     messages = []
@@ -88,22 +95,24 @@ def scripted_chat(tag: str, pasta: str, variant: str, campaign: str, channel_a: 
             payload = XSS_SCRIPT if i % 2 else XSS_IMG
             messages.append(ChatMessage(channel=channel_a, user_login=f"xss{i}", text=payload, sent_ts=ts + 300 + i))
             for channel in (channel_a, channel_b):
-                messages.append(ChatMessage(channel=channel, user_login=f"bot{i}", text=campaign,
-                                            sent_ts=ts + 500 + i))
-        messages.append(ChatMessage(channel=channel_a, user_login="bystander", text=f"{tag} just chatting",
-                                    sent_ts=ts + 700))
+                messages.append(ChatMessage(channel=channel, user_login=f"bot{i}", text=campaign, sent_ts=ts + 500 + i))
+        messages.append(
+            ChatMessage(channel=channel_a, user_login="bystander", text=f"{tag} just chatting", sent_ts=ts + 700)
+        )
         # Twitch emotes, placed by the emotes tag (Kappa is emote 25, PogChamp 305954156); a tag with a hostile id
         # is skipped, not rendered.
-        messages.append(ChatMessage(channel=channel_a, user_login="emoter", text=EMOTE_TEXT, sent_ts=ts + 800,
-                                    emotes=EMOTE_TAG))
+        messages.append(
+            ChatMessage(channel=channel_a, user_login="emoter", text=EMOTE_TEXT, sent_ts=ts + 800, emotes=EMOTE_TAG)
+        )
     return messages
 
 
 @pytest.fixture(scope="module")
 def world(platform: Config, spark, tmp_path_factory) -> World:
     tag = "dash" + uuid.uuid4().hex[:6]
-    config = fresh_config(platform).with_overrides(detector__starting_offsets="earliest", dashboard__backfill_s=900,
-                                                   dashboard__refresh_s=1.0)
+    config = fresh_config(platform).with_overrides(
+        detector__starting_offsets="earliest", dashboard__backfill_s=900, dashboard__refresh_s=1.0
+    )
     channel_a, channel_b = f"{tag}_a", f"{tag}_b"
     pasta = f"{tag} WHO ASKED LULW nobody asked this copypasta is everywhere today"
     variant = f"{tag} WHO ASKED LULW NOBODY ASKED this copypasta is everywhere todayy KEKW"
@@ -115,9 +124,13 @@ def world(platform: Config, spark, tmp_path_factory) -> World:
     # pace, restamped to now, as the demo does.
     nymn = list(Capture(SAMPLE))
     shift = now_ms - nymn[0].sent_ts
-    chat = sorted([*(dataclasses.replace(m, sent_ts=m.sent_ts + shift) for m in nymn),
-                   *scripted_chat(tag, pasta, variant, campaign, channel_a, channel_b, now_ms)],
-                  key=lambda m: m.sent_ts)
+    chat = sorted(
+        [
+            *(dataclasses.replace(m, sent_ts=m.sent_ts + shift) for m in nymn),
+            *scripted_chat(tag, pasta, variant, campaign, channel_a, channel_b, now_ms),
+        ],
+        key=lambda m: m.sent_ts,
+    )
     stop, replayed = threading.Event(), threading.Event()
     sink = ChatSink(config)
 
@@ -132,8 +145,12 @@ def world(platform: Config, spark, tmp_path_factory) -> World:
     feed, history = LiveFeed(config).start(), History(config).start()
     sources = views.Sources(feed, history, page_size=5, refresh_ms=1000, search_max_chars=500)
     try:
-        wait_for("the history's Cassandra session", lambda: history.error is None, timeout_s=60,
-                 shown=lambda: str(history.error))
+        wait_for(
+            "the history's Cassandra session",
+            lambda: history.error is None,
+            timeout_s=60,
+            shown=lambda: str(history.error),
+        )
         yield World(config, tag, pasta, variant, campaign, channel_a, channel_b, feed, history, sources, replayed)
     finally:
         stop.set()
@@ -159,8 +176,10 @@ def test_live_feed_receives_chat_and_spam_events(world: World) -> None:
 
 
 def test_history_search_finds_exact_text_and_a_mutated_variant(world: World) -> None:
-    found = wait_for("the pasta in Cassandra's history",
-                     lambda: [s for s in world.history.search(world.pasta).sightings if s["channel"] == world.channel_b])
+    found = wait_for(
+        "the pasta in Cassandra's history",
+        lambda: [s for s in world.history.search(world.pasta).sightings if s["channel"] == world.channel_b],
+    )
     search = world.history.search(world.pasta)
     assert {m.text for m in search.matches} >= {world.pasta, world.variant}
     assert {s["channel"] for s in search.sightings} == {world.channel_a, world.channel_b}
@@ -173,8 +192,12 @@ def test_history_search_finds_exact_text_and_a_mutated_variant(world: World) -> 
 
 
 def test_search_rejects_empty_absurd_and_invisible_queries_with_a_message(world: World) -> None:
-    for query, expected in (("", "Type or paste"), ("   ", "Type or paste"), ("x" * 501, "at most 500"),
-                            ("\u200b\U000e0000 \ufeff", "Nothing searchable")):
+    for query, expected in (
+        ("", "Type or paste"),
+        ("   ", "Type or paste"),
+        ("x" * 501, "at most 500"),
+        ("\u200b\U000e0000 \ufeff", "Nothing searchable"),
+    ):
         with pytest.raises(SearchError, match=expected):
             world.history.search(query)
         view = views.search_view(world.sources, query, 0)
@@ -194,8 +217,14 @@ def test_search_view_pages_newest_first(world: World) -> None:
 
 
 def test_live_view_tops_up_from_history_and_overview_shows_campaigns(world: World) -> None:
-    wait_for("the campaign", lambda: any({world.channel_a, world.channel_b} <= c["channels"]
-                                         for c in world.history.campaigns() if c["text"] == world.campaign))
+    wait_for(
+        "the campaign",
+        lambda: any(
+            {world.channel_a, world.channel_b} <= c["channels"]
+            for c in world.history.campaigns()
+            if c["text"] == world.campaign
+        ),
+    )
     # A dashboard started now has an empty live buffer: the live view still lists today's events from Cassandra.
     fresh = views.Sources(LiveFeed(world.config), world.history)
     events, problem = views.live_events(fresh, world.channel_a)
@@ -215,9 +244,18 @@ def campaign_event(world: World, channel: str) -> dict[str, Any]:
 
 
 def test_an_events_users_come_from_the_history_and_opted_out_users_are_left_out(world: World) -> None:
-    event = wait_for("a campaign event with its users written", lambda: next(
-        (e for e in views.live_events(world.sources, world.channel_a)[0] if e["text"] == world.campaign
-         and len(world.history.event_users(e["event_id"], e["window_start"], e["distinct_users"])) == 6), None))
+    event = wait_for(
+        "a campaign event with its users written",
+        lambda: next(
+            (
+                e
+                for e in views.live_events(world.sources, world.channel_a)[0]
+                if e["text"] == world.campaign
+                and len(world.history.event_users(e["event_id"], e["window_start"], e["distinct_users"])) == 6
+            ),
+            None,
+        ),
+    )
     users, note = views.event_users(world.sources, event)
     assert note == "" and [u["user_login"] for u in users] == sorted(f"bot{i}" for i in range(6))
     assert sum(u["messages"] for u in users) == event["message_count"] and all(u["first_ts"] for u in users)
@@ -230,9 +268,13 @@ def test_an_events_users_come_from_the_history_and_opted_out_users_are_left_out(
 
 
 def test_user_view_lists_a_users_events_in_both_channels(world: World) -> None:
-    view = wait_for("bot0's events in both channels", lambda: (lambda v: v if world.channel_b in v.message
-                                                               and world.channel_a in v.message else None)(
-        views.user_view(world.sources, "  @Bot0 ")), shown=lambda: views.user_view(world.sources, "bot0").message)
+    view = wait_for(
+        "bot0's events in both channels",
+        lambda: (lambda v: v if world.channel_b in v.message and world.channel_a in v.message else None)(
+            views.user_view(world.sources, "  @Bot0 ")
+        ),
+        shown=lambda: views.user_view(world.sources, "bot0").message,
+    )
     assert view.login == "bot0" and view.message.startswith("bot0 took part in ")
     assert "in 2 channels" in view.message
     assert {trace.name for trace in view.figure.data} == {world.channel_a, world.channel_b}
@@ -242,16 +284,27 @@ def test_user_view_lists_a_users_events_in_both_channels(world: World) -> None:
 
 
 def test_live_feed_memory_is_bounded(platform: Config) -> None:
-    config = platform.with_overrides(dashboard__chat_per_channel=10, dashboard__spam_per_channel=5,
-                                     dashboard__max_channels=3)
+    config = platform.with_overrides(
+        dashboard__chat_per_channel=10, dashboard__spam_per_channel=5, dashboard__max_channels=3
+    )
     feed = LiveFeed(config)
     now = int(time.time() * 1000)
     for i in range(5000):
         feed.add_chat(ChatMessage(channel=f"chan{i % 7}", user_login="u", text=f"m{i}", sent_ts=now - i))
         if i % 10 == 0:
-            feed.add_spam(SpamEvent(event_id=f"e{i}", kind="crowd", channel=f"chan{i % 7}", window_start=now,
-                                    window_end=now + 10_000, text="t", message_hash="h", message_count=5,
-                                    distinct_users=3))
+            feed.add_spam(
+                SpamEvent(
+                    event_id=f"e{i}",
+                    kind="crowd",
+                    channel=f"chan{i % 7}",
+                    window_start=now,
+                    window_end=now + 10_000,
+                    text="t",
+                    message_hash="h",
+                    message_count=5,
+                    distinct_users=3,
+                )
+            )
     assert len(feed._channels) == 3
     assert all(len(b.chat) <= 10 and len(b.events) <= 5 for b in feed._channels.values())
     assert all(len(b.bins) <= config["dashboard.history_s"] // 10 + 2 for b in feed._channels.values())
@@ -260,14 +313,22 @@ def test_live_feed_memory_is_bounded(platform: Config) -> None:
 
 
 def test_outages_show_in_the_sources_state_not_as_errors(platform: Config) -> None:
-    nowhere = platform.with_overrides(kafka__bootstrap_servers="127.0.0.1:1", cassandra__hosts="127.0.0.1",
-                                      cassandra__port=1, kafka__connect_timeout_s=1.0)
+    nowhere = platform.with_overrides(
+        kafka__bootstrap_servers="127.0.0.1:1",
+        cassandra__hosts="127.0.0.1",
+        cassandra__port=1,
+        kafka__connect_timeout_s=1.0,
+    )
     feed, history = LiveFeed(nowhere).start(), History(nowhere).start()
     try:
-        wait_for("the Kafka outage message", lambda: feed.kafka_error and "127.0.0.1:1" in feed.kafka_error,
-                 timeout_s=30)
-        wait_for("the Cassandra outage message",
-                 lambda: history.error and "no Cassandra node answered" in history.error, timeout_s=30)
+        wait_for(
+            "the Kafka outage message", lambda: feed.kafka_error and "127.0.0.1:1" in feed.kafka_error, timeout_s=30
+        )
+        wait_for(
+            "the Cassandra outage message",
+            lambda: history.error and "no Cassandra node answered" in history.error,
+            timeout_s=30,
+        )
         view = views.search_view(views.Sources(feed, history), "some spam", 0)
         assert view.message.startswith("History is not available right now")
         events, problem = views.live_events(views.Sources(feed, history), "anyone")
@@ -304,8 +365,9 @@ def served(world: World) -> str:
     from waitress.server import create_server
 
     # bot5 opted out after its chat was read (ingest had let it through): the pages must not show it.
-    app = create_app(world.config.with_overrides(ingest__optout_users=["bot5"]), world.feed, world.history,
-                     auth=("mod", "s3cret"))
+    app = create_app(
+        world.config.with_overrides(ingest__optout_users=["bot5"]), world.feed, world.history, auth=("mod", "s3cret")
+    )
     server = create_server(app.server, host="127.0.0.1", port=0, threads=6)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -323,9 +385,17 @@ def browser(served: str):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     # The machine's network is closed: without these Chromium keeps trying to reach Google's services.
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(flag)
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for a driver online
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -346,29 +416,39 @@ def test_basic_auth_is_required_when_set(served: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(served + "/", timeout=10)
     assert refused.value.code == 401
-    request = urllib.request.Request(served + "/", headers={
-        "Authorization": "Basic " + base64.b64encode(b"mod:s3cret").decode()})
+    request = urllib.request.Request(
+        served + "/", headers={"Authorization": "Basic " + base64.b64encode(b"mod:s3cret").decode()}
+    )
     assert urllib.request.urlopen(request, timeout=10).status == 200
 
 
-def test_live_page_shows_new_chat_and_spam_and_keeps_chat_text_inert(world: World, served: str, browser: Any,
-                                                                      artifacts: Path) -> None:
+def test_live_page_shows_new_chat_and_spam_and_keeps_chat_text_inert(
+    world: World, served: str, browser: Any, artifacts: Path
+) -> None:
     browser.get(f"{served}/?channel={world.channel_a}")
     before = page_text(browser, "live-chat")
     wait_for("chat on the live page", lambda: world.tag in page_text(browser, "live-chat"), timeout_s=20)
     wait_for("the chat list to move", lambda: page_text(browser, "live-chat") != before, timeout_s=20)
     wait_for("a spam event on the live page", lambda: world.pasta in page_text(browser, "live-events"))
     # The payloads are on the page as literal characters, and nothing they contain ever ran.
-    wait_for("the XSS payloads as text", lambda: XSS_SCRIPT in page_text(browser, "live-chat")
-             and XSS_IMG in page_text(browser, "live-chat"), timeout_s=20)
+    wait_for(
+        "the XSS payloads as text",
+        lambda: XSS_SCRIPT in page_text(browser, "live-chat") and XSS_IMG in page_text(browser, "live-chat"),
+        timeout_s=20,
+    )
     assert browser.execute_script("return window.__xss === undefined")
     assert browser.find_elements("css selector", "img[src='x']") == []
     assert browser.find_elements("xpath", "//main//script") == []
     # Twitch emotes are images from Twitch's CDN, with their code as alt text and tooltip (read in one script
     # call: the line may scroll off between two).
-    kappa = wait_for("an emote image in the chat", lambda: browser.execute_script(
-        "const i = document.querySelector(\"#live-chat img.emote[alt='Kappa']\");"
-        "return i ? [i.getAttribute('src'), i.getAttribute('title')] : null;"), timeout_s=20)
+    kappa = wait_for(
+        "an emote image in the chat",
+        lambda: browser.execute_script(
+            "const i = document.querySelector(\"#live-chat img.emote[alt='Kappa']\");"
+            "return i ? [i.getAttribute('src'), i.getAttribute('title')] : null;"
+        ),
+        timeout_s=20,
+    )
     assert kappa == ["https://static-cdn.jtvnw.net/emoticons/v2/25/default/dark/1.0", "Kappa"]
     browser.save_screenshot(str(artifacts / "dashboard-live.png"))
 
@@ -386,8 +466,9 @@ def event_row(browser: Any, event_id: str) -> Any:
     return browser.find_element("xpath", f"//*[@data-event='{event_id}']/ancestor::div[contains(@class, 'event')]")
 
 
-def test_ten_clicks_on_ten_events_each_show_their_detail_while_the_page_refreshes(world: World, served: str,
-                                                                                   browser: Any) -> None:
+def test_ten_clicks_on_ten_events_each_show_their_detail_while_the_page_refreshes(
+    world: World, served: str, browser: Any
+) -> None:
     browser.get(f"{served}/?channel={world.channel_a}")
     wait_for("ten spam events on the live page", lambda: len(shown_events(browser)) >= 10, timeout_s=120)
     clicked_rows = {}
@@ -395,9 +476,16 @@ def test_ten_clicks_on_ten_events_each_show_their_detail_while_the_page_refreshe
     for i, event_id in enumerate(shown_events(browser)[:10]):
         clicked_rows[event_id] = event_row(browser, event_id)
         clicked_rows[event_id].click()
-        wait_for(f"the detail of event {i + 1} of 10", lambda: event_id == browser.execute_script(
-            "const d = document.querySelector('#live-detail [data-event]'); return d ? d.dataset.event : '';"),
-            timeout_s=10, every_s=0.1, shown=lambda: page_text(browser, "live-detail")[:200])
+        wait_for(
+            f"the detail of event {i + 1} of 10",
+            lambda event_id=event_id: event_id
+            == browser.execute_script(
+                "const d = document.querySelector('#live-detail [data-event]'); return d ? d.dataset.event : '';"
+            ),
+            timeout_s=10,
+            every_s=0.1,
+            shown=lambda: page_text(browser, "live-detail")[:200],
+        )
     assert len(clicked_rows) == 10
     assert world.tag in page_text(browser, "live-chat")  # the page went on refreshing meanwhile
     # Rows keep their identity while the list changes: once a newer event has arrived at the top, the rows held
@@ -414,24 +502,35 @@ def search_box(browser: Any) -> Any:
     return browser.find_element("id", "search-text")
 
 
-def test_search_page_typing_and_enter_or_the_button_searches_and_the_address_follows(world: World, served: str,
-                                                                                    browser: Any,
-                                                                                    artifacts: Path) -> None:
+def test_search_page_typing_and_enter_or_the_button_searches_and_the_address_follows(
+    world: World, served: str, browser: Any, artifacts: Path
+) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    wait_for("the variant in history", lambda: [s for s in world.history.search(world.pasta).sightings
-                                               if s["channel"] == world.channel_b])
+    wait_for(
+        "the variant in history",
+        lambda: [s for s in world.history.search(world.pasta).sightings if s["channel"] == world.channel_b],
+    )
     browser.get(f"{served}/search")
     # the page has answered once (its empty-box message): it is ready for keys
     wait_for("the search page", lambda: "Type or paste" in page_text(browser, "search-message"), timeout_s=60)
     search_box(browser).send_keys(world.variant.upper(), Keys.ENTER)
-    wait_for("search results after Enter", lambda: world.channel_a in page_text(browser, "search-results")
-             and world.channel_b in page_text(browser, "search-results"), timeout_s=60,
-             shown=lambda: page_text(browser, "search-message") + " | box: " + str(browser.execute_script(
-                 "return document.getElementById('search-text').value")))
-    wait_for("the address to follow the query", lambda: urllib.parse.parse_qs(
-        urllib.parse.urlsplit(browser.current_url).query).get("q") == [world.variant.upper()], timeout_s=10,
-        shown=lambda: browser.current_url)
+    wait_for(
+        "search results after Enter",
+        lambda: world.channel_a in page_text(browser, "search-results")
+        and world.channel_b in page_text(browser, "search-results"),
+        timeout_s=60,
+        shown=lambda: page_text(browser, "search-message")
+        + " | box: "
+        + str(browser.execute_script("return document.getElementById('search-text').value")),
+    )
+    wait_for(
+        "the address to follow the query",
+        lambda: urllib.parse.parse_qs(urllib.parse.urlsplit(browser.current_url).query).get("q")
+        == [world.variant.upper()],
+        timeout_s=10,
+        shown=lambda: browser.current_url,
+    )
     assert "Seen" in page_text(browser, "search-message")
     browser.save_screenshot(str(artifacts / "dashboard-search.png"))
     # A second query typed into the same box and sent with the button.
@@ -440,39 +539,67 @@ def test_search_page_typing_and_enter_or_the_button_searches_and_the_address_fol
     box.send_keys(Keys.DELETE)
     box.send_keys("x" * 499)
     browser.find_element("id", "search-go").click()
-    wait_for("a helpful message after the button", lambda: "No spam like this" in page_text(
-        browser, "search-message"), timeout_s=60, shown=lambda: page_text(browser, "search-message"))
-    wait_for("the address to follow the second query", lambda: "x" * 499 in browser.current_url, timeout_s=10,
-             shown=lambda: browser.current_url)
+    wait_for(
+        "a helpful message after the button",
+        lambda: "No spam like this" in page_text(browser, "search-message"),
+        timeout_s=60,
+        shown=lambda: page_text(browser, "search-message"),
+    )
+    wait_for(
+        "the address to follow the second query",
+        lambda: "x" * 499 in browser.current_url,
+        timeout_s=10,
+        shown=lambda: browser.current_url,
+    )
     # Back returns to the first search.
     browser.back()
-    wait_for("the first search again after Back", lambda: world.channel_b in page_text(browser, "search-results"),
-             timeout_s=60, shown=lambda: browser.current_url + " | " + page_text(browser, "search-message"))
+    wait_for(
+        "the first search again after Back",
+        lambda: world.channel_b in page_text(browser, "search-results"),
+        timeout_s=60,
+        shown=lambda: browser.current_url + " | " + page_text(browser, "search-message"),
+    )
 
 
-def test_an_events_users_link_to_the_user_page_which_shows_both_channels(world: World, served: str, browser: Any,
-                                                                          artifacts: Path) -> None:
+def test_an_events_users_link_to_the_user_page_which_shows_both_channels(
+    world: World, served: str, browser: Any, artifacts: Path
+) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    wait_for("bot0 in both channels' history", lambda: world.channel_b in views.user_view(world.sources,
-                                                                                          "bot0").message)
+    wait_for(
+        "bot0 in both channels' history", lambda: world.channel_b in views.user_view(world.sources, "bot0").message
+    )
     browser.get(f"{served}/?channel={world.channel_a}")
-    campaign = wait_for("a campaign event on the live page", lambda: browser.execute_script(
-        "return [...document.querySelectorAll('#live-events .event:not([hidden]) [data-event]')]"
-        ".filter(e => e.textContent.includes(arguments[0])).map(e => e.dataset.event)[0] || null;",
-        world.campaign.rsplit(" ", 1)[0]),  # its last word, PogChamp, shows as an emote image
-        timeout_s=60)
+    campaign = wait_for(
+        "a campaign event on the live page",
+        lambda: browser.execute_script(
+            "return [...document.querySelectorAll('#live-events .event:not([hidden]) [data-event]')]"
+            ".filter(e => e.textContent.includes(arguments[0])).map(e => e.dataset.event)[0] || null;",
+            world.campaign.rsplit(" ", 1)[0],
+        ),  # its last word, PogChamp, shows as an emote image
+        timeout_s=60,
+    )
     event_row(browser, campaign).click()
     # The users of the event, from the history: a user who opted out after the fact is not among them.
-    users = wait_for("the event's users from the history", lambda: "still being written" not in page_text(
-        browser, "live-detail") and browser.execute_script(
-        "return [...document.querySelectorAll('#event-users td a')].map(a => a.textContent);") or None,
-        timeout_s=30, shown=lambda: page_text(browser, "live-detail")[:300])
+    users = wait_for(
+        "the event's users from the history",
+        lambda: "still being written" not in page_text(browser, "live-detail")
+        and browser.execute_script(
+            "return [...document.querySelectorAll('#event-users td a')].map(a => a.textContent);"
+        )
+        or None,
+        timeout_s=30,
+        shown=lambda: page_text(browser, "live-detail")[:300],
+    )
     assert sorted(users) == [f"bot{i}" for i in range(5)]
     browser.find_element("xpath", "//*[@id='event-users']//a[text()='bot0']").click()
-    wait_for("bot0's page from the link", lambda: world.channel_b in page_text(browser, "user-message")
-             and world.channel_a in page_text(browser, "user-message"), timeout_s=30,
-             shown=lambda: browser.current_url + " | " + page_text(browser, "user-message"))
+    wait_for(
+        "bot0's page from the link",
+        lambda: world.channel_b in page_text(browser, "user-message")
+        and world.channel_a in page_text(browser, "user-message"),
+        timeout_s=30,
+        shown=lambda: browser.current_url + " | " + page_text(browser, "user-message"),
+    )
     assert urllib.parse.parse_qs(urllib.parse.urlsplit(browser.current_url).query)["login"] == ["bot0"]
     assert world.campaign in page_text(browser, "user-results")
     browser.save_screenshot(str(artifacts / "dashboard-user.png"))
@@ -481,28 +608,45 @@ def test_an_events_users_link_to_the_user_page_which_shows_both_channels(world: 
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.DELETE)
     box.send_keys("@bot1", Keys.ENTER)
-    wait_for("bot1's page after Enter", lambda: page_text(browser, "user-message").startswith("bot1 took part in"),
-             timeout_s=30, shown=lambda: page_text(browser, "user-message"))
+    wait_for(
+        "bot1's page after Enter",
+        lambda: page_text(browser, "user-message").startswith("bot1 took part in"),
+        timeout_s=30,
+        shown=lambda: page_text(browser, "user-message"),
+    )
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.DELETE)
     box.send_keys("bot5", Keys.ENTER)
-    wait_for("no page for the opted-out user", lambda: page_text(browser, "user-message") == "No spam by bot5 to show.",
-             timeout_s=30, shown=lambda: page_text(browser, "user-message"))
+    wait_for(
+        "no page for the opted-out user",
+        lambda: page_text(browser, "user-message") == "No spam by bot5 to show.",
+        timeout_s=30,
+        shown=lambda: page_text(browser, "user-message"),
+    )
     assert "bot5" not in page_text(browser, "user-results")
     # The search page takes @name as a user lookup.
     browser.get(f"{served}/search")
     wait_for("the search page", lambda: "Type or paste" in page_text(browser, "search-message"), timeout_s=60)
     search_box(browser).send_keys("@bot2", Keys.ENTER)
-    wait_for("a user lookup from the search box", lambda: page_text(browser, "search-message").startswith(
-        "bot2 took part in") and world.channel_b in page_text(browser, "search-message"), timeout_s=30,
-        shown=lambda: page_text(browser, "search-message"))
+    wait_for(
+        "a user lookup from the search box",
+        lambda: page_text(browser, "search-message").startswith("bot2 took part in")
+        and world.channel_b in page_text(browser, "search-message"),
+        timeout_s=30,
+        shown=lambda: page_text(browser, "search-message"),
+    )
 
 
-def test_overview_page_shows_totals_topics_and_heatmap(world: World, served: str, browser: Any,
-                                                        artifacts: Path) -> None:
+def test_overview_page_shows_totals_topics_and_heatmap(
+    world: World, served: str, browser: Any, artifacts: Path
+) -> None:
     browser.get(f"{served}/overview")
     wait_for("totals", lambda: "chat messages/s in" in page_text(browser, "overview-totals"), timeout_s=20)
     wait_for("the campaign", lambda: world.tag in page_text(browser, "overview-campaigns"), timeout_s=30)
-    wait_for("the heatmap", lambda: browser.find_elements("css selector", "#overview-heatmap .heatmaplayer")
-             or browser.find_elements("css selector", "#overview-heatmap .hm"), timeout_s=30)
+    wait_for(
+        "the heatmap",
+        lambda: browser.find_elements("css selector", "#overview-heatmap .heatmaplayer")
+        or browser.find_elements("css selector", "#overview-heatmap .hm"),
+        timeout_s=30,
+    )
     browser.save_screenshot(str(artifacts / "dashboard-overview.png"))

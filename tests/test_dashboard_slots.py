@@ -12,8 +12,9 @@ from dashboard.slots import Row, SlotList
 
 
 def rows(*keys: str, facts: dict[str, object] | None = None) -> list[Row]:
-    return [Row(key, (facts or {}).get(key, key), lambda key=key: [f"content of {key}"], f"class-{key}")
-            for key in keys]
+    return [
+        Row(key, (facts or {}).get(key, key), lambda key=key: [f"content of {key}"], f"class-{key}") for key in keys
+    ]
 
 
 def sent(values: list) -> dict[int, object]:
@@ -25,8 +26,12 @@ def test_rows_keep_their_slots_and_only_new_content_is_sent() -> None:
     slots = SlotList("x", 4, "nothing yet")
     values, shown = slots.update(None, rows("a", "b"))
     assert sent(values) == {0: ["content of a"], 1: ["content of b"]}
-    assert values[1:] == [["class-a", "class-b", "", ""], [{"order": 0}, {"order": 1}, {}, {}],
-                          [False, False, True, True], True]
+    assert values[1:] == [
+        ["class-a", "class-b", "", ""],
+        [{"order": 0}, {"order": 1}, {}, {}],
+        [False, False, True, True],
+        True,
+    ]
     # "c" arrives on top: it takes an empty slot, a and b stay where they are and are not sent again.
     values, shown = slots.update(shown, rows("c", "a", "b"))
     assert sent(values) == {2: ["content of c"]}

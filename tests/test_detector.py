@@ -9,16 +9,16 @@ import msgpack
 import pytest
 from pyspark.ml.feature import HashingTF
 
+from ingest.captures import Capture
+from ingest.synth import EVASIONS, Generator, SynthSettings
 from jobs.detection import ChannelDetector, Settings, cluster
 from jobs.evaluation import exact_baseline, labelled_cells, score
 from jobs.pipeline import DetectorSettings, features, minhash_model
-from ingest.captures import Capture
-from ingest.synth import EVASIONS, Generator, SynthSettings
 from tests.conftest import test_config
-from tests.test_kafka_records import consume_all
 from tests.detector_harness import flush_message, fresh_config, produce, run, spam_records
-from twitchcrement.clients import cassandra_session
+from tests.test_kafka_records import consume_all
 from twitchcrement import PROJECT_ROOT
+from twitchcrement.clients import cassandra_session
 from twitchcrement.records import ChatMessage
 from twitchcrement.textsim import MinHasher, normalise, shingles
 
@@ -26,15 +26,18 @@ HASHER = MinHasher(1 << 20, 32, 20240106, 3)
 SETTINGS = Settings()
 
 
-@pytest.mark.parametrize("a,b", [
-    ("forsenParty EDM \U000e0000", "forsenParty EDM"),
-    ("KEKW KEKW KEKW", "kekw"),
-    ("LOOOOOOL", "lool"),
-    ("ＫＥＫＷ", "kekw"),  # full-width letters (NFKC)
-    ("Pog\u200bChamp", "pogchamp"),
-    ("  spaced\t\tout  text ", "spaced out text"),
-    ("DocSpin it is what it is", "docspin it is what it is"),
-])
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        ("forsenParty EDM \U000e0000", "forsenParty EDM"),
+        ("KEKW KEKW KEKW", "kekw"),
+        ("LOOOOOOL", "lool"),
+        ("ＫＥＫＷ", "kekw"),  # full-width letters (NFKC)
+        ("Pog\u200bChamp", "pogchamp"),
+        ("  spaced\t\tout  text ", "spaced out text"),
+        ("DocSpin it is what it is", "docspin it is what it is"),
+    ],
+)
 def test_normalise_undoes_the_usual_evasions(a, b):
     assert normalise(a) == normalise(b)
 
@@ -50,9 +53,16 @@ def test_any_text_gets_shingles_or_is_routed_aside(text):
 
 def test_near_duplicates_cluster_and_unrelated_texts_do_not():
     pasta = "Remember to hydrate chat, drink water and stretch your legs FeelsGoodMan"
-    texts = [normalise(t) for t in [pasta, pasta + " Clap", "REMEMBER to hydrate chat drink water and stretch your "
-                                    "legs FeelsGoodMan", "completely different message about the boss fight",
-                                    "hydrate"]]
+    texts = [
+        normalise(t)
+        for t in [
+            pasta,
+            pasta + " Clap",
+            "REMEMBER to hydrate chat drink water and stretch your legs FeelsGoodMan",
+            "completely different message about the boss fight",
+            "hydrate",
+        ]
+    ]
     signatures = [HASHER.signature(shingles(t)) if len(shingles(t)) >= 5 else None for t in texts]
     labels = cluster(texts, signatures, SETTINGS)
     assert labels[0] == labels[1] == labels[2]
@@ -74,8 +84,8 @@ def test_channel_detector_events_topics_and_flood():
     def add(offset_ms, user, text):
         norm = normalise(text)
         grams = shingles(norm)
-        detector.add(base + offset_ms, user, text, norm, HASHER.signature(grams) if len(grams) >= 5 else None,
-                     SETTINGS)
+        detector.add(base + offset_ms, user, text, norm, HASHER.signature(grams) if len(grams) >= 5 else None, SETTINGS)
+
     for i in range(6):
         add(i * 100, f"user{i}", "forsenParty EDM forsenParty EDM" + " \U000e0000" * (i % 3 == 0))
     for i in range(7):
@@ -84,8 +94,10 @@ def test_channel_detector_events_topics_and_flood():
         add(i * 100, f"user{i}", "KEKW")  # too few
     rows = detector.close_windows(base + 10_000, SETTINGS)
     events = [r for r in rows if r["kind"] == "event"]
-    assert {(e["event_kind"], e["message_count"], e["distinct_users"]) for e in events} == {("crowd", 6, 6),
-                                                                                            ("flood", 7, 1)}
+    assert {(e["event_kind"], e["message_count"], e["distinct_users"]) for e in events} == {
+        ("crowd", 6, 6),
+        ("flood", 7, 1),
+    }
     crowd = next(e for e in events if e["event_kind"] == "crowd")
     assert crowd["variants"] == 2 and crowd["text"] == "forsenParty EDM forsenParty EDM"
     first_topic = crowd["topic_id"]
@@ -121,14 +133,24 @@ def test_each_channel_closes_its_windows_by_its_own_clock_message_by_message():
 
 
 def test_a_silent_channel_is_closed_only_once_its_partition_is_read_to_the_end_and_the_stream_moved_on():
-    from jobs.state import DetectorState
     import pandas as pd
+
+    from jobs.state import DetectorState
 
     base = 1_767_225_600_000
     spam = "the same spam text again and again and again"
-    batch = pd.DataFrame({"channel": ["quiet"] * 5, "sent_ts": [base + 1_000 + i for i in range(5)],
-                          "user_login": [f"u{i}" for i in range(5)], "text": [spam] * 5, "norm": [spam] * 5,
-                          "signature": [None] * 5, "partition": [0] * 5, "offset": list(range(5))})
+    batch = pd.DataFrame(
+        {
+            "channel": ["quiet"] * 5,
+            "sent_ts": [base + 1_000 + i for i in range(5)],
+            "user_login": [f"u{i}" for i in range(5)],
+            "text": [spam] * 5,
+            "norm": [spam] * 5,
+            "signature": [None] * 5,
+            "partition": [0] * 5,
+            "offset": list(range(5)),
+        }
+    )
     lag = SETTINGS.channel_lag_ms
     # another channel, on another partition, a lag further on in event time: the stream has moved on
     other = batch.iloc[:1].assign(channel="busy", sent_ts=base + 1_004 + lag, partition=1, offset=0)
@@ -149,14 +171,23 @@ def test_a_silent_channel_is_closed_only_once_its_partition_is_read_to_the_end_a
 
 
 def test_python_minhash_equals_spark_ml(spark):
-    texts = ["KEKW KEKW", "forsenParty EDM forsenParty EDM \U000e0000", "🐢 Slow and steady 🐢 wins the race",
-             "日本語のテキストです", "ResidentSleeper Silent Hill 2 Waiting Room ResidentSleeper", "🐢🐢", "ab", "a"]
+    texts = [
+        "KEKW KEKW",
+        "forsenParty EDM forsenParty EDM \U000e0000",
+        "🐢 Slow and steady 🐢 wins the race",
+        "日本語のテキストです",
+        "ResidentSleeper Silent Hill 2 Waiting Room ResidentSleeper",
+        "🐢🐢",
+        "ab",
+        "a",
+    ]
     spark_config = test_config()
     settings = DetectorSettings.from_config(spark_config)
     tf, model = minhash_model(spark, settings.hasher)
     long_enough = [t for t in texts if len(shingles(normalise(t))) >= settings.detection.min_shingles]
-    frame = spark.createDataFrame([(t, shingles(normalise(t))) for t in long_enough],
-                                  "text string, shingles array<string>")
+    frame = spark.createDataFrame(
+        [(t, shingles(normalise(t))) for t in long_enough], "text string, shingles array<string>"
+    )
     rows = model.transform(tf.transform(frame)).collect()
     assert spark_config["detector.num_hash_tables"] == len(rows[0].hashes)
     for row in rows:
@@ -175,13 +206,15 @@ def test_python_minhash_equals_spark_ml(spark):
     for row in features(normalised, spark, settings).collect():
         grams = shingles(row.norm)
         expected = settings.hasher.signature(grams) if len(grams) >= settings.detection.min_shingles else None
-        assert (None if row.signature is None else list(struct.unpack(f">{len(row.signature) // 4}i",
-                                                                      row.signature))) == expected, row.text
+        assert (
+            None if row.signature is None else list(struct.unpack(f">{len(row.signature) // 4}i", row.signature))
+        ) == expected, row.text
 
 
 def _synthetic(prefix: str, seconds: int = 60) -> Generator:
-    return Generator(SynthSettings(rate=400, seconds=seconds, channels=8, seed=13, prefix=prefix,
-                                   start_ms=1_767_225_600_000))
+    return Generator(
+        SynthSettings(rate=400, seconds=seconds, channels=8, seed=13, prefix=prefix, start_ms=1_767_225_600_000)
+    )
 
 
 def test_streaming_job_end_to_end(platform, spark, tmp_path):
@@ -197,15 +230,25 @@ def test_streaming_job_end_to_end(platform, spark, tmp_path):
 
     # quality against the labels, and against the original exact-match algorithm
     cells = labelled_cells(messages, bursts, SETTINGS)
-    event_rows = [{"channel": e.channel, "window_start": e.window_start, "text": e.text,
-                   "message_count": e.message_count, "top_variants": e.top_variants} for e in events]
+    event_rows = [
+        {
+            "channel": e.channel,
+            "window_start": e.window_start,
+            "text": e.text,
+            "message_count": e.message_count,
+            "top_variants": e.top_variants,
+        }
+        for e in events
+    ]
     ours = score(event_rows, cells, SETTINGS)
     exact = score(exact_baseline(messages, SETTINGS), cells, SETTINGS, min_event_messages=SETTINGS.min_messages)
     assert ours.precision >= 0.95 and ours.recall >= 0.95, ours.as_dict()
     evasive = [t for t in EVASIONS if t != "none" and t in ours.recall_by_tag]
     assert len(evasive) >= 8  # most kinds have waves big enough in this minute of chat
-    assert sum(ours.recall_by_tag[t] for t in evasive) > sum(exact.recall_by_tag[t] for t in evasive) + 1.0, \
-        (ours.as_dict(), exact.as_dict())
+    assert sum(ours.recall_by_tag[t] for t in evasive) > sum(exact.recall_by_tag[t] for t in evasive) + 1.0, (
+        ours.as_dict(),
+        exact.as_dict(),
+    )
 
     # every event carries a topic; topics end; campaigns span channels
     assert all(e.topic_id for e in events)
@@ -221,29 +264,37 @@ def test_streaming_job_end_to_end(platform, spark, tmp_path):
         channel, day = events[0].channel, None
         import datetime as dt
 
-        day = dt.datetime.fromtimestamp(events[0].window_start / 1000, dt.timezone.utc).date()
-        stored = session.execute(session.prepare(
-            "SELECT event_id, message_count FROM spam_events_by_channel WHERE channel = ? AND day = ?"),
-            [channel, day]).all()
-        assert {r.event_id for r in stored} == {e.event_id for e in events if e.channel == channel and
-                                                 dt.datetime.fromtimestamp(e.window_start / 1000,
-                                                                           dt.timezone.utc).date() == day}
-        by_message = session.execute(session.prepare(
-            "SELECT channel FROM spam_events_by_message WHERE message_hash = ? AND day = ?"),
-            [events[0].message_hash, day]).all()
+        day = dt.datetime.fromtimestamp(events[0].window_start / 1000, dt.UTC).date()
+        stored = session.execute(
+            session.prepare("SELECT event_id, message_count FROM spam_events_by_channel WHERE channel = ? AND day = ?"),
+            [channel, day],
+        ).all()
+        assert {r.event_id for r in stored} == {
+            e.event_id
+            for e in events
+            if e.channel == channel and dt.datetime.fromtimestamp(e.window_start / 1000, dt.UTC).date() == day
+        }
+        by_message = session.execute(
+            session.prepare("SELECT channel FROM spam_events_by_message WHERE message_hash = ? AND day = ?"),
+            [events[0].message_hash, day],
+        ).all()
         assert channel in {r.channel for r in by_message}
-        campaign_rows = session.execute(session.prepare(
-            "SELECT campaign_id, channel FROM spam_campaigns_by_day WHERE day = ?"), [day]).all()
+        campaign_rows = session.execute(
+            session.prepare("SELECT campaign_id, channel FROM spam_campaigns_by_day WHERE day = ?"), [day]
+        ).all()
         campaigns = {}
         for row in campaign_rows:
             if row.channel.startswith(prefix):
                 campaigns.setdefault(row.campaign_id, set()).add(row.channel)
         assert any(len(channels) >= 2 for channels in campaigns.values())
-        buckets = session.execute(session.prepare(
-            "SELECT message_hash FROM spam_lsh_buckets WHERE band = ? AND bucket = ?"),
-            [0, HASHER.bands(HASHER.signature(shingles(normalise(events[0].text))))[0]]).all()
-        assert events[0].message_hash in {r.message_hash for r in buckets} or len(shingles(
-            normalise(events[0].text))) < SETTINGS.min_shingles
+        buckets = session.execute(
+            session.prepare("SELECT message_hash FROM spam_lsh_buckets WHERE band = ? AND bucket = ?"),
+            [0, HASHER.bands(HASHER.signature(shingles(normalise(events[0].text))))[0]],
+        ).all()
+        assert (
+            events[0].message_hash in {r.message_hash for r in buckets}
+            or len(shingles(normalise(events[0].text))) < SETTINGS.min_shingles
+        )
     finally:
         session.cluster.shutdown()
 
@@ -260,8 +311,11 @@ def test_late_messages_within_the_watermark_count_later_ones_are_dropped(platfor
 
     checkpoint = tmp_path / "checkpoint"
     # 1. four spam messages up to +4 s; another channel's chat runs further ahead, but less than the lag
-    produce(config, [chat(window + 1000 * i, f"user{i}") for i in range(1, 5)] +
-            [chat(window + 9_500 + lag_ms - 1_000, "someone", "unrelated chatter here", ahead)])
+    produce(
+        config,
+        [chat(window + 1000 * i, f"user{i}") for i in range(1, 5)]
+        + [chat(window + 9_500 + lag_ms - 1_000, "someone", "unrelated chatter here", ahead)],
+    )
     run(spark, config, checkpoint, finish=False)
     # 2. a fifth one at +7 s: behind the stream's watermark, but not behind its channel's (+4 s - 3 s): it counts.
     #    Then the channel's own chat moves its clock past the window's end plus the watermark: the window closes.

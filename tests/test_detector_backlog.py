@@ -16,13 +16,24 @@ import pytest
 from ingest.captures import Capture
 from ingest.synth import Generator, SynthSettings
 from tests.conftest import TEST_ENVIRONMENT
-from tests.detector_harness import (DetectorProcess, expected_events, flush_message, fresh_config, produce, run,
-                                    spam_records, stored_event_ids)
+from tests.detector_harness import (
+    DetectorProcess,
+    expected_events,
+    flush_message,
+    fresh_config,
+    produce,
+    run,
+    spam_records,
+    stored_event_ids,
+)
 from tests.test_ingest_twitch import wait_for
 from twitchcrement.records import ChatMessage
 
-CAPTURES = ["admiralbulldog_irc/chat_admiralbulldog_4_30.log", "nymn_recentmessages/recentmessages-nymn.json",
-            "multichannel_2017_clanghout/data.csv"]
+CAPTURES = [
+    "admiralbulldog_irc/chat_admiralbulldog_4_30.log",
+    "nymn_recentmessages/recentmessages-nymn.json",
+    "multichannel_2017_clanghout/data.csv",
+]
 
 
 def interleaved(*sources: list[ChatMessage]) -> list[ChatMessage]:
@@ -36,8 +47,18 @@ def interleaved(*sources: list[ChatMessage]) -> list[ChatMessage]:
 @pytest.fixture(scope="module")
 def multi_date(platform, shared_data):
     captures = [list(Capture(shared_data / path)) for path in CAPTURES]
-    synthetic = list(Generator(SynthSettings(rate=200, seconds=60, channels=6, seed=31,
-                                             prefix=f"bl{uuid.uuid4().hex[:5]}", start_ms=1_767_225_600_000)))
+    synthetic = list(
+        Generator(
+            SynthSettings(
+                rate=200,
+                seconds=60,
+                channels=6,
+                seed=31,
+                prefix=f"bl{uuid.uuid4().hex[:5]}",
+                start_ms=1_767_225_600_000,
+            )
+        )
+    )
     messages = interleaved(*captures, synthetic)
     config = fresh_config(platform)
     produce(config, messages)
@@ -51,8 +72,10 @@ def test_a_multi_date_backlog_gives_the_same_events_however_it_is_cut(multi_date
     assert expected_late == 0 and len(expected) > 100
     lines = ["| max_offsets_per_trigger | micro-batches | events | late dropped | drain s |", "|---|---|---|---|---|"]
     for limit in (2_000, 10_000, None):
-        out = config.with_overrides(kafka__spam_topic=f"test-spam-{uuid.uuid4().hex[:8]}",
-                                    **({"detector__max_offsets_per_trigger": limit} if limit else {}))
+        out = config.with_overrides(
+            kafka__spam_topic=f"test-spam-{uuid.uuid4().hex[:8]}",
+            **({"detector__max_offsets_per_trigger": limit} if limit else {}),
+        )
         from services.schema import ensure_topics
 
         ensure_topics(out, [out["kafka.spam_topic"]])
@@ -62,8 +85,10 @@ def test_a_multi_date_backlog_gives_the_same_events_however_it_is_cut(multi_date
         seconds = time.monotonic() - began
         events, _ = spam_records(out)
         batches = len(list((checkpoint / "commits").glob("[0-9]*")))
-        lines.append(f"| {limit or 'default'} | {batches} | {len({e.event_id for e in events})} | "
-                     f"{writer.totals['late_dropped']} | {seconds:.1f} |")
+        lines.append(
+            f"| {limit or 'default'} | {batches} | {len({e.event_id for e in events})} | "
+            f"{writer.totals['late_dropped']} | {seconds:.1f} |"
+        )
         assert writer.totals["late_dropped"] == 0, limit
         assert {e.event_id for e in events} == expected, limit
         assert writer.totals["messages"] == len(messages)
@@ -79,13 +104,18 @@ def test_the_same_events_after_three_sigkills_in_a_cut_backlog(multi_date, tmp_p
 
     ensure_topics(out, [out["kafka.spam_topic"]])
     # snapshots every 2 s: the restarts start from a snapshot and replay the batches after it
-    detector = DetectorProcess(out, tmp_path, max_offsets_per_trigger=2_000,
-                               extra_env={"TWITCHCREMENT_DETECTOR_STATE_SNAPSHOT_S": "2"})
+    detector = DetectorProcess(
+        out, tmp_path, max_offsets_per_trigger=2_000, extra_env={"TWITCHCREMENT_DETECTOR_STATE_SNAPSHOT_S": "2"}
+    )
     detector.launch()
     try:
         for kill in range(3):
             target = detector.committed() + 3 + kill * 2
-            wait_for(lambda: detector.committed() >= target, 300, f"more committed micro-batches (kill {kill + 1})")
+            wait_for(
+                lambda target=target: detector.committed() >= target,
+                300,
+                f"more committed micro-batches (kill {kill + 1})",
+            )
             detector.kill()
             detector.launch()
         wait_for(lambda: detector.offsets_read() >= len(messages), 600, "the restarted job to read every message")
@@ -111,9 +141,15 @@ def test_an_uneven_backlog_after_an_outage_loses_nothing(platform, tmp_path):
     now = int(time.time() * 1000) // 10_000 * 10_000
     steady = list(Generator(SynthSettings(rate=60, seconds=60, channels=4, seed=41, prefix=prefix, start_ms=now)))
     # one channel bursts: a copypasta wave of 3,000 messages in 20 s while the detector is down
-    burst = [ChatMessage(channel=f"{prefix}_burst", user_login=f"viewer{i % 400}",
-                         text=f"{'WHO ASKED LULW NOBODY ASKED LULW' if i % 3 else 'Pog Pog what a play'} {i % 7}",
-                         sent_ts=now + 20_000 + i * 7) for i in range(3_000)]
+    burst = [
+        ChatMessage(
+            channel=f"{prefix}_burst",
+            user_login=f"viewer{i % 400}",
+            text=f"{'WHO ASKED LULW NOBODY ASKED LULW' if i % 3 else 'Pog Pog what a play'} {i % 7}",
+            sent_ts=now + 20_000 + i * 7,
+        )
+        for i in range(3_000)
+    ]
     before = [m for m in steady if m.sent_ts < now + 20_000]
     during = sorted([m for m in steady if m.sent_ts >= now + 20_000] + burst, key=lambda m: m.sent_ts)
     detector = DetectorProcess(config, tmp_path, max_offsets_per_trigger=400)
@@ -187,8 +223,9 @@ class Forwarder:
 def test_an_unreachable_broker_is_one_line_then_the_detector_recovers(platform, tmp_path):
     config = fresh_config(platform)
     forwarder = Forwarder(int(TEST_ENVIRONMENT["TWITCHCREMENT_LOCAL_KAFKA_PORT"]))
-    detector = DetectorProcess(config, tmp_path, extra_env={
-        "TWITCHCREMENT_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{forwarder.port}"})
+    detector = DetectorProcess(
+        config, tmp_path, extra_env={"TWITCHCREMENT_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{forwarder.port}"}
+    )
     began = time.monotonic()
     detector.launch()
     try:
@@ -198,7 +235,9 @@ def test_an_unreachable_broker_is_one_line_then_the_detector_recovers(platform, 
         line = next(x for x in detector.log_text().splitlines() if "kafka unreachable" in x)
         assert f"127.0.0.1:{forwarder.port}" in line and "Traceback" not in detector.log_text()
         forwarder.open()
-        produce(config, [ChatMessage(channel="reachable", user_login="u", text="hello again", sent_ts=1_767_225_600_000)])
+        produce(
+            config, [ChatMessage(channel="reachable", user_login="u", text="hello again", sent_ts=1_767_225_600_000)]
+        )
         wait_for(lambda: detector.committed() >= 1, 240, "a micro-batch once the broker is reachable")
         assert detector.terminate(timeout_s=60) == 0
     finally:

@@ -10,8 +10,11 @@ from jobs.detection import Settings
 from jobs.evaluation import oracle_cells, score
 from tests.detector_harness import flush_message, fresh_config, produce, run, spam_records
 
-CAPTURES = ["admiralbulldog_irc/chat_admiralbulldog_4_30.log", "nymn_recentmessages/recentmessages-nymn.json",
-            "multichannel_2017_clanghout/data.csv"]
+CAPTURES = [
+    "admiralbulldog_irc/chat_admiralbulldog_4_30.log",
+    "nymn_recentmessages/recentmessages-nymn.json",
+    "multichannel_2017_clanghout/data.csv",
+]
 
 
 @pytest.mark.slow
@@ -23,8 +26,16 @@ def test_events_agree_with_the_brute_force_oracle_on_real_captures(platform, spa
     events, topics = spam_records(config)
     settings = Settings()
     cells = oracle_cells(messages, settings)
-    rows = [{"channel": e.channel, "window_start": e.window_start, "text": e.text, "message_count": e.message_count,
-             "top_variants": e.top_variants} for e in events]
+    rows = [
+        {
+            "channel": e.channel,
+            "window_start": e.window_start,
+            "text": e.text,
+            "message_count": e.message_count,
+            "top_variants": e.top_variants,
+        }
+        for e in events
+    ]
     result = score(rows, cells, settings)
     print("oracle agreement:", result.as_dict())
     assert len(cells) > 100  # the captures are spam-rich (SOURCES.md: 24 % of admiralbulldog's chat)

@@ -20,8 +20,15 @@ from ingest.sink import ChatSink
 from ingest.synth import Generator, SynthSettings
 from services.local import LocalCassandra, LocalKafka
 from tests.conftest import TEST_ENVIRONMENT
-from tests.detector_harness import (DetectorProcess, expected_event_ids, flush_message, fresh_config, produce, run,
-                                    stored_event_ids)
+from tests.detector_harness import (
+    DetectorProcess,
+    expected_event_ids,
+    flush_message,
+    fresh_config,
+    produce,
+    run,
+    stored_event_ids,
+)
 from tests.test_ingest_twitch import wait_for
 from tests.test_kafka_records import consume_all
 from tests.test_security import free_port
@@ -32,8 +39,9 @@ pytestmark = pytest.mark.slow
 
 
 def chat(prefix: str, seconds: int, start_ms: int, seed: int = 41) -> tuple[list[ChatMessage], list[str]]:
-    generator = Generator(SynthSettings(rate=80, seconds=seconds, channels=3, seed=seed, prefix=prefix,
-                                        start_ms=start_ms))
+    generator = Generator(
+        SynthSettings(rate=80, seconds=seconds, channels=3, seed=seed, prefix=prefix, start_ms=start_ms)
+    )
     return list(generator), generator.channels
 
 
@@ -74,8 +82,11 @@ def test_kafka_broker_killed_while_ingest_and_detector_run(platform, tmp_path, r
         wait_for(lambda: detector.offsets_read() >= len(in_topic), 180, "the detector to read the backlog")
         produce(config, [flush_message(messages[-1].sent_ts)])
         expected = expected_event_ids(messages)
-        wait_for(lambda: set(stored_event_ids(config, channels, messages)) >= expected, 300,
-                 "every expected event after the broker came back")
+        wait_for(
+            lambda: set(stored_event_ids(config, channels, messages)) >= expected,
+            300,
+            "every expected event after the broker came back",
+        )
         assert not re.search(r"late_dropped=[1-9]", detector.log_text()), "chat dropped as late"
         recovered_in = time.monotonic()
         assert detector.terminate(timeout_s=30) == 0
@@ -88,11 +99,17 @@ def test_kafka_broker_killed_while_ingest_and_detector_run(platform, tmp_path, r
     # buffer, so that is nothing.
     assert sink.stats.dropped == len(messages) - len(accepted) == 0
     assert set(ids) == set(accepted)
-    recovery("Kafka broker SIGKILLed (ingest side)", drained,
-             f"broker down {back:.0f} s (15 s + start-up); the sink's backlog delivered this long after it was back; "
-             f"{len(ids) - len(set(ids))} duplicate records")
-    recovery("Kafka broker SIGKILLed (detector side)", recovered_in - killed - back,
-             "every expected event in Cassandra this long after the broker was back, nothing late")
+    recovery(
+        "Kafka broker SIGKILLed (ingest side)",
+        drained,
+        f"broker down {back:.0f} s (15 s + start-up); the sink's backlog delivered this long after it was back; "
+        f"{len(ids) - len(set(ids))} duplicate records",
+    )
+    recovery(
+        "Kafka broker SIGKILLed (detector side)",
+        recovered_in - killed - back,
+        "every expected event in Cassandra this long after the broker was back, nothing late",
+    )
     stored = stored_event_ids(config, channels, messages)
     assert len(stored) == len(set(stored))  # no event twice in Cassandra
     # Every expected event; a resent duplicate chat record may in principle push one more cluster over a threshold.
@@ -118,8 +135,11 @@ def test_cassandra_down_for_a_minute_loses_no_event(platform, tmp_path, recovery
         cassandra.start()
         restarted = time.monotonic()
         expected = expected_event_ids(messages)
-        wait_for(lambda: set(stored_event_ids(config, channels, messages)) >= expected, 420,
-                 "every expected event once Cassandra is back")
+        wait_for(
+            lambda: set(stored_event_ids(config, channels, messages)) >= expected,
+            420,
+            "every expected event once Cassandra is back",
+        )
         caught_up = time.monotonic() - restarted
         assert detector.process.poll() is None, "the detector must ride out the outage, not exit"
         assert detector.terminate(timeout_s=30) == 0
@@ -127,8 +147,11 @@ def test_cassandra_down_for_a_minute_loses_no_event(platform, tmp_path, recovery
         detector.ensure_gone()
         if cassandra.pid() is None:
             cassandra.start()
-    recovery("Cassandra stopped for 60 s", caught_up,
-             f"down {restarted - stopped:.0f} s; every expected event stored this long after it was back")
+    recovery(
+        "Cassandra stopped for 60 s",
+        caught_up,
+        f"down {restarted - stopped:.0f} s; every expected event stored this long after it was back",
+    )
     assert sorted(stored_event_ids(config, channels, messages)) == sorted(expected)
     assert "retrying" in detector.log_text() or "restarting the query" in detector.log_text()
 
@@ -140,15 +163,24 @@ def test_garbage_in_the_chat_topic_goes_to_the_dead_letter_topic(platform, spark
     start = 1_767_225_600_000
     channel = f"gb{uuid.uuid4().hex[:6]}"
     texts = {"emoji": "🐸🐸🐸 🎉", "rtl": "مرحبا بالجميع في البث", "long": "KEKW " * 2000}  # long: 10 kB
-    valid = [ChatMessage(channel=channel, user_login=f"u{i}", text=f"{texts['emoji']} wave", sent_ts=start + i * 100)
-             for i in range(6)]
-    valid += [ChatMessage(channel=channel, user_login=f"r{i}", text=texts["rtl"], sent_ts=start + 1000 + i * 100)
-              for i in range(6)]
-    garbage = [b"\xc1", b"not msgpack at all", msgpack.packb({"channel": channel}), msgpack.packb([1, 2, 3]),
-               msgpack.packb({"channel": channel, "user_login": "x", "text": "", "sent_ts": start}),
-               msgpack.packb({"channel": channel, "user_login": "x", "text": texts["long"], "sent_ts": start}),
-               msgpack.packb({"channel": channel, "user_login": "x", "text": " \t", "sent_ts": start}),
-               msgpack.packb({"channel": "Not A Channel!", "user_login": "x", "text": "hi", "sent_ts": start})]
+    valid = [
+        ChatMessage(channel=channel, user_login=f"u{i}", text=f"{texts['emoji']} wave", sent_ts=start + i * 100)
+        for i in range(6)
+    ]
+    valid += [
+        ChatMessage(channel=channel, user_login=f"r{i}", text=texts["rtl"], sent_ts=start + 1000 + i * 100)
+        for i in range(6)
+    ]
+    garbage = [
+        b"\xc1",
+        b"not msgpack at all",
+        msgpack.packb({"channel": channel}),
+        msgpack.packb([1, 2, 3]),
+        msgpack.packb({"channel": channel, "user_login": "x", "text": "", "sent_ts": start}),
+        msgpack.packb({"channel": channel, "user_login": "x", "text": texts["long"], "sent_ts": start}),
+        msgpack.packb({"channel": channel, "user_login": "x", "text": " \t", "sent_ts": start}),
+        msgpack.packb({"channel": "Not A Channel!", "user_login": "x", "text": "hi", "sent_ts": start}),
+    ]
     produce(config, valid + [flush_message(start)], raw=garbage)
     run(spark, config, tmp_path / "checkpoint")
     dead = [msgpack.unpackb(r.value) for r in consume_all(config, config["kafka.deadletter_topic"], len(garbage))]
@@ -161,26 +193,50 @@ def test_garbage_in_the_chat_topic_goes_to_the_dead_letter_topic(platform, spark
 
 def test_sigterm_stops_each_process_within_10_s(platform, tmp_path, recovery) -> None:
     config = fresh_config(platform)
-    env = {"PATH": "/usr/bin:/bin", **TEST_ENVIRONMENT, "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config["kafka.chat_topic"],
-           "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config["kafka.spam_topic"],
-           "TWITCHCREMENT_LOCAL_DATA_DIR": str(tmp_path / "local")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **TEST_ENVIRONMENT,
+        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config["kafka.chat_topic"],
+        "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config["kafka.spam_topic"],
+        "TWITCHCREMENT_LOCAL_DATA_DIR": str(tmp_path / "local"),
+    }
     sample = str(PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json")
     commands = {
         "replay": ["-m", "ingest", "--no-progress", "replay", sample, "--loop", "--speed", "1"],
-        "synth": ["-m", "ingest", "--no-progress", "synth", "--rate", "200", "--seconds", "3600", "--labels",
-                  str(tmp_path / "labels.jsonl")],
+        "synth": [
+            "-m",
+            "ingest",
+            "--no-progress",
+            "synth",
+            "--rate",
+            "200",
+            "--seconds",
+            "3600",
+            "--labels",
+            str(tmp_path / "labels.jsonl"),
+        ],
         "dashboard": ["-m", "dashboard", "--port", str(free_port())],
         "detector": [str(PROJECT_ROOT / "jobs" / "spam_detector.py"), "--checkpoint", str(tmp_path / "checkpoint")],
     }
     timings = {}
     for name, arguments in commands.items():
         log = tmp_path / f"{name}.log"
-        process = subprocess.Popen([sys.executable, *arguments], env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                                   stderr=open(log, "wb"), start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, *arguments],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "wb"),
+            start_new_session=True,
+        )
         try:
             if name == "dashboard":
-                wait_for(lambda: "dashboard serving" in log.read_text(errors="replace") or process.poll() is not None,
-                         60, "the dashboard to serve")
+                wait_for(
+                    lambda log=log, process=process: "dashboard serving" in log.read_text(errors="replace")
+                    or process.poll() is not None,
+                    60,
+                    "the dashboard to serve",
+                )
             elif name == "detector":
                 wait_for(lambda: (tmp_path / "checkpoint" / "commits").exists(), 180, "the detector's first batch")
             time.sleep(5)  # ingest: well into producing

@@ -18,11 +18,23 @@ TOKEN = "s3cr3t-app-token-value"
 
 def stream(i: int, viewers: int) -> dict:
     # One element of GET /helix/streams' "data", as Twitch documents it.
-    return {"id": str(40_000_000_000 + i), "user_id": str(1000 + i), "user_login": f"streamer{i}",
-            "user_name": f"Streamer{i}", "game_id": "509658", "game_name": "Just Chatting", "type": "live",
-            "title": "hi", "viewer_count": viewers, "started_at": "2026-11-24T01:00:00Z", "language": "en",
-            "thumbnail_url": "https://example.invalid/{width}x{height}.jpg", "tag_ids": [], "tags": ["English"],
-            "is_mature": False}
+    return {
+        "id": str(40_000_000_000 + i),
+        "user_id": str(1000 + i),
+        "user_login": f"streamer{i}",
+        "user_name": f"Streamer{i}",
+        "game_id": "509658",
+        "game_name": "Just Chatting",
+        "type": "live",
+        "title": "hi",
+        "viewer_count": viewers,
+        "started_at": "2026-11-24T01:00:00Z",
+        "language": "en",
+        "thumbnail_url": "https://example.invalid/{width}x{height}.jpg",
+        "tag_ids": [],
+        "tags": ["English"],
+        "is_mature": False,
+    }
 
 
 class FakeHelix:
@@ -40,13 +52,21 @@ class FakeHelix:
 
             def do_GET(self):
                 query = parse_qs(urlparse(self.path).query)
-                helix.requests.append({"path": urlparse(self.path).path, "query": query,
-                                       "client_id": self.headers.get("Client-Id"),
-                                       "auth": self.headers.get("Authorization")})
+                helix.requests.append(
+                    {
+                        "path": urlparse(self.path).path,
+                        "query": query,
+                        "client_id": self.headers.get("Client-Id"),
+                        "auth": self.headers.get("Authorization"),
+                    }
+                )
                 if helix.fail_first_with and len(helix.requests) == 1:
                     code = helix.fail_first_with
-                    body = {"error": "Too Many Requests" if code == 429 else "Unauthorized", "status": code,
-                            "message": "" if code == 429 else "Invalid OAuth token"}
+                    body = {
+                        "error": "Too Many Requests" if code == 429 else "Unauthorized",
+                        "status": code,
+                        "message": "" if code == 429 else "Invalid OAuth token",
+                    }
                     self.send_response(code)
                     self.send_header("Ratelimit-Limit", "800")
                     self.send_header("Ratelimit-Remaining", "0")
@@ -56,7 +76,7 @@ class FakeHelix:
                 start = int(query.get("after", ["0"])[0].removeprefix("cursor"))
                 first = int(query.get("first", ["20"])[0])
                 begin = max(0, start - 2) if start else 0  # the next page repeats two streams
-                page = helix.streams[begin:begin + first]
+                page = helix.streams[begin : begin + first]
                 end = begin + len(page)
                 body = {"data": page, "pagination": {"cursor": f"cursor{end}"} if end < len(helix.streams) else {}}
                 self.send_response(200)
@@ -87,6 +107,7 @@ def helix():
     def make(**kwargs) -> FakeHelix:
         servers.append(FakeHelix(**kwargs))
         return servers[-1]
+
     yield make
     for server in servers:
         server.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -27,11 +28,14 @@ from twitchcrement.records import ChannelList, ChatMessage, decode_chat
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json"
 
 
-@pytest.mark.parametrize("relative,count,channels", [
-    ("admiralbulldog_irc/chat_admiralbulldog_4_30.log", 28_844, {"admiralbulldog"}),
-    ("nymn_recentmessages/recentmessages-nymn.json", 798, {"nymn"}),
-    ("multichannel_2017_clanghout/data.csv", 5_293, {"enviosity", "totalbiscuit", "shenryyr", "gamej06"}),
-])
+@pytest.mark.parametrize(
+    "relative,count,channels",
+    [
+        ("admiralbulldog_irc/chat_admiralbulldog_4_30.log", 28_844, {"admiralbulldog"}),
+        ("nymn_recentmessages/recentmessages-nymn.json", 798, {"nymn"}),
+        ("multichannel_2017_clanghout/data.csv", 5_293, {"enviosity", "totalbiscuit", "shenryyr", "gamej06"}),
+    ],
+)
 def test_real_captures_parse_with_zero_errors(shared_data, relative, count, channels):
     capture = Capture(shared_data / relative)
     messages = list(capture)
@@ -72,14 +76,17 @@ def test_other_formats_and_bad_rows(tmp_path):
 
 def test_paced_keeps_recorded_gaps_divided_by_speed_and_restamps():
     base = 1_704_557_984_000
-    messages = [ChatMessage(channel="a", user_login="u", text=str(i), sent_ts=base + gap)
-                for i, gap in enumerate([0, 1_000, 1_000, 5_000])]
+    messages = [
+        ChatMessage(channel="a", user_login="u", text=str(i), sent_ts=base + gap)
+        for i, gap in enumerate([0, 1_000, 1_000, 5_000])
+    ]
     now = [1_000_000.0]
     slept = []
 
     def sleep(seconds: float) -> None:
         slept.append(round(seconds, 3))
         now[0] += seconds
+
     out = list(replay.paced(messages, speed=10.0, restamp=True, clock=lambda: now[0], sleep=sleep))
     assert slept == [0.1, 0.4]
     assert [m.sent_ts - out[0].sent_ts for m in out] == [0, 100, 100, 500]
@@ -92,8 +99,18 @@ def test_merged_captures_are_in_time_order(tmp_path):
     a, b = tmp_path / "a.irc", tmp_path / "b.irc"
     a.write_text("".join(f"@tmi-sent-ts={1704557984000 + 2 * i} :u!u@u PRIVMSG #a :a{i}\n" for i in range(5)))
     b.write_text("".join(f"@tmi-sent-ts={1704557984001 + 2 * i} :u!u@u PRIVMSG #b :b{i}\n" for i in range(5)))
-    assert [m.text for m in merged([Capture(a), Capture(b)])] == ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3",
-                                                                  "a4", "b4"]
+    assert [m.text for m in merged([Capture(a), Capture(b)])] == [
+        "a0",
+        "b0",
+        "a1",
+        "b1",
+        "a2",
+        "b2",
+        "a3",
+        "b3",
+        "a4",
+        "b4",
+    ]
 
 
 def test_synthetic_chat_is_deterministic_labelled_and_evasive():
@@ -104,7 +121,7 @@ def test_synthetic_chat_is_deterministic_labelled_and_evasive():
     messages = list(generator)
     by_id = {m.message_id: m for m in messages}
     assert abs(len(messages) - 60_000) < 1_000
-    assert all(a.sent_ts <= b.sent_ts for a, b in zip(messages, messages[1:]))
+    assert all(a.sent_ts <= b.sent_ts for a, b in itertools.pairwise(messages))
     spam_ids = {i for b in generator.bursts for i in b.message_ids}
     assert 0.15 < len(spam_ids) / len(messages) < 0.3
     kinds = {b.kind for b in generator.bursts}
@@ -128,8 +145,9 @@ def test_evasions_change_the_text_the_way_real_chat_does():
 
     rng = random.Random(3)
     base = "Remember to hydrate chat FeelsGoodMan"
-    assert "\U000e0000" in "".join(evade(base, "invisible", random.Random(s)) for s in range(10)) or \
-        any(c in "".join(evade(base, "invisible", random.Random(s)) for s in range(10)) for c in "\u200b\u200c\u200d")
+    assert "\U000e0000" in "".join(evade(base, "invisible", random.Random(s)) for s in range(10)) or any(
+        c in "".join(evade(base, "invisible", random.Random(s)) for s in range(10)) for c in "\u200b\u200c\u200d"
+    )
     assert evade(base, "case", rng).lower() == base.lower()
     assert len(evade(base, "repeat_letters", rng)) > len(base)
     assert sorted(evade(base, "word_order", rng).split()) == sorted(base.split())
@@ -140,8 +158,14 @@ def test_replay_command_line_puts_the_sample_on_kafka(platform, tmp_path):
     topic = f"test-replay-{uuid.uuid4().hex[:8]}"
     ensure_topics(platform, [topic])
     env = {"PATH": "/usr/bin:/bin", **TEST_ENVIRONMENT, "TWITCHCREMENT_KAFKA_CHAT_TOPIC": topic}
-    result = subprocess.run([sys.executable, "-m", "ingest", "--no-progress", "replay", str(SAMPLE), "--speed", "max",
-                             "--restamp"], capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest", "--no-progress", "replay", str(SAMPLE), "--speed", "max", "--restamp"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "produced=798 dropped=0" in result.stderr
     received = [decode_chat(r.value) for r in consume_all(platform, topic, 798)]
@@ -157,9 +181,28 @@ def test_synth_command_line_writes_labels_and_chat(platform, tmp_path):
     ensure_topics(platform, [topic])
     labels = tmp_path / "labels.jsonl"
     env = {"PATH": "/usr/bin:/bin", **TEST_ENVIRONMENT, "TWITCHCREMENT_KAFKA_CHAT_TOPIC": topic}
-    result = subprocess.run([sys.executable, "-m", "ingest", "--no-progress", "synth", "--rate", "2000", "--seconds",
-                             "5", "--labels", str(labels), "--speed", "max"],
-                            capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=180)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ingest",
+            "--no-progress",
+            "synth",
+            "--rate",
+            "2000",
+            "--seconds",
+            "5",
+            "--labels",
+            str(labels),
+            "--speed",
+            "max",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     bursts = [json.loads(line) for line in labels.read_text().splitlines()]
     produced = int(re.search(r"produced=(\d+) dropped=0", result.stderr).group(1))
@@ -173,11 +216,15 @@ def test_synth_command_line_writes_labels_and_chat(platform, tmp_path):
 def test_opt_out_is_honoured_before_kafka(platform):
     topic = f"test-optout-{uuid.uuid4().hex[:8]}"
     ensure_topics(platform, [topic])
-    config = test_config(TWITCHCREMENT_INGEST_OPTOUT_CHANNELS="private_channel",
-                         TWITCHCREMENT_INGEST_OPTOUT_USERS="shy_user")
+    config = test_config(
+        TWITCHCREMENT_INGEST_OPTOUT_CHANNELS="private_channel", TWITCHCREMENT_INGEST_OPTOUT_USERS="shy_user"
+    )
     sink = ChatSink(config, topic=topic)
-    sent = [ChatMessage(channel=c, user_login=u, text="hi", sent_ts=1_704_557_984_398, message_id=f"{c}-{u}")
-            for c in ("nymn", "private_channel") for u in ("someone", "shy_user")]
+    sent = [
+        ChatMessage(channel=c, user_login=u, text="hi", sent_ts=1_704_557_984_398, message_id=f"{c}-{u}")
+        for c in ("nymn", "private_channel")
+        for u in ("someone", "shy_user")
+    ]
     for message in sent:
         sink.offer(message)
     sink.close(timeout_s=30)

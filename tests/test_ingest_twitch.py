@@ -34,9 +34,11 @@ class Running:
     def __init__(self, platform, channels: list[str], silence_s: float = 300.0):
         self.topic = f"test-irc-{uuid.uuid4().hex[:8]}"
         ensure_topics(platform, [self.topic])
-        self.config = test_config(TWITCHCREMENT_INGEST_JOINS_PER_10S=str(JOINS_PER_WINDOW),
-                                  TWITCHCREMENT_INGEST_JOIN_WINDOW_S=str(WINDOW_S),
-                                  TWITCHCREMENT_INGEST_SILENCE_TIMEOUT_S=str(silence_s))
+        self.config = test_config(
+            TWITCHCREMENT_INGEST_JOINS_PER_10S=str(JOINS_PER_WINDOW),
+            TWITCHCREMENT_INGEST_JOIN_WINDOW_S=str(WINDOW_S),
+            TWITCHCREMENT_INGEST_SILENCE_TIMEOUT_S=str(silence_s),
+        )
         self.server = FakeTwitch(join_limit=JOINS_PER_WINDOW, join_window_s=WINDOW_S).start()
         self.sink = ChatSink(self.config, topic=self.topic)
         self.reader = TwitchReader(self.config, self.sink, "127.0.0.1", self.server.port, tls=False)
@@ -63,6 +65,7 @@ def running(platform):
     def start(channels: list[str], **kwargs) -> Running:
         runs.append(Running(platform, channels, **kwargs))
         return runs[-1]
+
     yield start
     for run in runs:
         if not run.stop.is_set():
@@ -132,14 +135,23 @@ def test_garbage_from_the_server_is_counted_and_never_fatal(running, recovery):
     run = running(["nymn"])
     run.all_joined(["nymn"], 30)
     began = time.monotonic()
-    garbage = [b"\xff\xfe not utf-8 at all", b"@only-tags", b":prefix.only", b"!!! nonsense",
-               b":a!a@a PRIVMSG #nymn", b"@tmi-sent-ts=soon :a!a@a PRIVMSG #nymn :x"]
+    garbage = [
+        b"\xff\xfe not utf-8 at all",
+        b"@only-tags",
+        b":prefix.only",
+        b"!!! nonsense",
+        b":a!a@a PRIVMSG #nymn",
+        b"@tmi-sent-ts=soon :a!a@a PRIVMSG #nymn :x",
+    ]
     for line in garbage:
         run.server.raw(line)
         run.server.chat("nymn", "survivor", "still here")
     wait_for(lambda: run.reader.messages >= len(garbage), 20, "valid messages between garbage")
-    recovery("IRC server sends garbage (6 kinds)", time.monotonic() - began,
-             "no reconnect needed: each valid line after a bad one is read")
+    recovery(
+        "IRC server sends garbage (6 kinds)",
+        time.monotonic() - began,
+        "no reconnect needed: each valid line after a bad one is read",
+    )
     assert run.reader.parser.error_count >= len(garbage) - 1
     received = run.close()
     assert len({decode_chat(r.value).message_id for r in received}) == len(garbage)
@@ -153,8 +165,11 @@ def test_a_silent_connection_is_replaced(running, recovery):
     wait_for(lambda: run.reader.reconnects >= 1, 15, "reconnect of a silent connection")
     run.server.stall(False)
     run.all_joined(["nymn"], 30)
-    recovery("IRC server stalls (no PING)", time.monotonic() - began,
-             "silence limit 2 s here (ingest.silence_timeout_s, 300 s by default)")
+    recovery(
+        "IRC server stalls (no PING)",
+        time.monotonic() - began,
+        "silence limit 2 s here (ingest.silence_timeout_s, 300 s by default)",
+    )
     assert run.server.chat("nymn", "back", "back again")
     wait_for(lambda: run.reader.messages >= 1, 20, "message after the stall")
     run.close()
@@ -185,11 +200,32 @@ def test_command_line_reader_publishes_the_list_reads_and_stops_cleanly_on_sigte
     channels_file = tmp_path / "channels.txt"
     channels_file.write_text("nymn\nxqcow\n")
     server = FakeTwitch().start()
-    env = {"PATH": "/usr/bin:/bin", **TEST_ENVIRONMENT, "TWITCHCREMENT_KAFKA_CHAT_TOPIC": topic,
-           "TWITCHCREMENT_INGEST_CHANNELS_TOPIC": channels_topic}
-    reader = subprocess.Popen([sys.executable, "-m", "ingest", "twitch", "--channels-file", str(channels_file),
-                               "--irc-host", "127.0.0.1", "--irc-port", str(server.port), "--no-tls"],
-                              env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **TEST_ENVIRONMENT,
+        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": topic,
+        "TWITCHCREMENT_INGEST_CHANNELS_TOPIC": channels_topic,
+    }
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ingest",
+            "twitch",
+            "--channels-file",
+            str(channels_file),
+            "--irc-host",
+            "127.0.0.1",
+            "--irc-port",
+            str(server.port),
+            "--no-tls",
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: server.joined() == {"nymn", "xqcow"}, 60, "both channels joined")
         ids = [server.chat(c, "viewer", f"hi {c}") for c in ("nymn", "xqcow", "nymn")]

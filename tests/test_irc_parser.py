@@ -6,18 +6,24 @@ import pytest
 
 from ingest.irc_parser import ChatParser, IrcParseError, parse_line, unescape_tag_value
 
-NYMN = ("@tmi-sent-ts=1704557984398;turbo=0;mod=0;badge-info=subscriber/38;returning-chatter=0;historical=1;"
-        "user-type=;badges=subscriber/36,twitch-recap-2023/1;color=#63BD68;rm-received-ts=1704557984567;"
-        "subscriber=1;id=8f921b5d-29b1-4c70-bc87-7a88a9d32ba8;display-name=jontEmillian;flags=;emotes=;"
-        "user-id=433352132;first-msg=0;room-id=62300805 "
-        ":jontemillian!jontemillian@jontemillian.tmi.twitch.tv PRIVMSG #nymn forsenParty")
+NYMN = (
+    "@tmi-sent-ts=1704557984398;turbo=0;mod=0;badge-info=subscriber/38;returning-chatter=0;historical=1;"
+    "user-type=;badges=subscriber/36,twitch-recap-2023/1;color=#63BD68;rm-received-ts=1704557984567;"
+    "subscriber=1;id=8f921b5d-29b1-4c70-bc87-7a88a9d32ba8;display-name=jontEmillian;flags=;emotes=;"
+    "user-id=433352132;first-msg=0;room-id=62300805 "
+    ":jontemillian!jontemillian@jontemillian.tmi.twitch.tv PRIVMSG #nymn forsenParty"
+)
 
 
 def test_real_line_without_colon_before_one_word_text():
     message = ChatParser().parse(NYMN, received_at=1)
     assert (message.channel, message.user_login, message.text) == ("nymn", "jontemillian", "forsenParty")
-    assert (message.sent_ts, message.display_name, message.user_id, message.room_id) == \
-        (1704557984398, "jontEmillian", "433352132", "62300805")
+    assert (message.sent_ts, message.display_name, message.user_id, message.room_id) == (
+        1704557984398,
+        "jontEmillian",
+        "433352132",
+        "62300805",
+    )
     assert message.message_id == "8f921b5d-29b1-4c70-bc87-7a88a9d32ba8"
     assert message.is_subscriber and not message.is_mod and not message.is_first_msg
     assert message.badges == "subscriber/36,twitch-recap-2023/1"
@@ -45,9 +51,13 @@ def test_tag_values_are_unescaped():
 
 def test_other_commands_are_counted_not_returned():
     parser = ChatParser()
-    for line in ("PING :tmi.twitch.tv", ":tmi.twitch.tv 001 justinfan1 :Welcome, GLHF!",
-                 "@ban-duration=180;room-id=1 :tmi.twitch.tv CLEARCHAT #nymn e7om", ":tmi.twitch.tv RECONNECT",
-                 ":tmi.twitch.tv CAP * ACK :twitch.tv/tags twitch.tv/commands"):
+    for line in (
+        "PING :tmi.twitch.tv",
+        ":tmi.twitch.tv 001 justinfan1 :Welcome, GLHF!",
+        "@ban-duration=180;room-id=1 :tmi.twitch.tv CLEARCHAT #nymn e7om",
+        ":tmi.twitch.tv RECONNECT",
+        ":tmi.twitch.tv CAP * ACK :twitch.tv/tags twitch.tv/commands",
+    ):
         assert parser.parse(line) is None
     assert parser.commands == {"PING": 1, "001": 1, "CLEARCHAT": 1, "RECONNECT": 1, "CAP": 1}
     assert parser.error_count == 0
@@ -55,8 +65,10 @@ def test_other_commands_are_counted_not_returned():
 
 def test_time_falls_back_when_there_is_no_tmi_sent_ts():
     line = ":a!a@a.tmi.twitch.tv PRIVMSG #nymn :KEKW"
-    assert ChatParser().parse(line, received_at=1_704_557_990_000, fallback_ts=1_704_557_980_000).sent_ts == \
-        1_704_557_980_000
+    assert (
+        ChatParser().parse(line, received_at=1_704_557_990_000, fallback_ts=1_704_557_980_000).sent_ts
+        == 1_704_557_980_000
+    )
     assert ChatParser().parse(line, received_at=1_704_557_990_000).sent_ts == 1_704_557_990_000
 
 

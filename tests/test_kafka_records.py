@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from services.schema import ensure_topics
 from tests.test_records import chat
 from twitchcrement.clients import kafka_consumer, kafka_producer
 from twitchcrement.records import ChatMessage, decode_chat
-from services.schema import ensure_topics
 
 
 def produce(config, topic: str, messages: list[ChatMessage]) -> None:
@@ -21,8 +21,14 @@ def produce(config, topic: str, messages: list[ChatMessage]) -> None:
 
 
 def consume_all(config, topic: str, expected: int, timeout_s: float = 30.0) -> list:
-    consumer = kafka_consumer(config, topic, auto_offset_reset="earliest", enable_auto_commit=False,
-                              group_id=None, consumer_timeout_ms=int(timeout_s * 1000))
+    consumer = kafka_consumer(
+        config,
+        topic,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
     records = []
     try:
         for record in consumer:
@@ -36,8 +42,15 @@ def consume_all(config, topic: str, expected: int, timeout_s: float = 30.0) -> l
 
 def messages(n: int) -> list[ChatMessage]:
     channels = ["nymn", "xqcow", "admiralbulldog"]
-    return [chat(channel=channels[i % 3], text=f"message {i} KEKW", sent_ts=1_704_557_984_398 + i,
-                 message_id=str(uuid.uuid4())) for i in range(n)]
+    return [
+        chat(
+            channel=channels[i % 3],
+            text=f"message {i} KEKW",
+            sent_ts=1_704_557_984_398 + i,
+            message_id=str(uuid.uuid4()),
+        )
+        for i in range(n)
+    ]
 
 
 def test_chat_records_through_the_broker_are_byte_identical(platform):
@@ -61,8 +74,13 @@ def test_spark_batch_read_of_the_chat_topic(platform, spark):
     ensure_topics(platform, [topic])
     sent = messages(50)
     produce(platform, topic, sent)
-    frame = (spark.read.format("kafka").option("kafka.bootstrap.servers", platform.kafka_bootstrap)
-             .option("subscribe", topic).option("startingOffsets", "earliest").load())
+    frame = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", platform.kafka_bootstrap)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .load()
+    )
     rows = frame.select("key", "value").collect()
     assert sorted(bytes(r.value) for r in rows) == sorted(m.encode() for m in sent)
     assert sorted(decode_chat(bytes(r.value)).message_id for r in rows) == sorted(m.message_id for m in sent)

@@ -43,12 +43,15 @@ def test_a_wrong_config_value_is_one_line_from_every_command(tmp_path):
     for name in COMMANDS:
         if name == "bench":  # its own isolated config (bench.isolation); no --config
             continue
-        args = {"ingest": ["synth", "--seconds", "1", "--labels", str(tmp_path / "labels.jsonl")],
-                "services": ["status"]}.get(name, [])
+        args = {
+            "ingest": ["synth", "--seconds", "1", "--labels", str(tmp_path / "labels.jsonl")],
+            "services": ["status"],
+        }.get(name, [])
         done = run(sys.executable, "-m", "twitchcrement.cli", name, "--config", str(bad), *args)
         assert done.returncode == 1, (name, done.stderr[-500:])
-        assert done.stderr.strip().splitlines() == [f"error: config kafka.partitions = 'many' (file {bad}): must be a "
-                                                    f"whole number"], name
+        assert done.stderr.strip().splitlines() == [
+            f"error: config kafka.partitions = 'many' (file {bad}): must be a whole number"
+        ], name
 
 
 @pytest.mark.parametrize("module", ["ingest", "dashboard", "services", "bench.run", "twitchcrement.cli"])

@@ -36,8 +36,9 @@ def words(command: str) -> list[str]:
 
 
 def help_text(program: list[str]) -> str:
-    done = subprocess.run([sys.executable, *program, "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, *program, "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, f"{' '.join(program)} --help failed: {done.stderr[-500:]}"
     return done.stdout
 
@@ -58,7 +59,7 @@ def test_readme_command_exists(command: str) -> None:
     if program == "spark-submit":
         script = next(a for a in args if a.endswith(".py"))
         assert (PROJECT_ROOT / script).exists()
-        program, args = script, args[args.index(script) + 1:]
+        program, args = script, args[args.index(script) + 1 :]
     elif program == ".venv/bin/python":
         program, args = args[0], args[1:]
     else:

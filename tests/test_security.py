@@ -26,8 +26,11 @@ from tests.test_ingest_twitch import wait_for
 from twitchcrement import PROJECT_ROOT
 
 PACKAGES = ["twitchcrement", "services", "ingest", "jobs", "dashboard", "bench", "tests"]
-CQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|TRUNCATE|DROP|ALTER|CREATE|USE)\b.*"
-                 r"\b(FROM|INTO|SET|TABLE|KEYSPACE|WHERE)\b", re.I | re.S)
+CQL = re.compile(
+    r"\b(SELECT|INSERT|UPDATE|DELETE|TRUNCATE|DROP|ALTER|CREATE|USE)\b.*"
+    r"\b(FROM|INTO|SET|TABLE|KEYSPACE|WHERE)\b",
+    re.I | re.S,
+)
 # The one name a CQL text may have filled in: the keyspace, which the config checks is a plain CQL name.
 ALLOWED_PLACEHOLDERS = {"keyspace"}
 
@@ -74,33 +77,65 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_secrets_never_reach_logs_or_errors(platform, tmp_path) -> None:
-    irc_token, app_token, password = (f"oauth:{uuid.uuid4().hex}", f"app{uuid.uuid4().hex}",
-                                      f"pw{uuid.uuid4().hex}")
+    irc_token, app_token, password = (f"oauth:{uuid.uuid4().hex}", f"app{uuid.uuid4().hex}", f"pw{uuid.uuid4().hex}")
     secrets = [irc_token.removeprefix("oauth:"), app_token, password]
     topic = f"test-secrets-{uuid.uuid4().hex[:8]}"
     ensure_topics(platform, [topic, f"{topic}-list"])
-    env = {"PATH": "/usr/bin:/bin", **TEST_ENVIRONMENT, "TWITCHCREMENT_LOGGING_LEVEL": "DEBUG",
-           "TWITCHCREMENT_KAFKA_CHAT_TOPIC": topic, "TWITCHCREMENT_INGEST_CHANNELS_TOPIC": f"{topic}-list"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **TEST_ENVIRONMENT,
+        "TWITCHCREMENT_LOGGING_LEVEL": "DEBUG",
+        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": topic,
+        "TWITCHCREMENT_INGEST_CHANNELS_TOPIC": f"{topic}-list",
+    }
     outputs = []
     # 1. Helix refuses the app token: the error names the problem, not the token.
     refusing = FakeHelix(fail_first_with=401)
     try:
-        done = subprocess.run([sys.executable, "-m", "ingest", "twitch"],
-                              env={**env, "TWITCH_CLIENT_ID": "client", "TWITCH_APP_TOKEN": app_token,
-                                   "TWITCHCREMENT_INGEST_HELIX_URL": refusing.url},
-                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "ingest", "twitch"],
+            env={
+                **env,
+                "TWITCH_CLIENT_ID": "client",
+                "TWITCH_APP_TOKEN": app_token,
+                "TWITCHCREMENT_INGEST_HELIX_URL": refusing.url,
+            },
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         refusing.close()
     assert done.returncode == 1 and done.stderr.startswith("error: Helix rejected the credentials (401)")
     outputs.append(done.stdout + done.stderr)
     # 2. An IRC login with a token, and Helix accepting the app token: the reader runs, then stops on SIGTERM.
     server, helix = FakeTwitch().start(), FakeHelix(total=3)
-    reader = subprocess.Popen([sys.executable, "-m", "ingest", "twitch", "--irc-host", "127.0.0.1", "--irc-port",
-                               str(server.port), "--no-tls"],
-                              env={**env, "TWITCH_CLIENT_ID": "client", "TWITCH_APP_TOKEN": app_token,
-                                   "TWITCHCREMENT_INGEST_HELIX_URL": helix.url,
-                                   "TWITCH_IRC_NICK": "securitybot", "TWITCH_IRC_TOKEN": irc_token},
-                              cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ingest",
+            "twitch",
+            "--irc-host",
+            "127.0.0.1",
+            "--irc-port",
+            str(server.port),
+            "--no-tls",
+        ],
+        env={
+            **env,
+            "TWITCH_CLIENT_ID": "client",
+            "TWITCH_APP_TOKEN": app_token,
+            "TWITCHCREMENT_INGEST_HELIX_URL": helix.url,
+            "TWITCH_IRC_NICK": "securitybot",
+            "TWITCH_IRC_TOKEN": irc_token,
+        },
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: len(server.joined()) == 3, 60, "the reader to join the channels")
         assert server.passwords == [irc_token]  # the token was really used
@@ -114,9 +149,14 @@ def test_secrets_never_reach_logs_or_errors(platform, tmp_path) -> None:
     outputs.append(out + err)
     # 3. The dashboard with basic auth: wrong and right passwords, then SIGTERM.
     port = free_port()
-    dashboard = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port)],
-                                 env={**env, "DASHBOARD_USER": "mod", "DASHBOARD_PASSWORD": password},
-                                 cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "dashboard", "--port", str(port)],
+        env={**env, "DASHBOARD_USER": "mod", "DASHBOARD_PASSWORD": password},
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
 
@@ -135,8 +175,9 @@ def test_secrets_never_reach_logs_or_errors(platform, tmp_path) -> None:
         for user, given in (("mod", "wrong"), ("mod", password)):
             header = "Basic " + base64.b64encode(f"{user}:{given}".encode()).decode()
             try:
-                status = urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": header}),
-                                                timeout=10).status
+                status = urllib.request.urlopen(
+                    urllib.request.Request(url, headers={"Authorization": header}), timeout=10
+                ).status
             except urllib.error.HTTPError as exc:
                 status = exc.code
             assert status == (200 if given == password else 401)
@@ -157,8 +198,13 @@ def test_secrets_never_reach_logs_or_errors(platform, tmp_path) -> None:
 def test_dependencies_have_no_known_vulnerability_with_a_fix() -> None:
     """pip-audit of the installed environment (requirements.txt and what it pulls in). Offline or with the
     vulnerability service down it reports and passes; it fails only when a fixed version exists."""
-    done = subprocess.run([sys.executable, "-m", "pip_audit", "--local", "--format", "json", "--progress-spinner",
-                           "off"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip_audit", "--local", "--format", "json", "--progress-spinner", "off"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     try:
         report = json.loads(done.stdout.strip().splitlines()[-1])  # the JSON follows a summary line
     except (IndexError, json.JSONDecodeError):
@@ -166,15 +212,22 @@ def test_dependencies_have_no_known_vulnerability_with_a_fix() -> None:
         return
     dependencies = report.get("dependencies", [])
     skipped = [d["name"] for d in dependencies if "skip_reason" in d]
-    print(f"pip-audit: {len(dependencies) - len(skipped)} of {len(dependencies)} dependencies audited"
-          + (f"; {len(skipped)} skipped (the vulnerability service did not answer for them)" if skipped else ""))
+    print(
+        f"pip-audit: {len(dependencies) - len(skipped)} of {len(dependencies)} dependencies audited"
+        + (f"; {len(skipped)} skipped (the vulnerability service did not answer for them)" if skipped else "")
+    )
     fixable, unfixed = [], []
     for dependency in dependencies:
         for vulnerability in dependency.get("vulns", []):
             entry = f"{dependency['name']} {dependency['version']}: {vulnerability['id']}"
             (fixable if vulnerability.get("fix_versions") else unfixed).append(
-                entry + (f" (fixed in {', '.join(vulnerability['fix_versions'])})"
-                         if vulnerability.get("fix_versions") else ""))
+                entry
+                + (
+                    f" (fixed in {', '.join(vulnerability['fix_versions'])})"
+                    if vulnerability.get("fix_versions")
+                    else ""
+                )
+            )
     if unfixed:
         print("known vulnerabilities without a fixed version yet:", *unfixed, sep="\n  ")
     assert not fixable, "upgrade these pins in requirements.txt:\n" + "\n".join(fixable)

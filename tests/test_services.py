@@ -24,8 +24,13 @@ def test_start_is_idempotent_and_status_reports_running(platform):
 
 
 def test_status_command_line(platform):
-    result = subprocess.run([sys.executable, "-m", "services", "status"], capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin", **_test_env()}, cwd=PROJECT_ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "services", "status"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **_test_env()},
+        cwd=PROJECT_ROOT,
+    )
     assert result.returncode == 0, result.stderr
     assert "kafka: running at 127.0.0.1:19092" in result.stdout
     assert "cassandra: running at 127.0.0.1:19042" in result.stdout
@@ -52,8 +57,11 @@ def test_topics_and_tables_exist_and_creation_is_idempotent(platform):
         tables = {row.table_name for row in session.execute(query, [platform["cassandra.keyspace"]])}
     finally:
         session.cluster.shutdown()
-    expected = {s.split("EXISTS ")[1].split(".")[1].split(" ")[0] for s in cql_statements(platform)
-                if s.startswith("CREATE TABLE")}
+    expected = {
+        s.split("EXISTS ")[1].split(".")[1].split(" ")[0]
+        for s in cql_statements(platform)
+        if s.startswith("CREATE TABLE")
+    }
     assert expected <= tables and "spam_events_by_channel" in tables
 
 
@@ -67,8 +75,9 @@ def test_kafka_readiness_is_a_real_round_trip(platform):
 
 
 def test_external_services_are_not_started(tmp_path):
-    config = test_config(KAFKAPORT="127.0.0.1:1", CASSANDRA_ADDRESS="127.0.0.2",
-                         TWITCHCREMENT_LOCAL_DATA_DIR=str(tmp_path))
+    config = test_config(
+        KAFKAPORT="127.0.0.1:1", CASSANDRA_ADDRESS="127.0.0.2", TWITCHCREMENT_LOCAL_DATA_DIR=str(tmp_path)
+    )
     assert [s.state for s in services.status(config)] == ["external", "external"]
     assert LocalKafka(config).start().state == "external"
     assert not (tmp_path / "kafka").exists()
@@ -79,8 +88,11 @@ def test_port_taken_is_one_clear_line(tmp_path):
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        config = test_config(TWITCHCREMENT_LOCAL_DATA_DIR=str(tmp_path), TWITCHCREMENT_LOCAL_KAFKA_PORT=str(port),
-                             TWITCHCREMENT_LOCAL_KAFKA_CONTROLLER_PORT=str(port + 1))
+        config = test_config(
+            TWITCHCREMENT_LOCAL_DATA_DIR=str(tmp_path),
+            TWITCHCREMENT_LOCAL_KAFKA_PORT=str(port),
+            TWITCHCREMENT_LOCAL_KAFKA_CONTROLLER_PORT=str(port + 1),
+        )
         with pytest.raises(ServiceError, match=f"port {port} \\(local.kafka_port\\) is taken") as error:
             LocalKafka(config).start()
     assert "\n" not in str(error.value)
@@ -88,9 +100,13 @@ def test_port_taken_is_one_clear_line(tmp_path):
 
 def test_a_service_that_dies_reports_its_log(tmp_path):
     # A heap too small for the JVM to boot: the process exits at once.
-    config = test_config(TWITCHCREMENT_LOCAL_DATA_DIR=str(tmp_path), TWITCHCREMENT_LOCAL_CASSANDRA_HEAP="1k",
-                         TWITCHCREMENT_LOCAL_CASSANDRA_PORT="19142", TWITCHCREMENT_LOCAL_CASSANDRA_STORAGE_PORT="17100",
-                         TWITCHCREMENT_LOCAL_CASSANDRA_JMX_PORT="17299")
+    config = test_config(
+        TWITCHCREMENT_LOCAL_DATA_DIR=str(tmp_path),
+        TWITCHCREMENT_LOCAL_CASSANDRA_HEAP="1k",
+        TWITCHCREMENT_LOCAL_CASSANDRA_PORT="19142",
+        TWITCHCREMENT_LOCAL_CASSANDRA_STORAGE_PORT="17100",
+        TWITCHCREMENT_LOCAL_CASSANDRA_JMX_PORT="17299",
+    )
     with pytest.raises(ServiceError) as error:
         LocalCassandra(config).start()
     first_line, _, tail = str(error.value).partition("\n")

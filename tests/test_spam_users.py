@@ -28,7 +28,7 @@ def wave(channel: str, text: str, users: list[str], start_ms: int) -> tuple[list
 
 
 def millis(value: dt.datetime) -> int:
-    return int(value.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+    return int(value.replace(tzinfo=dt.UTC).timestamp() * 1000)
 
 
 @pytest.mark.slow
@@ -36,11 +36,13 @@ def test_a_wave_of_300_users_stores_every_user_and_each_users_events(platform, s
     config = fresh_config(platform)
     tag = f"wu{uuid.uuid4().hex[:6]}"
     users = [f"{tag}_u{i:03d}" for i in range(WAVE_USERS)]
-    chat_a, truth_a = wave(f"{tag}_a", f"{tag} three hundred of us paste this copypasta in chat KEKW", users,
-                           WINDOW_START)
+    chat_a, truth_a = wave(
+        f"{tag}_a", f"{tag} three hundred of us paste this copypasta in chat KEKW", users, WINDOW_START
+    )
     # Ten of them spam another channel in a later window: a bot ring joining several channels.
-    chat_b, truth_b = wave(f"{tag}_b", f"{tag} follow the ring over here for a free giveaway PogChamp", users[:10],
-                           WINDOW_START + 30_000)
+    chat_b, truth_b = wave(
+        f"{tag}_b", f"{tag} follow the ring over here for a free giveaway PogChamp", users[:10], WINDOW_START + 30_000
+    )
     produce(config, chat_a + chat_b)
     run(spark, config, tmp_path / "checkpoint")
 
@@ -59,17 +61,19 @@ def test_a_wave_of_300_users_stores_every_user_and_each_users_events(platform, s
 
     session = cassandra_session(config)
     try:
-        by_user = session.prepare("SELECT event_id, channel, messages FROM spam_events_by_user "
-                                  "WHERE user_login = ? AND day = ?")
+        by_user = session.prepare(
+            "SELECT event_id, channel, messages FROM spam_events_by_user WHERE user_login = ? AND day = ?"
+        )
         user_days = session.prepare("SELECT day FROM spam_user_days WHERE user_login = ?")
         day = dt.date(2026, 6, 1)
-        for i, login in enumerate(users):
+        for login in users:
             found = {row.event_id: (row.channel, row.messages) for row in session.execute(by_user, [login, day])}
             expected = {event_a.event_id: (event_a.channel, truth_a[login][0])}
             if login in truth_b:
                 expected[event_b.event_id] = (event_b.channel, truth_b[login][0])
             assert found == expected, login
-            assert [row.day.date() if hasattr(row.day, "date") else row.day
-                    for row in session.execute(user_days, [login])] == [day], login
+            assert [
+                row.day.date() if hasattr(row.day, "date") else row.day for row in session.execute(user_days, [login])
+            ] == [day], login
     finally:
         session.cluster.shutdown()

@@ -15,18 +15,30 @@ from twitchcrement import logs
 from twitchcrement.errors import UserError
 
 COMMANDS = {
-    "ingest": ("ingest.__main__", "chat into Kafka: Twitch IRC (twitch), chat logs (replay), labelled synthetic "
-                                  "chat (synth)"),
-    "detector": ("jobs.spam_detector", "the spam detector: Spark Structured Streaming, Kafka in, Kafka and "
-                                       "Cassandra out"),
+    "ingest": (
+        "ingest.__main__",
+        "chat into Kafka: Twitch IRC (twitch), chat logs (replay), labelled synthetic chat (synth)",
+    ),
+    "detector": (
+        "jobs.spam_detector",
+        "the spam detector: Spark Structured Streaming, Kafka in, Kafka and Cassandra out",
+    ),
     "dashboard": ("dashboard.__main__", "the web dashboard: live, search, users, overview"),
-    "services": ("services.__main__", "local Kafka and Cassandra (up, down, status), topics and tables (init), "
-                                      "the demo"),
+    "services": (
+        "services.__main__",
+        "local Kafka and Cassandra (up, down, status), topics and tables (init), the demo",
+    ),
     "bench": ("bench.run", "the benchmarks: detector, exact, noop and datasketch side by side"),
 }
-DESCRIPTION = "\n".join(["Twitchcrement: real-time analytics of spam in Twitch chat.", "",
-                         *(f"  {name:<10} {what}" for name, (_, what) in COMMANDS.items()), "",
-                         "Each command's options: twitchcrement COMMAND --help (the python -m forms work too)."])
+DESCRIPTION = "\n".join(
+    [
+        "Twitchcrement: real-time analytics of spam in Twitch chat.",
+        "",
+        *(f"  {name:<10} {what}" for name, (_, what) in COMMANDS.items()),
+        "",
+        "Each command's options: twitchcrement COMMAND --help (the python -m forms work too).",
+    ]
+)
 
 
 def configure(path: str | None, **overrides: Any) -> configuration.Config:
@@ -54,8 +66,9 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="twitchcrement", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="twitchcrement", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help=", ".join(COMMANDS))
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help="the command's own (COMMAND --help)")
     if not argv or argv[0] in ("-h", "--help"):

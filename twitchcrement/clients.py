@@ -24,8 +24,10 @@ def _kafka_where(config: Config) -> str:
 def _cassandra_where(config: Config) -> str:
     hosts = ",".join(config.cassandra_hosts)
     if config.cassandra_is_local:
-        return f"local Cassandra at {hosts}:{config.cassandra_port} (local.cassandra_port; " \
-               f"start it with `make services-up`)"
+        return (
+            f"local Cassandra at {hosts}:{config.cassandra_port} (local.cassandra_port; "
+            f"start it with `make services-up`)"
+        )
     return f"cassandra.hosts={hosts} port {config.cassandra_port}"
 
 
@@ -59,8 +61,13 @@ def kafka_producer(config: Config, **kwargs: Any) -> Any:
     # kafka-python 3 turns idempotence on by default, and its idempotent producer stalls for good once a batch has
     # expired during a broker outage (measured: a SIGKILLed broker, back after 30 s, and nothing more delivered).
     # Without it a retry after a lost acknowledgement can write a record twice; records carry ids for that.
-    defaults = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024, "retries": 2**31 - 1,
-                "enable_idempotence": False}
+    defaults = {
+        "acks": "all",
+        "linger_ms": 20,
+        "batch_size": 256 * 1024,
+        "retries": 2**31 - 1,
+        "enable_idempotence": False,
+    }
     return _kafka(KafkaProducer, config, **{**defaults, **kwargs})
 
 
@@ -106,6 +113,8 @@ def cassandra_session(config: Config, *, keyspace: bool = True) -> Any:
         raise ServiceUnavailable(f"no Cassandra node answered: {_cassandra_where(config)}") from None
     except InvalidRequest as exc:
         cluster.shutdown()
-        raise ServiceUnavailable(f"Cassandra keyspace {config['cassandra.keyspace']!r} is not usable ({exc}); "
-                                 f"create it with `make services-up` or `python -m services init`") from None
+        raise ServiceUnavailable(
+            f"Cassandra keyspace {config['cassandra.keyspace']!r} is not usable ({exc}); "
+            f"create it with `make services-up` or `python -m services init`"
+        ) from None
     return session

@@ -11,9 +11,10 @@ import logging
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from twitchcrement import PROJECT_ROOT
 from twitchcrement.errors import UserError
@@ -87,28 +88,43 @@ def _spark_conf(value: dict[str, str]) -> str | None:
 
 SETTINGS: list[Setting] = [
     # Kafka
-    Setting("kafka.bootstrap_servers", "hosts", None,
-            "Kafka bootstrap servers, host:port[,host:port]. Unset: the local broker that `make services-up` runs."),
+    Setting(
+        "kafka.bootstrap_servers",
+        "hosts",
+        None,
+        "Kafka bootstrap servers, host:port[,host:port]. Unset: the local broker that `make services-up` runs.",
+    ),
     Setting("kafka.chat_topic", "str", "chatmessage", "Topic of chat records (msgpack, key = channel).", _topic),
     Setting("kafka.spam_topic", "str", "spammessage", "Topic of spam events and topic updates.", _topic),
-    Setting("kafka.deadletter_topic", "str", "chatmessage-deadletter",
-            "Topic where records that cannot be decoded go, with the reason.", _topic),
+    Setting(
+        "kafka.deadletter_topic",
+        "str",
+        "chatmessage-deadletter",
+        "Topic where records that cannot be decoded go, with the reason.",
+        _topic,
+    ),
     Setting("kafka.partitions", "int", 4, "Partitions of each topic the platform creates.", _positive),
     Setting("kafka.replication_factor", "int", 1, "Replication factor of the topics the platform creates.", _positive),
     Setting("kafka.connect_timeout_s", "float", 15.0, "How long to wait for a broker before giving up.", _positive),
     # Cassandra
-    Setting("cassandra.hosts", "hosts", None,
-            "Cassandra contact points, host[,host]. Unset: the local node that `make services-up` runs."),
+    Setting(
+        "cassandra.hosts",
+        "hosts",
+        None,
+        "Cassandra contact points, host[,host]. Unset: the local node that `make services-up` runs.",
+    ),
     Setting("cassandra.port", "port", None, "CQL native port of cassandra.hosts (default 9042 for external hosts)."),
     Setting("cassandra.keyspace", "str", "twitchcrement", "Keyspace of the platform's tables.", _cql_name),
-    Setting("cassandra.replication_factor", "int", 1, "SimpleStrategy replication factor of the keyspace.",
-            _positive),
+    Setting("cassandra.replication_factor", "int", 1, "SimpleStrategy replication factor of the keyspace.", _positive),
     Setting("cassandra.local_datacenter", "str", "datacenter1", "Data centre the drivers treat as local."),
-    Setting("cassandra.connect_timeout_s", "float", 15.0, "How long to wait for a node before giving up.",
-            _positive),
+    Setting("cassandra.connect_timeout_s", "float", 15.0, "How long to wait for a node before giving up.", _positive),
     # Embedded services for the demo and the tests
-    Setting("local.data_dir", "str", "var/local",
-            "Where the local Kafka and Cassandra keep data and logs (relative to the project)."),
+    Setting(
+        "local.data_dir",
+        "str",
+        "var/local",
+        "Where the local Kafka and Cassandra keep data and logs (relative to the project).",
+    ),
     Setting("local.kafka_port", "port", 9092, "Client port of the local Kafka broker."),
     Setting("local.kafka_controller_port", "port", 9093, "KRaft controller port of the local Kafka broker."),
     Setting("local.kafka_heap", "str", "512m", "Heap of the local Kafka broker.", _jvm_size),
@@ -116,107 +132,211 @@ SETTINGS: list[Setting] = [
     Setting("local.cassandra_storage_port", "port", 7000, "Inter-node port of the local Cassandra node."),
     Setting("local.cassandra_jmx_port", "port", 7199, "JMX port (loopback only) of the local Cassandra node."),
     Setting("local.cassandra_heap", "str", "1g", "Heap of the local Cassandra node.", _jvm_size),
-    Setting("local.start_timeout_s", "float", 180.0, "How long a local service may take to become ready.",
-            _positive),
+    Setting("local.start_timeout_s", "float", 180.0, "How long a local service may take to become ready.", _positive),
     # Spark
     Setting("spark.master", "str", "local[*]", "Spark master URL (local[*], spark://host:7077, yarn, k8s://...)."),
     Setting("spark.app_name", "str", "twitchcrement", "Spark application name."),
-    Setting("spark.shuffle_partitions", "int", 0,
-            "spark.sql.shuffle.partitions; 0: one per core Spark has. More partitions than cores slow every "
-            "micro-batch (docs/operations.md); Spark's own default 200 made a job 18x slower.", _non_negative),
+    Setting(
+        "spark.shuffle_partitions",
+        "int",
+        0,
+        "spark.sql.shuffle.partitions; 0: one per core Spark has. More partitions than cores slow every "
+        "micro-batch (docs/operations.md); Spark's own default 200 made a job 18x slower.",
+        _non_negative,
+    ),
     Setting("spark.driver_memory", "str", "2g", "Driver heap (local mode: the whole job).", _jvm_size),
-    Setting("spark.checkpoint_dir", "str", "var/checkpoints",
-            "Where streaming queries keep their checkpoints (relative to the project, or a URL)."),
-    Setting("spark.conf", "table", {}, "Any other Spark settings, as \"spark.x.y\" = \"value\".", _spark_conf),
+    Setting(
+        "spark.checkpoint_dir",
+        "str",
+        "var/checkpoints",
+        "Where streaming queries keep their checkpoints (relative to the project, or a URL).",
+    ),
+    Setting("spark.conf", "table", {}, 'Any other Spark settings, as "spark.x.y" = "value".', _spark_conf),
     # Ingest
-    Setting("ingest.optout_channels", "list", [],
-            "Channels whose chat is never produced (privacy opt-out), honoured before anything reaches Kafka."),
+    Setting(
+        "ingest.optout_channels",
+        "list",
+        [],
+        "Channels whose chat is never produced (privacy opt-out), honoured before anything reaches Kafka.",
+    ),
     Setting("ingest.optout_users", "list", [], "User logins whose messages are never produced (privacy opt-out)."),
-    Setting("ingest.buffer_records", "int", 100_000,
-            "How many chat records ingest holds while Kafka is unreachable; beyond that it drops and counts.",
-            _positive),
-    Setting("ingest.progress_every_s", "float", 10.0, "Seconds between ingest's progress and rate log lines.",
-            _positive),
+    Setting(
+        "ingest.buffer_records",
+        "int",
+        100_000,
+        "How many chat records ingest holds while Kafka is unreachable; beyond that it drops and counts.",
+        _positive,
+    ),
+    Setting(
+        "ingest.progress_every_s", "float", 10.0, "Seconds between ingest's progress and rate log lines.", _positive
+    ),
     Setting("ingest.irc_host", "str", "irc.chat.twitch.tv", "Twitch IRC server of `python -m ingest twitch`."),
     Setting("ingest.irc_port", "port", 6697, "Its port (6697: TLS, 6667: plain)."),
     Setting("ingest.irc_tls", "bool", True, "Connect to IRC with TLS."),
-    Setting("ingest.channels_file", "str", "",
-            "Channels to read, one name a line, used when no Helix credentials are set (relative to the project)."),
+    Setting(
+        "ingest.channels_file",
+        "str",
+        "",
+        "Channels to read, one name a line, used when no Helix credentials are set (relative to the project).",
+    ),
     Setting("ingest.top_channels", "int", 500, "How many of the top live channels to read.", _positive),
-    Setting("ingest.channels_refresh_s", "float", 3600.0, "Seconds between refreshes of the channel list.",
-            _positive),
-    Setting("ingest.channels_topic", "str", "channellist",
-            "Compacted topic where the current channel list is published for the reader and the dashboard.",
-            _topic),
+    Setting("ingest.channels_refresh_s", "float", 3600.0, "Seconds between refreshes of the channel list.", _positive),
+    Setting(
+        "ingest.channels_topic",
+        "str",
+        "channellist",
+        "Compacted topic where the current channel list is published for the reader and the dashboard.",
+        _topic,
+    ),
     Setting("ingest.helix_url", "str", "https://api.twitch.tv/helix", "Base URL of the Twitch Helix API."),
     Setting("ingest.channels_per_connection", "int", 90, "Most channels joined on one IRC connection.", _positive),
     Setting("ingest.joins_per_10s", "int", 20, "JOINs sent per join window across the whole process.", _positive),
-    Setting("ingest.join_window_s", "float", 10.0, "The window of ingest.joins_per_10s, in seconds (Twitch: 10).",
-            _positive),
-    Setting("ingest.silence_timeout_s", "float", 300.0,
-            "An IRC connection that receives nothing (not even PING) this long is treated as dead.", _positive),
-    Setting("ingest.replay_speed", "str", "1", "Replay speed factor (1, 10, ...) or \"max\".", _speed),
-    Setting("ingest.synth_rate", "float", 1000.0, "Synthetic chat: messages per second, all channels.",
-            _positive),
+    Setting(
+        "ingest.join_window_s", "float", 10.0, "The window of ingest.joins_per_10s, in seconds (Twitch: 10).", _positive
+    ),
+    Setting(
+        "ingest.silence_timeout_s",
+        "float",
+        300.0,
+        "An IRC connection that receives nothing (not even PING) this long is treated as dead.",
+        _positive,
+    ),
+    Setting("ingest.replay_speed", "str", "1", 'Replay speed factor (1, 10, ...) or "max".', _speed),
+    Setting("ingest.synth_rate", "float", 1000.0, "Synthetic chat: messages per second, all channels.", _positive),
     Setting("ingest.synth_channels", "int", 40, "Synthetic chat: number of channels.", _positive),
-    Setting("ingest.synth_spam_share", "float", 0.2, "Synthetic chat: share of messages in spam bursts.",
-            lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1"),
+    Setting(
+        "ingest.synth_spam_share",
+        "float",
+        0.2,
+        "Synthetic chat: share of messages in spam bursts.",
+        lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1",
+    ),
     Setting("ingest.synth_seed", "int", 7, "Synthetic chat: random seed (same seed, same chat)."),
     # Detector
     Setting("detector.window_s", "int", 10, "Length of the tumbling event-time windows, in seconds.", _positive),
-    Setting("detector.watermark_s", "float", 3.0,
-            "How late (event time, behind its channel's newest message) a message may arrive and still count in "
-            "its window.", _non_negative),
-    Setting("detector.channel_lag_s", "float", 15.0,
-            "How long a channel may be silent before its open windows close anyway: nothing from it for this long "
-            "(processing time), its Kafka partition read to the end, and the rest of the stream this far ahead in "
-            "event time. A channel whose partition is behind, or whose chat is delayed with everyone's, stays open.",
-            _non_negative),
-    Setting("detector.state_snapshot_s", "float", 30.0,
-            "Seconds between snapshots of the detector's state; a restart replays at most this much chat from "
-            "Kafka.", _positive),
+    Setting(
+        "detector.watermark_s",
+        "float",
+        3.0,
+        "How late (event time, behind its channel's newest message) a message may arrive and still count in "
+        "its window.",
+        _non_negative,
+    ),
+    Setting(
+        "detector.channel_lag_s",
+        "float",
+        15.0,
+        "How long a channel may be silent before its open windows close anyway: nothing from it for this long "
+        "(processing time), its Kafka partition read to the end, and the rest of the stream this far ahead in "
+        "event time. A channel whose partition is behind, or whose chat is delayed with everyone's, stays open.",
+        _non_negative,
+    ),
+    Setting(
+        "detector.state_snapshot_s",
+        "float",
+        30.0,
+        "Seconds between snapshots of the detector's state; a restart replays at most this much chat from Kafka.",
+        _positive,
+    ),
     Setting("detector.trigger_s", "float", 1.0, "Micro-batch interval of the streaming job, in seconds.", _positive),
-    Setting("detector.starting_offsets", "str", "latest",
-            "Where a new job (no checkpoint yet) starts reading chatmessage: latest or earliest.",
-            _one_of("latest", "earliest")),
-    Setting("detector.max_offsets_per_trigger", "int", 500_000,
-            "Most chat records one micro-batch reads (bounds a batch after downtime).", _positive),
-    Setting("detector.jaccard", "float", 0.6, "Shingle Jaccard similarity at which two texts are the same spam.",
-            lambda v: None if 0 < v <= 1 else "must be greater than 0 and at most 1"),
+    Setting(
+        "detector.starting_offsets",
+        "str",
+        "latest",
+        "Where a new job (no checkpoint yet) starts reading chatmessage: latest or earliest.",
+        _one_of("latest", "earliest"),
+    ),
+    Setting(
+        "detector.max_offsets_per_trigger",
+        "int",
+        500_000,
+        "Most chat records one micro-batch reads (bounds a batch after downtime).",
+        _positive,
+    ),
+    Setting(
+        "detector.jaccard",
+        "float",
+        0.6,
+        "Shingle Jaccard similarity at which two texts are the same spam.",
+        lambda v: None if 0 < v <= 1 else "must be greater than 0 and at most 1",
+    ),
     Setting("detector.num_hash_tables", "int", 32, "MinHashLSH hash tables (MinHash values per text).", _positive),
-    Setting("detector.rows_per_band", "int", 3,
-            "MinHash values ANDed into one LSH band (32 tables, 3 rows: 10 bands).", _positive),
+    Setting(
+        "detector.rows_per_band",
+        "int",
+        3,
+        "MinHash values ANDed into one LSH band (32 tables, 3 rows: 10 bands).",
+        _positive,
+    ),
     Setting("detector.num_features", "int", 1 << 20, "HashingTF feature space for shingles.", _positive),
     Setting("detector.seed", "int", 20240106, "MinHashLSH seed (the dashboard's fuzzy search must use the same)."),
-    Setting("detector.shingle_size", "int", 3,
-            "Character n-gram length of the shingles (beside the tokens) that MinHash and Jaccard compare.", _positive),
-    Setting("detector.min_shingles", "int", 5, "Texts with fewer shingles skip LSH (exact duplicates still count).",
-            _positive),
+    Setting(
+        "detector.shingle_size",
+        "int",
+        3,
+        "Character n-gram length of the shingles (beside the tokens) that MinHash and Jaccard compare.",
+        _positive,
+    ),
+    Setting(
+        "detector.min_shingles",
+        "int",
+        5,
+        "Texts with fewer shingles skip LSH (exact duplicates still count).",
+        _positive,
+    ),
     Setting("detector.min_messages", "int", 5, "Messages a cluster needs in one window to be spam.", _positive),
     Setting("detector.min_users", "int", 3, "Distinct users a cluster needs to be crowd spam.", _positive),
-    Setting("detector.flood_min_messages", "int", 5,
-            "Messages one user needs in one window, on one text, to be a flood.", _positive),
-    Setting("detector.min_share", "float", 0.0,
-            "Share of its channel-window's messages a cluster also needs (0 = off).",
-            lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1"),
+    Setting(
+        "detector.flood_min_messages",
+        "int",
+        5,
+        "Messages one user needs in one window, on one text, to be a flood.",
+        _positive,
+    ),
+    Setting(
+        "detector.min_share",
+        "float",
+        0.0,
+        "Share of its channel-window's messages a cluster also needs (0 = off).",
+        lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1",
+    ),
     Setting("detector.topic_quiet_s", "float", 30.0, "A spam topic ends after this long without spam.", _positive),
     # Dashboard
-    Setting("dashboard.host", "str", "127.0.0.1",
-            "Address the dashboard binds (anything but loopback: set DASHBOARD_USER and DASHBOARD_PASSWORD)."),
+    Setting(
+        "dashboard.host",
+        "str",
+        "127.0.0.1",
+        "Address the dashboard binds (anything but loopback: set DASHBOARD_USER and DASHBOARD_PASSWORD).",
+    ),
     Setting("dashboard.port", "port", 8050, "Port of the dashboard."),
     Setting("dashboard.refresh_s", "float", 1.0, "Seconds between refreshes of the live views.", _positive),
     Setting("dashboard.chat_per_channel", "int", 200, "Recent chat messages kept in memory per channel.", _positive),
     Setting("dashboard.spam_per_channel", "int", 100, "Recent spam events kept in memory per channel.", _positive),
-    Setting("dashboard.max_channels", "int", 2000,
-            "Channels kept in memory (the least recently active are forgotten first).", _positive),
+    Setting(
+        "dashboard.max_channels",
+        "int",
+        2000,
+        "Channels kept in memory (the least recently active are forgotten first).",
+        _positive,
+    ),
     Setting("dashboard.history_s", "int", 900, "Seconds of rates and spam volume kept for the charts.", _positive),
-    Setting("dashboard.backfill_s", "int", 300,
-            "On start, read this many seconds of Kafka history so the live views are not empty.", _non_negative),
+    Setting(
+        "dashboard.backfill_s",
+        "int",
+        300,
+        "On start, read this many seconds of Kafka history so the live views are not empty.",
+        _non_negative,
+    ),
     Setting("dashboard.search_max_chars", "int", 500, "Longest text the history search accepts.", _positive),
     Setting("dashboard.page_size", "int", 20, "Rows per page of search results.", _positive),
     # Logging
-    Setting("logging.level", "str", "INFO", "Level of the platform's own loggers.",
-            _one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting(
+        "logging.level",
+        "str",
+        "INFO",
+        "Level of the platform's own loggers.",
+        _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+    ),
     Setting("logging.format", "str", "logfmt", "logfmt (key=value lines) or json.", _one_of("logfmt", "json")),
 ]
 
@@ -282,7 +402,7 @@ def _parse(setting: Setting, value: Any, source: str) -> Any:
         parsed = _parse_hosts(value, fail)
     elif kind == "table":
         if not isinstance(value, dict):
-            raise fail("must be a table of \"key\" = \"value\"")
+            raise fail('must be a table of "key" = "value"')
         parsed = {str(k): str(v) for k, v in value.items()}
     else:  # pragma: no cover - a programming error in SETTINGS
         raise AssertionError(f"unknown setting kind {kind}")
@@ -358,7 +478,7 @@ class Config:
         value = Path(self[key])
         return value if value.is_absolute() else PROJECT_ROOT / value
 
-    def with_overrides(self, **overrides: Any) -> "Config":
+    def with_overrides(self, **overrides: Any) -> Config:
         """A copy with some settings replaced (keys use '__' for '.'), validated like everything else."""
         values = dict(self.values)
         for name, value in overrides.items():
@@ -435,8 +555,10 @@ def reference_markdown() -> str:
         rows.append(f"| `{s.key}` | `{s.env_name}` | {default} | {s.doc} |")
     aliases = ", ".join(f"`{a}` = `{k}`" for a, k in ALIASES.items())
     rows.append("")
-    rows.append(f"Aliases from the original system (they win over the file and `TWITCHCREMENT_*`): {aliases}; "
-                f"`ZOOKEEPERPORT` is accepted and ignored with a warning.")
+    rows.append(
+        f"Aliases from the original system (they win over the file and `TWITCHCREMENT_*`): {aliases}; "
+        f"`ZOOKEEPERPORT` is accepted and ignored with a warning."
+    )
     return "\n".join(rows)
 
 

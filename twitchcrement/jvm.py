@@ -26,7 +26,7 @@ def artifact_id(jar: Path) -> str:
 def _ships(shipped: list[Path], artifact: str) -> bool:
     # pyspark's jars/ is flat: "artifactId-version.jar"
     prefix = artifact + "-"
-    return any(j.name.startswith(prefix) and j.name[len(prefix):][:1].isdigit() for j in shipped)
+    return any(j.name.startswith(prefix) and j.name[len(prefix) :][:1].isdigit() for j in shipped)
 
 
 def pyspark_jars() -> list[Path]:
@@ -63,6 +63,7 @@ def java_executable() -> str:
         return str(Path(home) / "bin" / "java")
     found = shutil.which("java")
     if not found:
-        raise JvmSetupError("Java not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless) "
-                          "or set JAVA_HOME")
+        raise JvmSetupError(
+            "Java not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless) or set JAVA_HOME"
+        )
     return found

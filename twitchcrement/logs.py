@@ -63,12 +63,12 @@ class quiet:
         self.loggers = [logging.getLogger(n) for n in names]
         self.saved: list[int] = []
 
-    def __enter__(self) -> "quiet":
+    def __enter__(self) -> quiet:
         self.saved = [lg.level for lg in self.loggers]
         for lg in self.loggers:
             lg.setLevel(logging.CRITICAL + 1)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for lg, level in zip(self.loggers, self.saved):
+        for lg, level in zip(self.loggers, self.saved, strict=True):
             lg.setLevel(level)

@@ -51,15 +51,22 @@ _FAST_DECODERS: dict[type, Any] = {}
 def _check_counted(what: str) -> Any:
     def check(value: list[Any]) -> str | None:
         for entry in value:
-            if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
-                    and isinstance(entry[1], int) and not isinstance(entry[1], bool)):
+            if not (
+                isinstance(entry, (list, tuple))
+                and len(entry) == 2
+                and isinstance(entry[0], str)
+                and isinstance(entry[1], int)
+                and not isinstance(entry[1], bool)
+            ):
                 return f"must be a list of [{what}, count] pairs"
         return None
+
     return check
 
 
-def spec(kind: type, *, required: bool = False, max_chars: int | None = None, check: Any = None,
-         default: Any = None) -> Any:
+def spec(
+    kind: type, *, required: bool = False, max_chars: int | None = None, check: Any = None, default: Any = None
+) -> Any:
     """A dataclass field with its wire rules: type, required or not, length bound, extra check."""
     meta = {"kind": kind, "required": required, "max_chars": max_chars, "check": check}
     if required:
@@ -85,7 +92,7 @@ class Record:
         return msgpack.packb(self.to_dict(), use_bin_type=True)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Record":
+    def from_dict(cls, data: Any) -> Record:
         name = cls.record_name
         if not isinstance(data, dict):
             raise RecordError(f"{name}: expected a map of fields, got {type(data).__name__}")
@@ -113,8 +120,9 @@ class Record:
             if not ok:
                 raise RecordError(f"{name}: field '{f.name}' must be {kind.__name__}, got {type(value).__name__}")
             if meta["max_chars"] is not None and len(value) > meta["max_chars"]:
-                raise RecordError(f"{name}: field '{f.name}' is {len(value)} characters long, "
-                                  f"over the limit of {meta['max_chars']}")
+                raise RecordError(
+                    f"{name}: field '{f.name}' is {len(value)} characters long, over the limit of {meta['max_chars']}"
+                )
             if meta["check"] is not None:
                 complaint = meta["check"](value)
                 if complaint:
@@ -123,7 +131,7 @@ class Record:
         return cls(**values)
 
     @classmethod
-    def decode(cls, data: bytes) -> "Record":
+    def decode(cls, data: bytes) -> Record:
         """Bytes -> a valid record, or RecordError. Records whose rules msgspec can state are decoded and
         validated by it in one C pass (several times faster: the detector decodes every chat message); anything
         it refuses goes through from_dict, which says exactly what is wrong."""
@@ -143,7 +151,7 @@ def _fast_decoder(cls: type) -> Any:
         return _FAST_DECODERS[cls]
     decoder = None
     spec_fields = []
-    for f in fields(cls):  # type: ignore[arg-type]
+    for f in fields(cls):
         meta = f.metadata
         constraints: dict[str, Any] = {}
         if meta["max_chars"] is not None:
@@ -240,8 +248,11 @@ class SpamEvent(Record):
     wire_type: ClassVar[str | None] = "spam_event"
 
     event_id: str = spec(str, required=True, max_chars=64)  # deterministic: same input, same id
-    kind: str = spec(str, required=True, check=lambda v: None if v in ("crowd", "flood") else
-                     "must be 'crowd' (many users) or 'flood' (one user)")
+    kind: str = spec(
+        str,
+        required=True,
+        check=lambda v: None if v in ("crowd", "flood") else "must be 'crowd' (many users) or 'flood' (one user)",
+    )
     channel: str = spec(str, required=True, max_chars=50, check=_check_channel)
     window_start: int = spec(int, required=True, check=_check_ts)
     window_end: int = spec(int, required=True, check=_check_ts)
@@ -302,8 +313,13 @@ class ChannelEntry(NamedTuple):
 
 def _check_channel_entries(value: list[Any]) -> str | None:
     for entry in value:
-        if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
-                and _check_channel(entry[0]) is None and isinstance(entry[1], int)):
+        if not (
+            isinstance(entry, (list, tuple))
+            and len(entry) == 2
+            and isinstance(entry[0], str)
+            and _check_channel(entry[0]) is None
+            and isinstance(entry[1], int)
+        ):
             return "must be a list of [channel login, viewers] pairs"
     return None
 
@@ -314,8 +330,9 @@ class ChannelList(Record):
 
     record_name: ClassVar[str] = "channel list"
 
-    source: str = spec(str, required=True, check=lambda v: None if v in ("helix", "file") else
-                       "must be 'helix' or 'file'")
+    source: str = spec(
+        str, required=True, check=lambda v: None if v in ("helix", "file") else "must be 'helix' or 'file'"
+    )
     updated_at: int = spec(int, required=True, check=_check_ts)
     channels: list = spec(list, default=[], check=_check_channel_entries)  # [[login, viewers], ...]
 

@@ -23,8 +23,9 @@ def spark_settings(config: Config) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
-        "spark.sql.streaming.stateStore.providerClass":
-            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+        "spark.sql.streaming.stateStore.providerClass": (
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+        ),
         "spark.cassandra.connection.host": ",".join(config.cassandra_hosts),
         "spark.cassandra.connection.port": str(config.cassandra_port),
         "spark.cassandra.connection.localDC": config["cassandra.local_datacenter"],
@@ -72,9 +73,14 @@ def session(config: Config, app_name: str | None = None, **extra: Any) -> Any:
         # tasks on the same cores only adds to every micro-batch. The checkpoint of a running query keeps its count.
         spark.conf.set(SHUFFLE_PARTITIONS, str(spark.sparkContext.defaultParallelism))
     spark.sparkContext.setLogLevel("WARN")
-    log.info("spark session ready", extra={"master": spark.sparkContext.master,
-                                           "shuffle_partitions": spark.conf.get(SHUFFLE_PARTITIONS),
-                                           "ui": spark.sparkContext.uiWebUrl or "disabled"})
+    log.info(
+        "spark session ready",
+        extra={
+            "master": spark.sparkContext.master,
+            "shuffle_partitions": spark.conf.get(SHUFFLE_PARTITIONS),
+            "ui": spark.sparkContext.uiWebUrl or "disabled",
+        },
+    )
     return spark
 
 
@@ -82,8 +88,9 @@ def checkpoint_offsets(checkpoint: Path, topic: str) -> int | None:
     """Records of `topic` a streaming query has planned to read, from its checkpoint's latest offsets log entry
     (None before its first batch). Lets other processes follow a query's progress without talking to it."""
     folder = checkpoint / "offsets"
-    entries = sorted((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)) \
-        if folder.exists() else []
+    entries = (
+        sorted((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)) if folder.exists() else []
+    )
     if not entries:
         return None
     offsets = source_offsets(entries[-1].read_text(errors="replace"), topic)

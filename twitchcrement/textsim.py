@@ -20,8 +20,10 @@ from typing import Any
 import mmh3
 
 # Characters clients append or insert to get past Twitch's duplicate-message check, and other invisibles.
-_INVISIBLE = re.compile("[\U000e0000-\U000e007f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff\u034f"
-                        "\u00ad\u180e\u061c\u115f\u1160\u3164\uffa0\U0001d173-\U0001d17a]")
+_INVISIBLE = re.compile(
+    "[\U000e0000-\U000e007f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff\u034f"
+    "\u00ad\u180e\u061c\u115f\u1160\u3164\uffa0\U0001d173-\U0001d17a]"
+)
 _REPEATED_CHARS = re.compile(r"(.)\1+")  # "loooool" -> "lol", "Cllllap" -> "clap"
 _WHITESPACE = re.compile(r"\s+")
 # Letters spelled out one by one: "f o r s e n", "f.o.r.s.e.n", "f_o_r" (three letters at least).
@@ -80,8 +82,9 @@ def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
             ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
             start = None
     marks = "[" + "".join(ranges) + "]"
-    return re.compile(marks), re.compile(f"[a-zA-Z\\u00c0-\\u024f\\u1e00-\\u1eff\\u0370-\\u03ff\\u0400-\\u04ff]{marks}"
-                                    f"|{marks}{{{_MARK_PILE},}}")
+    return re.compile(marks), re.compile(
+        f"[a-zA-Z\\u00c0-\\u024f\\u1e00-\\u1eff\\u0370-\\u03ff\\u0400-\\u04ff]{marks}|{marks}{{{_MARK_PILE},}}"
+    )
 
 
 def _strip_piled_marks(text: str) -> str:
@@ -139,9 +142,12 @@ def _fold_lookalikes(text: str) -> str:
     letters = [c for c in text if c.isalpha()]
     mostly_latin = sum(c.isascii() for c in letters) * 2 >= len(letters)
     out = []
-    for word, folded_word in zip(text.split(" "), folded.split(" ")):
-        disguised = len(_scripts(word)) > 1 or all(c in latin_lookalikes for c in word if ord(c) in table) or \
-            (mostly_latin and all(ord(c) in table for c in word if c.isalpha()))
+    for word, folded_word in zip(text.split(" "), folded.split(" "), strict=True):
+        disguised = (
+            len(_scripts(word)) > 1
+            or all(c in latin_lookalikes for c in word if ord(c) in table)
+            or (mostly_latin and all(ord(c) in table for c in word if c.isalpha()))
+        )
         if word != folded_word and disguised:
             word = folded_word
         out.append(word)
@@ -159,7 +165,7 @@ def shingle_set(normalised: str, n: int = 3) -> set[str]:
     if not normalised:
         return set()
     padded = f" {normalised} "
-    grams = {padded[i:i + n] for i in range(max(1, len(padded) - n + 1))}
+    grams = {padded[i : i + n] for i in range(max(1, len(padded) - n + 1))}
     grams.update("w:" + t for t in normalised.split(" "))
     return grams
 
@@ -217,10 +223,14 @@ class MinHasher:
     rows_per_band: int
 
     @classmethod
-    def from_config(cls, config: Any) -> "MinHasher":
+    def from_config(cls, config: Any) -> MinHasher:
         """The detector's hasher (detector.* settings): every reader of the LSH buckets must hash the same way."""
-        return cls(config["detector.num_features"], config["detector.num_hash_tables"], config["detector.seed"],
-                   config["detector.rows_per_band"])
+        return cls(
+            config["detector.num_features"],
+            config["detector.num_hash_tables"],
+            config["detector.seed"],
+            config["detector.rows_per_band"],
+        )
 
     @property
     def coefficients(self) -> list[tuple[int, int]]:
@@ -233,8 +243,7 @@ class MinHasher:
         return pairs
 
     def feature_indices(self, terms: list[str]) -> list[int]:
-        return sorted({mmh3.hash(t.encode("utf-8"), HASHING_TF_SEED, signed=True) % self.num_features
-                       for t in terms})
+        return sorted({mmh3.hash(t.encode("utf-8"), HASHING_TF_SEED, signed=True) % self.num_features for t in terms})
 
     def signature(self, terms: list[str], coefficients: list[tuple[int, int]] | None = None) -> list[int]:
         indices = self.feature_indices(terms)
@@ -252,7 +261,7 @@ def band_buckets(signature: list[int], rows_per_band: int) -> list[int]:
     out = []
     for band in range(len(signature) // rows_per_band):
         bucket = 0
-        for value in signature[band * rows_per_band:(band + 1) * rows_per_band]:
+        for value in signature[band * rows_per_band : (band + 1) * rows_per_band]:
             bucket = (bucket * HASH_PRIME + int(value)) % (1 << 62)
         out.append(bucket)
     return out

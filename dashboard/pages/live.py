@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, Input, NoUpdate, Output, State, ctx, dcc, html, no_update
 
 from dashboard import views
 from dashboard.app import sources
@@ -22,29 +22,55 @@ CHAT = SlotList("live-chat-line", 50, "No chat received for this channel yet.")
 
 def layout(channel: str | None = None, **_: str) -> html.Div:
     refresh_ms = sources().refresh_ms
-    return html.Div([
-        html.Div([
-            dcc.Dropdown(id="live-channel", value=channel, placeholder="Pick a channel (type to search)",
-                         searchable=True, clearable=False, className="picker"),
-            html.Span(id="live-status", className="muted"),
-        ], className="toolbar"),
-        dcc.Interval(id="live-tick", interval=refresh_ms),
-        dcc.Interval(id="live-channels-tick", interval=5000),
-        dcc.Store(id="live-selected"),
-        dcc.Store(id="live-shown", data={}),
-        html.Div([
-            html.Section([html.H3("Spam topics, active now"), TOPICS.layout(id="live-topics", className="slots"),
-                          html.H3("Spam events"), EVENTS.layout(id="live-events", className="scroll slots")],
-                         className="col"),
-            html.Section([html.H3("Chat"), CHAT.layout(id="live-chat", className="scroll slots")], className="col"),
-        ], className="columns"),
-        html.Section(id="live-detail", className="detail"),
-        dcc.Graph(id="live-rates", config={"displayModeBar": False}),
-    ])
+    return html.Div(
+        [
+            html.Div(
+                [
+                    dcc.Dropdown(
+                        id="live-channel",
+                        value=channel,
+                        placeholder="Pick a channel (type to search)",
+                        searchable=True,
+                        clearable=False,
+                        className="picker",
+                    ),
+                    html.Span(id="live-status", className="muted"),
+                ],
+                className="toolbar",
+            ),
+            dcc.Interval(id="live-tick", interval=refresh_ms),
+            dcc.Interval(id="live-channels-tick", interval=5000),
+            dcc.Store(id="live-selected"),
+            dcc.Store(id="live-shown", data={}),
+            html.Div(
+                [
+                    html.Section(
+                        [
+                            html.H3("Spam topics, active now"),
+                            TOPICS.layout(id="live-topics", className="slots"),
+                            html.H3("Spam events"),
+                            EVENTS.layout(id="live-events", className="scroll slots"),
+                        ],
+                        className="col",
+                    ),
+                    html.Section(
+                        [html.H3("Chat"), CHAT.layout(id="live-chat", className="scroll slots")], className="col"
+                    ),
+                ],
+                className="columns",
+            ),
+            html.Section(id="live-detail", className="detail"),
+            dcc.Graph(id="live-rates", config={"displayModeBar": False}),
+        ]
+    )
 
 
-@dash.callback(Output("live-channel", "options"), Output("live-channel", "value"),
-               Input("live-channels-tick", "n_intervals"), State("live-channel", "value"))
+@dash.callback(
+    Output("live-channel", "options"),
+    Output("live-channel", "value"),
+    Input("live-channels-tick", "n_intervals"),
+    State("live-channel", "value"),
+)
 def pick_channels(_: int | None, current: str | None) -> tuple[list[dict[str, str]], str | None]:
     options = views.channel_options(sources().feed)
     if current and all(o["value"] != current for o in options):
@@ -52,11 +78,19 @@ def pick_channels(_: int | None, current: str | None) -> tuple[list[dict[str, st
     return options, current or (options[0]["value"] if options else None)
 
 
-@dash.callback(*EVENTS.outputs(), *TOPICS.outputs(), *CHAT.outputs(),
-               Output("live-detail", "children"), Output("live-rates", "figure"), Output("live-status", "children"),
-               Output("live-shown", "data"),
-               Input("live-tick", "n_intervals"), Input("live-channel", "value"), Input("live-selected", "data"),
-               State("live-shown", "data"))
+@dash.callback(
+    *EVENTS.outputs(),
+    *TOPICS.outputs(),
+    *CHAT.outputs(),
+    Output("live-detail", "children"),
+    Output("live-rates", "figure"),
+    Output("live-status", "children"),
+    Output("live-shown", "data"),
+    Input("live-tick", "n_intervals"),
+    Input("live-channel", "value"),
+    Input("live-selected", "data"),
+    State("live-shown", "data"),
+)
 def refresh(_: int | None, channel: str | None, selected: str | None, shown: dict[str, Any] | None) -> tuple:
     shown = shown or {}
     data = sources()
@@ -68,10 +102,13 @@ def refresh(_: int | None, channel: str | None, selected: str | None, shown: dic
     else:
         events, topics, chat, emotes, problem = [], [], [], {}, None
         figure = views.empty_figure("Chat rate", "pick a channel")
-    out, now_shown = [], {}
-    for name, slots, rows in (("events", EVENTS, views.event_rows(events, selected, emotes)),
-                              ("topics", TOPICS, views.topic_rows(topics, emotes)),
-                              ("chat", CHAT, views.chat_rows(chat))):
+    out: list[Any] = []
+    now_shown: dict[str, Any] = {}
+    for name, slots, rows in (
+        ("events", EVENTS, views.event_rows(events, selected, emotes)),
+        ("topics", TOPICS, views.topic_rows(topics, emotes)),
+        ("chat", CHAT, views.chat_rows(chat)),
+    ):
         values, now_shown[name] = slots.update(shown.get(name), rows)
         out += values
     # The detail is sent again only when the event shown, its numbers or the users found for it change, so it
@@ -79,14 +116,21 @@ def refresh(_: int | None, channel: str | None, selected: str | None, shown: dic
     event = next((e for e in events if e["event_id"] == selected), None)
     users, users_note = views.event_users(data, event)
     now_shown["detail"] = fingerprint((channel, selected, event and event["message_count"], len(users), users_note))
-    detail = views.event_details(event, users, users_note, emotes) if now_shown["detail"] != shown.get("detail") \
+    detail = (
+        views.event_details(event, users, users_note, emotes)
+        if now_shown["detail"] != shown.get("detail")
         else no_update
+    )
     return (*out, detail, figure, problem or "", now_shown)
 
 
-@dash.callback(Output("live-selected", "data"), Input({"type": EVENTS.kind, "index": ALL}, "n_clicks"),
-               State("live-shown", "data"), prevent_initial_call=True)
-def select_event(clicks: list[int | None], shown: dict[str, Any] | None) -> str:
+@dash.callback(
+    Output("live-selected", "data"),
+    Input({"type": EVENTS.kind, "index": ALL}, "n_clicks"),
+    State("live-shown", "data"),
+    prevent_initial_call=True,
+)
+def select_event(clicks: list[int | None], shown: dict[str, Any] | None) -> str | NoUpdate:
     if not ctx.triggered_id or not any(t["value"] for t in ctx.triggered):
         return no_update
     # The slot's event as the browser showed it when clicked.

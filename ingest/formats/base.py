@@ -9,9 +9,10 @@ import gzip
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -40,7 +41,7 @@ class Hints:
 
     channel: str | None = None
     date: dt.date | None = None
-    timezone: dt.tzinfo = dt.timezone.utc
+    timezone: dt.tzinfo = dt.UTC
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Format:
 
     name: str
     example: str  # one line of what it reads, for --help and errors
-    read: Callable[["Source"], Iterator[ChatMessage]]
+    read: Callable[[Source], Iterator[ChatMessage]]
     score: Callable[[list[str], Path], float] | None = None
     accepts: Callable[[Any], bool] | None = None
 
@@ -110,8 +111,10 @@ class Source:
     def problem(self, kind: str, detail: str) -> None:
         self.problems[kind] += 1
         if self.problems[kind] == 1:
-            log.warning("skipping a bad record in a capture (further ones are only counted)",
-                        extra={"capture": str(self.path), "kind": kind, "detail": detail[:200]})
+            log.warning(
+                "skipping a bad record in a capture (further ones are only counted)",
+                extra={"capture": str(self.path), "kind": kind, "detail": detail[:200]},
+            )
 
     def note(self, text: str) -> None:
         """Something the replay's user should know about how this file was read (logged once)."""
@@ -171,7 +174,7 @@ def iso_ms(value: Any) -> int | None:
     except ValueError:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1000)
 
 

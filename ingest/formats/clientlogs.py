@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ingest.formats.base import Format, Source, share
 from twitchcrement.records import ChatMessage
@@ -43,10 +44,17 @@ class LocalClock:
         return int(when.timestamp() * 1000)
 
 
-def _nick_message(source: Source, sent_ts: int, nick: str, text: str, is_action: bool = False,
-                  channel: str | None = None) -> ChatMessage | None:
-    return source.message(channel=source.channel(channel), user_login=nick.lower(), display_name=nick, text=text,
-                          sent_ts=sent_ts, is_action=is_action)
+def _nick_message(
+    source: Source, sent_ts: int, nick: str, text: str, is_action: bool = False, channel: str | None = None
+) -> ChatMessage | None:
+    return source.message(
+        channel=source.channel(channel),
+        user_login=nick.lower(),
+        display_name=nick,
+        text=text,
+        sent_ts=sent_ts,
+        is_action=is_action,
+    )
 
 
 def _spread_minutes(stamped: Iterator[tuple[int, bool, dict[str, Any]]], source: Source) -> Iterator[ChatMessage]:
@@ -106,8 +114,11 @@ def read_irssi(source: Source) -> Iterator[ChatMessage]:
             found = _IRSSI_CHAT.match(line) or _IRSSI_ACTION.match(line)
             if found:
                 hours, minutes, seconds, nick, text = found.groups()
-                yield (clock.at(hours, minutes, seconds), seconds is None,
-                       {"nick": nick, "text": text, "is_action": found.re is _IRSSI_ACTION, "channel": channel})
+                yield (
+                    clock.at(hours, minutes, seconds),
+                    seconds is None,
+                    {"nick": nick, "text": text, "is_action": found.re is _IRSSI_ACTION, "channel": channel},
+                )
                 continue
             event = _IRSSI_EVENT.match(line)
             if event:
@@ -144,8 +155,7 @@ def read_weechat(source: Source) -> Iterator[ChatMessage]:
             prefix, _, text = text.partition(" ")
         year, month, day, hours, minutes, seconds = (int(p) for p in stamp)
         when = dt.datetime(year, month, day, hours, minutes, seconds, tzinfo=source.hints.timezone)
-        message = _nick_message(source, int(when.timestamp() * 1000), prefix.lstrip("@+%&~"), text, is_action,
-                                channel)
+        message = _nick_message(source, int(when.timestamp() * 1000), prefix.lstrip("@+%&~"), text, is_action, channel)
         if message is not None:
             yield message
 
@@ -166,8 +176,9 @@ def read_znc(source: Source) -> Iterator[ChatMessage]:
         hours, minutes, seconds, nick, text, actor, action = found.groups()
         if nick is None and actor is None:
             continue  # joins, parts, notices
-        message = _nick_message(source, clock.at(hours, minutes, seconds), nick or actor,
-                                text if nick else action, is_action=nick is None)
+        message = _nick_message(
+            source, clock.at(hours, minutes, seconds), nick or actor, text if nick else action, is_action=nick is None
+        )
         if message is not None:
             yield message
 
@@ -198,8 +209,13 @@ def read_chatterino(source: Source) -> Iterator[ChatMessage]:
         if not chat:
             continue  # Chatterino's own notices (timeouts, subs, "now live")
         display, login, text = chat.groups()
-        message = source.message(channel=source.channel(), user_login=login.lower(), display_name=display or login,
-                                 text=text, sent_ts=clock.at(*found.groups()[:3]))
+        message = source.message(
+            channel=source.channel(),
+            user_login=login.lower(),
+            display_name=display or login,
+            text=text,
+            sent_ts=clock.at(*found.groups()[:3]),
+        )
         if message is not None:
             yield message
 
@@ -208,7 +224,7 @@ def _zone(source: Source, name: str, day: dt.date | None) -> dt.tzinfo:
     """Chatterino names its local zone by abbreviation (CET, EST), which no table maps back to one zone: UTC is
     taken as said; other logs are read in --timezone, and one whose abbreviation differs from it says so."""
     if name in _UTC_NAMES:
-        return dt.timezone.utc
+        return dt.UTC
     noon = dt.datetime.combine(day or dt.date.today(), dt.time(12), tzinfo=source.hints.timezone)
     if name and name != noon.tzname():
         source.note(f"the log's times are in {name}; read as {noon.tzname()} (set --timezone to its zone)")
@@ -220,11 +236,20 @@ def _chatterino_score(lines: list[str], path: Path) -> float:
 
 
 FORMATS = [
-    Format("irssi", "17:19 < nick> text   (after --- Log opened ...)", read_irssi,
-           score=lambda lines, path: share(_IRSSI_ANY, lines)),
-    Format("weechat", "2024-01-06 17:19:44<TAB>nick<TAB>text", read_weechat,
-           score=lambda lines, path: share(_WEECHAT, lines)),
+    Format(
+        "irssi",
+        "17:19 < nick> text   (after --- Log opened ...)",
+        read_irssi,
+        score=lambda lines, path: share(_IRSSI_ANY, lines),
+    ),
+    Format(
+        "weechat",
+        "2024-01-06 17:19:44<TAB>nick<TAB>text",
+        read_weechat,
+        score=lambda lines, path: share(_WEECHAT, lines),
+    ),
     Format("znc", "[17:19:44] <nick> text", read_znc, score=lambda lines, path: share(_ZNC, lines)),
-    Format("chatterino", "[17:19:44] nick: text   (after # Start logging at ...)", read_chatterino,
-           score=_chatterino_score),
+    Format(
+        "chatterino", "[17:19:44] nick: text   (after # Start logging at ...)", read_chatterino, score=_chatterino_score
+    ),
 ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ingest.formats.base import Format, Source, iso_ms, share
 from twitchcrement.records import ChatMessage
@@ -50,7 +51,7 @@ def read_logger(source: Source) -> Iterator[ChatMessage]:
         entry = _LOGGER_ENTRY.match(line)
         if entry:
             when = dt.datetime.strptime(entry.group(1), "%Y-%m-%d_%H:%M:%S")
-            stamp = int(when.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+            stamp = int(when.replace(tzinfo=dt.UTC).timestamp() * 1000)
             line = entry.group(2).rstrip("\r")
             if line.startswith(_LOGGER_END):
                 return  # what follows the logger's end marker is not chat
@@ -72,8 +73,13 @@ _JUSTLOG_PRIVMSG = 1
 
 def _justlog_json(document: Any) -> bool:
     messages = document.get("messages") if isinstance(document, dict) else None
-    return isinstance(messages, list) and bool(messages) and isinstance(messages[0], dict) \
-        and "timestamp" in messages[0] and ("raw" in messages[0] or "username" in messages[0])
+    return (
+        isinstance(messages, list)
+        and bool(messages)
+        and isinstance(messages[0], dict)
+        and "timestamp" in messages[0]
+        and ("raw" in messages[0] or "username" in messages[0])
+    )
 
 
 def read_justlog_json(source: Source) -> Iterator[ChatMessage]:
@@ -88,10 +94,14 @@ def read_justlog_json(source: Source) -> Iterator[ChatMessage]:
             if sent_ts is None:
                 source.problem("bad_timestamp", repr(entry.get("timestamp")))
                 continue
-            message = source.message(channel=str(entry.get("channel") or source.channel()).lower(),
-                                     user_login=str(entry.get("username", "")).lower(),
-                                     display_name=str(entry.get("displayName", "")), text=entry.get("text"),
-                                     message_id=str(entry.get("id", "")), sent_ts=sent_ts)
+            message = source.message(
+                channel=str(entry.get("channel") or source.channel()).lower(),
+                user_login=str(entry.get("username", "")).lower(),
+                display_name=str(entry.get("displayName", "")),
+                text=entry.get("text"),
+                message_id=str(entry.get("id", "")),
+                sent_ts=sent_ts,
+            )
         else:
             continue  # timeouts, subs and notices: not chat
         if message is not None:
@@ -111,9 +121,15 @@ def read_justlog_text(source: Source) -> Iterator[ChatMessage]:
         *stamp, channel, login, text = found.groups()
         if login is None:
             continue  # timeouts and notices
-        when = dt.datetime(*(int(p) for p in stamp), tzinfo=dt.timezone.utc)  # type: ignore[misc]
-        message = source.message(channel=channel.lower(), user_login=login.lower(), display_name=login, text=text,
-                                 sent_ts=int(when.timestamp() * 1000))
+        year, month, day, hour, minute, second = (int(p) for p in stamp)
+        when = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
+        message = source.message(
+            channel=channel.lower(),
+            user_login=login.lower(),
+            display_name=login,
+            text=text,
+            sent_ts=int(when.timestamp() * 1000),
+        )
         if message is not None:
             yield message
 
@@ -123,15 +139,37 @@ def _raw_irc_score(lines: list[str], path: Path) -> float:
 
 
 FORMATS = [
-    Format("logger", "2019-04-30_08:56:59 ;;; :nick!nick@nick.tmi.twitch.tv PRIVMSG #channel :text", read_logger,
-           score=lambda lines, path: 1.0 if lines and _LOGGER_ENTRY.match(lines[0]) else 0.0),
-    Format("irc", "@tmi-sent-ts=1704557984398;... :nick!nick@nick.tmi.twitch.tv PRIVMSG #channel :text "
-           "(justlog/rustlog day logs)", read_raw_irc, score=_raw_irc_score),
-    Format("justlog-text", "[2024-01-6 16:19:44] #channel nick: text", read_justlog_text,
-           score=lambda lines, path: share(_JUSTLOG_TEXT, lines)),
-    Format("recentmessages", '{"messages": ["@tmi-sent-ts=... PRIVMSG #channel :text", ...]}', read_recent_messages,
-           accepts=lambda doc: isinstance(doc, dict) and isinstance(doc.get("messages"), list)
-           and all(isinstance(m, str) for m in doc["messages"][:10])),
-    Format("justlog-json", '{"messages": [{"raw": "...", "username": ..., "timestamp": ...}]}', read_justlog_json,
-           accepts=_justlog_json),
+    Format(
+        "logger",
+        "2019-04-30_08:56:59 ;;; :nick!nick@nick.tmi.twitch.tv PRIVMSG #channel :text",
+        read_logger,
+        score=lambda lines, path: 1.0 if lines and _LOGGER_ENTRY.match(lines[0]) else 0.0,
+    ),
+    Format(
+        "irc",
+        "@tmi-sent-ts=1704557984398;... :nick!nick@nick.tmi.twitch.tv PRIVMSG #channel :text "
+        "(justlog/rustlog day logs)",
+        read_raw_irc,
+        score=_raw_irc_score,
+    ),
+    Format(
+        "justlog-text",
+        "[2024-01-6 16:19:44] #channel nick: text",
+        read_justlog_text,
+        score=lambda lines, path: share(_JUSTLOG_TEXT, lines),
+    ),
+    Format(
+        "recentmessages",
+        '{"messages": ["@tmi-sent-ts=... PRIVMSG #channel :text", ...]}',
+        read_recent_messages,
+        accepts=lambda doc: isinstance(doc, dict)
+        and isinstance(doc.get("messages"), list)
+        and all(isinstance(m, str) for m in doc["messages"][:10]),
+    ),
+    Format(
+        "justlog-json",
+        '{"messages": [{"raw": "...", "username": ..., "timestamp": ...}]}',
+        read_justlog_json,
+        accepts=_justlog_json,
+    ),
 ]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ingest.formats.base import CaptureError, Format, Source
 from twitchcrement.records import ChatMessage, RecordError
@@ -34,9 +34,12 @@ def read_csv(source: Source) -> Iterator[ChatMessage]:
             except (TypeError, ValueError):
                 source.problem("bad_csv_row", f"line {rows.line_num}: date {row['date']!r} is not Unix ms")
                 continue
-            message = source.message(channel=(row["channel"] or "").lstrip("#").lower(),
-                                     user_login=(row["sender"] or "").lower(), text=row["message"] or "",
-                                     sent_ts=stamp)
+            message = source.message(
+                channel=(row["channel"] or "").lstrip("#").lower(),
+                user_login=(row["sender"] or "").lower(),
+                text=row["message"] or "",
+                sent_ts=stamp,
+            )
             if message is not None:
                 yield message
 
@@ -59,6 +62,10 @@ def read_jsonl(source: Source) -> Iterator[ChatMessage]:
 
 FORMATS = [
     Format("csv", "channel,sender,date,message  (date in Unix ms)", read_csv, score=_csv_score),
-    Format("jsonl", '{"channel": "nymn", "user_login": "...", "text": "...", "sent_ts": 1704557984398} a line',
-           read_jsonl, score=_jsonl_score),
+    Format(
+        "jsonl",
+        '{"channel": "nymn", "user_login": "...", "text": "...", "sent_ts": 1704557984398} a line',
+        read_jsonl,
+        score=_jsonl_score,
+    ),
 ]

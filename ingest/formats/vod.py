@@ -9,7 +9,8 @@ says so.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ingest.formats.base import Format, Source, emotes_tag, iso_ms
 from twitchcrement.records import ChatMessage
@@ -22,23 +23,28 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _times(source: Source, comments: list[tuple[int | None, float | None]], vod_start_ms: int | None) -> list[int | None]:
+def _times(
+    source: Source, comments: list[tuple[int | None, float | None]], vod_start_ms: int | None
+) -> list[int | None]:
     """Each comment's Unix ms from (creation time, offset s): the creation times when they are plausible, else the
     VOD's start plus the offset."""
     created = [c for c, _ in comments if c is not None]
     offsets = [o for _, o in comments if o is not None]
     offset_span = max(offsets) - min(offsets) if offsets else 0.0
     created_span = (max(created) - min(created)) / 1000 if created else 0.0
-    if len(created) == len(comments) and (offset_span < _MIN_SPAN_TO_JUDGE_S
-                                          or created_span >= _PLAUSIBLE_SHARE * offset_span):
+    if len(created) == len(comments) and (
+        offset_span < _MIN_SPAN_TO_JUDGE_S or created_span >= _PLAUSIBLE_SHARE * offset_span
+    ):
         return [c for c, _ in comments]
     if vod_start_ms is None:
         pairs = [(c, o) for c, o in comments if c is not None and o is not None]
         if not pairs:
             return [c for c, _ in comments]
         vod_start_ms = min(c - int(o * 1000) for c, o in pairs)
-    source.note(f"creation times implausible (they span {created_span:.0f} s, the offsets {offset_span:.0f} s): "
-                "times are the VOD's start plus each message's offset")
+    source.note(
+        f"creation times implausible (they span {created_span:.0f} s, the offsets {offset_span:.0f} s): "
+        "times are the VOD's start plus each message's offset"
+    )
     return [vod_start_ms + int(o * 1000) if o is not None else None for _, o in comments]
 
 
@@ -76,7 +82,7 @@ def _flags(badges: str) -> dict[str, bool]:
 
 
 def _emit(source: Source, rows: list[dict[str, Any]], times: list[int | None]) -> Iterator[ChatMessage]:
-    for row, sent_ts in zip(rows, times):
+    for row, sent_ts in zip(rows, times, strict=True):
         if sent_ts is None:
             source.problem("no_time", repr(row)[:200])
             continue
@@ -91,16 +97,27 @@ def _emit(source: Source, rows: list[dict[str, Any]], times: list[int | None]) -
 # "version"}], "is_action"}}]}
 def _twitchdownloader(document: Any) -> bool:
     comments = document.get("comments") if isinstance(document, dict) else None
-    return isinstance(comments, list) and bool(comments) and isinstance(comments[0], dict) \
+    return (
+        isinstance(comments, list)
+        and bool(comments)
+        and isinstance(comments[0], dict)
         and "content_offset_seconds" in comments[0]
+    )
 
 
 def _td_emotes(message: dict[str, Any], text: str) -> str:
     emoticons = message.get("emoticons")
     if isinstance(emoticons, list) and emoticons:
-        return emotes_tag([(str(e["_id"]), int(e["begin"]), int(e["end"])) for e in emoticons
-                           if isinstance(e, dict) and e.get("_id") and isinstance(e.get("begin"), int)
-                           and isinstance(e.get("end"), int)])
+        return emotes_tag(
+            [
+                (str(e["_id"]), int(e["begin"]), int(e["end"]))
+                for e in emoticons
+                if isinstance(e, dict)
+                and e.get("_id")
+                and isinstance(e.get("begin"), int)
+                and isinstance(e.get("end"), int)
+            ]
+        )
     return _fragments_emotes(message.get("fragments"), text, lambda f: _object(f, "emoticon").get("emoticon_id"))
 
 
@@ -119,11 +136,21 @@ def read_twitchdownloader(source: Source) -> Iterator[ChatMessage]:
         if not isinstance(text, str):
             text = "".join(str(f.get("text") or "") for f in message.get("fragments") or [] if isinstance(f, dict))
         badges = _badges(message.get("user_badges"), "_id")
-        rows.append({"channel": channel, "user_login": str(commenter.get("name") or "").lower(),
-                     "display_name": str(commenter.get("display_name") or ""), "user_id": str(commenter.get("_id") or ""),
-                     "room_id": str(comment.get("channel_id") or ""), "message_id": str(comment.get("_id") or ""),
-                     "text": text, "is_action": bool(message.get("is_action")), "badges": badges,
-                     "emotes": _td_emotes(message, text), **_flags(badges)})
+        rows.append(
+            {
+                "channel": channel,
+                "user_login": str(commenter.get("name") or "").lower(),
+                "display_name": str(commenter.get("display_name") or ""),
+                "user_id": str(commenter.get("_id") or ""),
+                "room_id": str(comment.get("channel_id") or ""),
+                "message_id": str(comment.get("_id") or ""),
+                "text": text,
+                "is_action": bool(message.get("is_action")),
+                "badges": badges,
+                "emotes": _td_emotes(message, text),
+                **_flags(badges),
+            }
+        )
         stamps.append((iso_ms(comment.get("created_at")), _number(comment.get("content_offset_seconds"))))
     yield from _emit(source, rows, _times(source, stamps, iso_ms(video.get("created_at"))))
 
@@ -157,11 +184,19 @@ def read_video_comments(source: Source) -> Iterator[ChatMessage]:
         fragments = message.get("fragments") or []
         text = "".join(str(f.get("text") or "") for f in fragments if isinstance(f, dict))
         badges = _badges(message.get("userBadges"), "setID")
-        rows.append({"channel": channel, "user_login": str(commenter.get("login") or "").lower(),
-                     "display_name": str(commenter.get("displayName") or ""), "user_id": str(commenter.get("id") or ""),
-                     "message_id": str(comment.get("id") or ""), "text": text, "badges": badges,
-                     "emotes": _fragments_emotes(fragments, text, lambda f: _object(f, "emote").get("emoteID")),
-                     **_flags(badges)})
+        rows.append(
+            {
+                "channel": channel,
+                "user_login": str(commenter.get("login") or "").lower(),
+                "display_name": str(commenter.get("displayName") or ""),
+                "user_id": str(commenter.get("id") or ""),
+                "message_id": str(comment.get("id") or ""),
+                "text": text,
+                "badges": badges,
+                "emotes": _fragments_emotes(fragments, text, lambda f: _object(f, "emote").get("emoteID")),
+                **_flags(badges),
+            }
+        )
         stamps.append((iso_ms(comment.get("createdAt")), _number(comment.get("contentOffsetSeconds"))))
     yield from _emit(source, rows, _times(source, stamps, iso_ms(video.get("createdAt"))))
 
@@ -170,8 +205,14 @@ def read_video_comments(source: Source) -> Iterator[ChatMessage]:
 # "author": {"id", "name", "display_name"}, "emotes": [{"id", "locations": "0-4,6-10" or ["0-4"]}],
 # "message_type": "text_message"}.
 def _chat_downloader(document: Any) -> bool:
-    return isinstance(document, list) and bool(document) and isinstance(document[0], dict) \
-        and "timestamp" in document[0] and "author" in document[0] and "message" in document[0]
+    return (
+        isinstance(document, list)
+        and bool(document)
+        and isinstance(document[0], dict)
+        and "timestamp" in document[0]
+        and "author" in document[0]
+        and "message" in document[0]
+    )
 
 
 def _cd_emotes(emotes: Any) -> str:
@@ -198,19 +239,37 @@ def read_chat_downloader(source: Source) -> Iterator[ChatMessage]:
             source.problem("no_time", repr(entry)[:200])
             continue
         channel = channel or source.channel(entry.get("channel_name"))
-        message = source.message(channel=channel, user_login=str(author.get("name") or "").lower(),
-                                 display_name=str(author.get("display_name") or ""), user_id=str(author.get("id") or ""),
-                                 message_id=str(entry.get("message_id") or ""), text=entry.get("message"),
-                                 emotes=_cd_emotes(entry.get("emotes")), sent_ts=stamp // 1000)
+        message = source.message(
+            channel=channel,
+            user_login=str(author.get("name") or "").lower(),
+            display_name=str(author.get("display_name") or ""),
+            user_id=str(author.get("id") or ""),
+            message_id=str(entry.get("message_id") or ""),
+            text=entry.get("message"),
+            emotes=_cd_emotes(entry.get("emotes")),
+            sent_ts=stamp // 1000,
+        )
         if message is not None:
             yield message
 
 
 FORMATS = [
-    Format("twitchdownloader", '{"streamer": {...}, "comments": [{"content_offset_seconds": ..., "commenter": ...}]}',
-           read_twitchdownloader, accepts=_twitchdownloader),
-    Format("videocomments", '[{"contentOffsetSeconds": ..., "createdAt": ..., "commenter": ..., "message": ...}]',
-           read_video_comments, accepts=lambda doc: _video_comments(doc) is not None),
-    Format("chat-downloader", '[{"timestamp": <Unix us>, "author": {...}, "message": "..."}]', read_chat_downloader,
-           accepts=_chat_downloader),
+    Format(
+        "twitchdownloader",
+        '{"streamer": {...}, "comments": [{"content_offset_seconds": ..., "commenter": ...}]}',
+        read_twitchdownloader,
+        accepts=_twitchdownloader,
+    ),
+    Format(
+        "videocomments",
+        '[{"contentOffsetSeconds": ..., "createdAt": ..., "commenter": ..., "message": ...}]',
+        read_video_comments,
+        accepts=lambda doc: _video_comments(doc) is not None,
+    ),
+    Format(
+        "chat-downloader",
+        '[{"timestamp": <Unix us>, "author": {...}, "message": "..."}]',
+        read_chat_downloader,
+        accepts=_chat_downloader,
+    ),
 ]

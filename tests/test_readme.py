@@ -3,6 +3,7 @@ and each flag they are given appears in their --help."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 import subprocess
@@ -62,15 +63,24 @@ def test_readme_command_exists(command: str) -> None:
         program, args = script, args[args.index(script) + 1 :]
     elif program == ".venv/bin/python":
         program, args = args[0], args[1:]
+    elif program == "twitchcrement":  # the console script: its module, and the subcommands before the arguments
+        program, args = "-m", ["twitchcrement.cli", *args]
+    elif program == "pip":
+        assert args[0] == "install" and (PROJECT_ROOT / "pyproject.toml").exists()
+        for flag, value in itertools.pairwise(args):
+            if flag == "-c":
+                assert (PROJECT_ROOT / value).exists(), f"no constraints file {value}"
+        return
     else:
         pytest.fail(f"the README shows a command this test does not know how to check: {command}")
     if program == "-m":
         module, args = args[0], args[1:]
         entry = ["-m", module]
-        subcommand = args[0] if args and not args[0].startswith("-") and "/" not in args[0] else None
-        if subcommand:
-            entry.append(subcommand)
+        while args and not args[0].startswith("-") and "/" not in args[0] and "." not in args[0]:
+            entry.append(args[0])  # subcommands (twitchcrement ingest replay ...), not paths
             args = args[1:]
+            if module != "twitchcrement.cli":
+                break
     else:
         assert (PROJECT_ROOT / program).exists(), f"{program} does not exist"
         entry = [program]

@@ -196,7 +196,7 @@ def test_secrets_never_reach_logs_or_errors(platform, tmp_path) -> None:
 
 
 def test_dependencies_have_no_known_vulnerability_with_a_fix() -> None:
-    """pip-audit of the installed environment (requirements.txt and what it pulls in). Offline or with the
+    """pip-audit of the installed environment (constraints.txt and what it pulls in). Offline or with the
     vulnerability service down it reports and passes; it fails only when a fixed version exists."""
     done = subprocess.run(
         [sys.executable, "-m", "pip_audit", "--local", "--format", "json", "--progress-spinner", "off"],
@@ -230,4 +230,4 @@ def test_dependencies_have_no_known_vulnerability_with_a_fix() -> None:
             )
     if unfixed:
         print("known vulnerabilities without a fixed version yet:", *unfixed, sep="\n  ")
-    assert not fixable, "upgrade these pins in requirements.txt:\n" + "\n".join(fixable)
+    assert not fixable, "upgrade these pins in constraints.txt:\n" + "\n".join(fixable)

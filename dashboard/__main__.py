@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m dashboard") -> in
     app = create_app(config, feed, history, auth)
     from waitress import serve
 
+    from dashboard import metrics
+
+    endpoint = metrics.serve(config, app.server, feed, history)
+
     # SIGTERM ends the server like Ctrl-C does, so the consumer and the Cassandra session are closed on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
 
@@ -52,6 +56,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m dashboard") -> in
         print(f"error: cannot serve on {host}:{port}: {exc.strerror or exc} (dashboard.port)", file=sys.stderr)
         return 1
     finally:
+        endpoint.stop()
         feed.stop()
         history.stop()
     return 0

@@ -263,6 +263,18 @@ class LiveFeed:
     def _rate(self, buffer: ChannelBuffer, now_ms: int, span_ms: int = 60_000) -> float:
         return sum(c[0] for start, c in buffer.bins.items() if start >= now_ms - span_ms) / (span_ms / 1000)
 
+    def buffer_sizes(self) -> dict[str, int]:
+        """What the live buffers hold now: channels, chat lines, spam events and topics."""
+        with self._lock:
+            buffers = list(self._channels.values())
+            return {
+                "channels": len(buffers),
+                "chat": sum(len(b.chat) for b in buffers),
+                "events": sum(len(b.events) for b in buffers),
+                "topics": sum(len(b.topics) for b in buffers),
+                "emotes": len(self._emotes),
+            }
+
     def known_emotes(self) -> dict[str, str]:
         with self._lock:
             return dict(self._emotes)

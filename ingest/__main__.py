@@ -18,9 +18,12 @@ import sys
 import threading
 import time
 import zoneinfo
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 
-from ingest import replay
+from prometheus_client import CollectorRegistry
+
+from ingest import metrics, replay
 from ingest.captures import Hints, captures, known_formats, merged
 from ingest.sink import ChatSink
 from ingest.synth import Generator, SynthSettings, write_jsonl
@@ -112,9 +115,12 @@ def _to_kafka(
     total: int | None,
     progress: bool,
     stop: Stopper,
+    problems: Callable[[], dict[str, int]] | None = None,
 ) -> tuple[int, int]:
-    """Messages into Kafka; (exit status, messages produced)."""
-    sink = ChatSink(config)
+    """Messages into Kafka, with the ingest's metrics endpoint up meanwhile; (exit status, messages produced)."""
+    registry = CollectorRegistry()
+    sink = ChatSink(config, delivery=metrics.delivery_histogram(registry))
+    endpoint = metrics.serve(config, sink, registry, problems=problems)
     try:
         replay.run(
             messages,
@@ -130,6 +136,7 @@ def _to_kafka(
     finally:
         # On SIGTERM give Kafka a few seconds; a finished replay waits until everything is acknowledged.
         sink.close(timeout_s=8.0 if stop() else 600.0)
+        endpoint.stop()
     stats = sink.stats
     log.info("done", extra={"produced": stats.produced, "dropped": stats.dropped, "opted_out": stats.opted_out})
     return (0 if stats.dropped == 0 else 2), stats.produced
@@ -154,6 +161,15 @@ def _hints(args: argparse.Namespace) -> Hints:
 def cmd_replay(config: configuration.Config, args: argparse.Namespace, stop: Stopper) -> int:
     speed = _speed(args.speed or config["ingest.replay_speed"])
     files = captures(args.paths, _hints(args))
+
+    def problems() -> dict[str, int]:
+        """Bad lines so far, by kind, over the files (the IRC parser's and the format readers')."""
+        kinds: Counter[str] = Counter()
+        for capture in files:
+            kinds.update(capture.parser.errors)
+            kinds.update(capture.problems)
+        return dict(kinds)
+
     if args.loop:
 
         def passes() -> Iterable[ChatMessage]:
@@ -171,6 +187,7 @@ def cmd_replay(config: configuration.Config, args: argparse.Namespace, stop: Sto
             total=None,
             progress=not args.no_progress,
             stop=stop,
+            problems=problems,
         )
     else:
         status, produced = _to_kafka(
@@ -182,6 +199,7 @@ def cmd_replay(config: configuration.Config, args: argparse.Namespace, stop: Sto
             total=None,
             progress=not args.no_progress,
             stop=stop,
+            problems=problems,
         )
     for capture in files:
         if capture.skipped:

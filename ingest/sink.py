@@ -31,8 +31,10 @@ class SinkStats:
 
 
 class ChatSink:
-    def __init__(self, config: Config, topic: str | None = None, producer: Any = None):
+    def __init__(self, config: Config, topic: str | None = None, producer: Any = None, delivery: Any = None):
+        """delivery: a prometheus-client Histogram to observe each record's seconds to acknowledgement in."""
         self.topic = topic or config["kafka.chat_topic"]
+        self.delivery = delivery
         self.bound = config["ingest.buffer_records"]
         self.optout_channels = {c.lower().lstrip("#") for c in config["ingest.optout_channels"]}
         self.optout_users = {u.lower() for u in config["ingest.optout_users"]}
@@ -112,10 +114,12 @@ class ChatSink:
                     self._requeue(batch[position:], exc)
                     time.sleep(1.0)
                     break
-                future.add_callback(self._delivered)
+                future.add_callback(self._delivered, time.monotonic())
                 future.add_errback(self._failed, message)
 
-    def _delivered(self, _metadata: Any) -> None:
+    def _delivered(self, sent_at: float, _metadata: Any) -> None:
+        if self.delivery is not None:
+            self.delivery.observe(time.monotonic() - sent_at)
         with self._lock:
             self._in_flight -= 1
             self.stats.produced += 1

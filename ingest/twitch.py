@@ -26,7 +26,9 @@ from collections.abc import Callable
 import irc.client
 import irc.connection
 from jaraco.stream import buffer as line_buffer
+from prometheus_client import CollectorRegistry
 
+from ingest import metrics
 from ingest.channels import ChannelSource, HelixError, publish
 from ingest.irc_parser import ChatParser, IrcParseError, parse_line
 from ingest.sink import ChatSink
@@ -89,6 +91,7 @@ class Shard:
         self.pinged = False
         self.failures = 0
         self.next_attempt = 0.0
+        self.messages = 0  # chat messages read on this connection
 
 
 class TwitchReader:
@@ -119,6 +122,7 @@ class TwitchReader:
         self.pending_lists: queue.Queue[list[str]] = queue.Queue()
         self.reconnects = 0
         self.messages = 0
+        self.joins_sent = 0
 
     # --- channel assignment
     def set_channels(self, channels: list[str]) -> None:
@@ -202,6 +206,7 @@ class TwitchReader:
         message = self.parser.parse(line)
         if message is not None:
             self.messages += 1
+            shard.messages += 1
             self.sink.offer(message)
             return
         if " RECONNECT" in line:
@@ -238,6 +243,7 @@ class TwitchReader:
             if not shard.ready or channel not in shard.wanted or channel in shard.joined:
                 continue
             shard.connection.join(f"#{channel}")  # type: ignore[union-attr]
+            self.joins_sent += 1
             shard.joined.add(channel)
             self.pacer.record()
             allowance -= 1
@@ -301,8 +307,10 @@ def run_twitch(config: Config, args: argparse.Namespace, stop: Callable[[], bool
     if bool(nick) != bool(token):
         log.warning(f"set both {NICK_ENV} and {TOKEN_ENV} to log in; reading anonymously")
         nick = token = None
-    sink = ChatSink(config)
+    registry = CollectorRegistry()
+    sink = ChatSink(config, delivery=metrics.delivery_histogram(registry))
     reader = TwitchReader(config, sink, host, port, tls, nick=nick, token=token)
+    endpoint = metrics.serve(config, sink, registry, reader=reader)
     log.info(
         "reading Twitch chat",
         extra={"server": f"{host}:{port}", "tls": tls, "login": reader.nick, "channels_from": source.kind},
@@ -313,6 +321,7 @@ def run_twitch(config: Config, args: argparse.Namespace, stop: Callable[[], bool
         reader.run(stop, config["ingest.progress_every_s"])
     finally:
         sink.close(timeout_s=8.0)
+        endpoint.stop()
     log.info(
         "stopped",
         extra={

@@ -26,6 +26,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs.alerts import Alerts
 from jobs.pipeline import BATCH_COLUMNS, DEADLETTER_KEY, TICK_KEY, DetectorSettings, decode, features
 from jobs.sinks import Sinks
 from jobs.state import DetectorState, StateStore
@@ -52,9 +53,11 @@ class MicroBatch:
         self._bound: tuple[SparkSession, StateStore, Sinks] | None = None  # by bind(), before the first batch
         self.state: DetectorState | None = None
         self._partition_ends: dict[str, int] | None = None  # what Kafka reported after the last batch (JSON keys)
+        self.newest_read_ts: dict[int, int] = {}  # partition -> Kafka time (ms) of the newest record read (metrics)
         self._consumer: Any = None
         self._snapshot_at = (time.monotonic(), -1)
         self._snapshot_child = 0
+        self.alerts = Alerts(config)
 
     def bind(self, spark: SparkSession, checkpoint: str) -> MicroBatch:
         self._bound = (spark, StateStore(checkpoint, spark), Sinks(self.config, spark))
@@ -89,7 +92,7 @@ class MicroBatch:
     def _run(self, batch: DataFrame, batch_id: int) -> None:
         self.timings = {}
         began = time.perf_counter()
-        frame = batch.where(F.col("channel") != TICK_KEY).toPandas()
+        frame: pd.DataFrame = batch.where(F.col("channel") != TICK_KEY).toPandas()
         self.timings["read+decode+minhash (collect)"] = round(time.perf_counter() - began, 4)
         state = self._state_before(batch_id)
         facts = self._facts(batch_id)
@@ -97,6 +100,7 @@ class MicroBatch:
         rows, dead, late = self._apply(state, frame, facts)
         self.timings["detect"] = round(time.perf_counter() - began, 4)
         self.sinks.write(rows, dead, self.timings)
+        self.alerts.observe(rows)  # hands alerts to their senders' threads: never waits for a webhook
         state.batch_id = batch_id
         self.state = state
         began = time.perf_counter()
@@ -104,6 +108,9 @@ class MicroBatch:
         self._partition_ends = self._fetch_partition_ends()
         self.timings["state snapshot + offsets"] = round(time.perf_counter() - began, 4)
         self._count(batch_id, rows, dead, late, len(frame))
+        if len(frame):
+            for partition, kafka_ts in frame.groupby("partition")["kafka_ts"].max().items():
+                self.newest_read_ts[int(partition)] = int(kafka_ts)
 
     def _apply(
         self, state: DetectorState, frame: pd.DataFrame, facts: dict[str, Any]
@@ -139,6 +146,7 @@ class MicroBatch:
         state = self.state if self.state is not None else self._state_before(committed[-1] + 1 if committed else 0)
         rows = state.finish(self.settings.detection)
         self.sinks.write(rows, [], self.timings)
+        self.alerts.observe(rows)
         self.state = state
         self._snapshot(state, force=True)
         kinds = Counter(r["kind"] for r in rows)
@@ -158,11 +166,22 @@ class MicroBatch:
                     extra={"error": f"{type(exc).__name__}: {exc}"[:300]},
                 )
         self._wait_for_snapshot()
+        self.alerts.close()
         if self._bound is not None:
             self.sinks.close()
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+    def snapshot_bytes(self) -> int | None:
+        return self.store.newest_snapshot_bytes() if self._bound is not None else None
+
+    def consumer_lag(self) -> dict[int, int]:
+        """Per partition, the records Kafka had (at the end of the last batch) that the detector has not read."""
+        if self.state is None or self._partition_ends is None:
+            return {}
+        read = self.state.read_through
+        return {int(p): max(0, end - read.get(int(p), 0)) for p, end in self._partition_ends.items()}
 
     def state_sizes(self) -> dict[str, int]:
         return self.state.sizes() if self.state is not None else {}

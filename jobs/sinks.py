@@ -7,6 +7,7 @@ exponential backoff, holding the stream back rather than losing the batch.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 import warnings
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="is_categorical_dtype is deprecated", category=DeprecationWarning)
 
 CONNECTOR = "org.apache.spark.sql.cassandra"
+RETRIES: collections.Counter[str] = collections.Counter()  # sink writes retried since the process started, by sink
 # The detector's output rows (jobs.detection): kind is event | topic; each kind fills its own columns.
 OUTPUT_FIELDS = [
     ("kind", "string"),
@@ -306,6 +308,7 @@ def with_retries(
                     "error": f"{type(exc).__name__}: {exc}"[:300],
                 },
             )
+            RETRIES[what] += 1
             time.sleep(wait)
             before_retry()
 

@@ -21,29 +21,43 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
+from jobs import metrics
 from jobs.micro_batch import MicroBatch
 from jobs.pipeline import DetectorSettings, decode, features, with_ticks
 from jobs.sinks import is_transient
 from twitchcrement import config as configuration
 from twitchcrement.cli import command, configure
-from twitchcrement.clients import ServiceUnavailable, kafka_consumer
+from twitchcrement.clients import kafka_problem
 from twitchcrement.spark import session
 
 log = logging.getLogger("jobs.spam_detector")
 QUERY_NAME = "spam-detector"
 
 
+# Spark's own metrics in the Prometheus format on the Spark UI: /metrics/prometheus (driver, streaming query) and
+# /metrics/executors/prometheus.
+SPARK_METRICS = {
+    "spark.sql.streaming.metricsEnabled": "true",
+    "spark.ui.prometheus.enabled": "true",
+    "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+    "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
+}
+
+
 class ProgressLog(StreamingQueryListener):
     """Each micro-batch's input rows, rate, processing time and state size, as a log line and as the latest
     metrics (`latest`, also written to metrics_file for other processes)."""
 
-    def __init__(self, metrics_file: Path | None = None, batches: MicroBatch | None = None):
+    def __init__(self, metrics_file: Path | None = None, batches: MicroBatch | None = None, batch_seconds: Any = None):
+        """batch_seconds: a prometheus-client Histogram observing each micro-batch's duration."""
         self.latest: dict[str, Any] = {}
         self.metrics_file = metrics_file
         self.batches = batches
+        self.batch_seconds = batch_seconds
         self.last_progress_at = time.monotonic()
 
     def onQueryStarted(self, event: Any) -> None:
@@ -63,6 +77,8 @@ class ProgressLog(StreamingQueryListener):
         }
         self.latest = metrics
         self.last_progress_at = time.monotonic()
+        if self.batch_seconds is not None:
+            self.batch_seconds.observe(progress.batchDuration / 1000)
         chat = progress.sources[0].numInputRows if progress.sources else progress.numInputRows  # not the ticks
         if chat:
             log.info("micro-batch", extra=metrics)
@@ -180,11 +196,20 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     batches = MicroBatch(config)
-    listener = ProgressLog(config.path("local.data_dir") / "detector" / "metrics.json", batches)
+    registry = CollectorRegistry()
+    listener = ProgressLog(
+        config.path("local.data_dir") / "detector" / "metrics.json", batches, metrics.batch_histogram(registry)
+    )
     watch = KafkaWatch(config, stopping, listener)
+
+    def query_running() -> str | None:
+        return None if current and current[-1].isActive else "the streaming query is not running (yet)"
+
+    endpoint = metrics.serve(config, batches, lambda: listener.latest, registry, watch.reachable, query_running)
     if not watch.wait_until_reachable():  # before Spark starts: its Kafka source would wait without a word
+        endpoint.stop()
         return 0
-    spark = session(config, app_name="twitchcrement-spam-detector", **{"spark.sql.streaming.metricsEnabled": "true"})
+    spark = session(config, app_name="twitchcrement-spam-detector", **SPARK_METRICS)
     spark.streams.addListener(listener)
     try:
         watch.start()
@@ -202,6 +227,7 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
             stopper.join(timeout=8)
         batches.close()
         spark.stop()
+        endpoint.stop()
 
 
 class KafkaWatch(threading.Thread):
@@ -215,18 +241,7 @@ class KafkaWatch(threading.Thread):
 
     def reachable(self) -> str | None:
         """None when a broker answers for the chat topic, else why not (one line)."""
-        try:
-            consumer = kafka_consumer(self.config)
-        except ServiceUnavailable as exc:
-            return str(exc)
-        try:
-            if consumer.partitions_for_topic(self.config["kafka.chat_topic"]) is None:
-                return (
-                    f"topic {self.config['kafka.chat_topic']!r} does not exist (create it: `python -m services init`)"
-                )
-            return None
-        finally:
-            consumer.close()
+        return kafka_problem(self.config, self.config["kafka.chat_topic"])
 
     def wait_until_reachable(self) -> bool:
         """Block until Kafka answers (True) or the job is stopped (False), retrying with backoff."""

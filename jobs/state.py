@@ -148,6 +148,11 @@ class StateStore:
             self._delete(f"detector-state/{old}")
         return len(data)
 
+    def newest_snapshot_bytes(self) -> int | None:
+        """The size of the newest snapshot (local checkpoints only; None elsewhere or before the first)."""
+        ids = self.ids("detector-state") if self.folder is not None else []
+        return (self.folder / "detector-state" / str(ids[-1])).stat().st_size if self.folder and ids else None
+
     def load_before(self, batch_id: int) -> DetectorState:
         """The state after the newest saved batch before batch_id (a new state when there is none)."""
         earlier = [i for i in self.ids("detector-state") if i < batch_id]

@@ -8,6 +8,7 @@ local.data_dir/NAME/logs; `make services-down` stops them all.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import urllib.error
@@ -29,10 +30,14 @@ class Component(ManagedProcess):
 
     url = "-"
 
-    def __init__(self, config: Config, name: str, *command: str):
+    def __init__(self, config: Config, name: str, *command: str, env: dict[str, str] | None = None):
         self.name = name
         super().__init__(config)
         self.arguments = command
+        self.env = env or {}
+
+    def environment(self) -> dict[str, str] | None:
+        return {**os.environ, **self.env} if self.env else None
 
     def command(self) -> list[str]:
         return [sys.executable, *self.arguments]
@@ -86,6 +91,8 @@ def components(config: Config) -> list[ManagedProcess]:
             str(YEAR_S),
             "--labels",
             str(labels),
+            # the replay's ingest has ingest.metrics_port; a second endpoint on it would only be refused
+            env={"TWITCHCREMENT_INGEST_METRICS_PORT": "0"},
         ),
         Dashboard(config),
     ]

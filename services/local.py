@@ -127,6 +127,10 @@ class ManagedProcess:
         rss = psutil.Process(pid).memory_info().rss / 2**20
         return Status(self.name, "running", pid, self.address(), self.logfile, rss)
 
+    def environment(self) -> dict[str, str] | None:
+        """The process's environment (None: this one's)."""
+        return None
+
     def start(self) -> Status:
         if self.is_external():
             log.info(
@@ -155,6 +159,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 cwd=self.home,
                 start_new_session=True,
+                env=self.environment(),
             )
         self.pidfile.write_text(str(proc.pid))
         started = time.monotonic()

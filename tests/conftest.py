@@ -31,6 +31,10 @@ TEST_ENVIRONMENT = {
     "TWITCHCREMENT_SPARK_MASTER": "local[2]",
     "TWITCHCREMENT_SPARK_CHECKPOINT_DIR": "var/test/checkpoints",
     "TWITCHCREMENT_KAFKA_CONNECT_TIMEOUT_S": "10",
+    # No metrics endpoints unless a test asks for one: the run starts many processes, and the demo may be up.
+    "TWITCHCREMENT_INGEST_METRICS_PORT": "0",
+    "TWITCHCREMENT_DETECTOR_METRICS_PORT": "0",
+    "TWITCHCREMENT_DASHBOARD_METRICS_PORT": "0",
 }
 
 

@@ -33,6 +33,8 @@ from ingest.sink import ChatSink
 from jobs.micro_batch import MicroBatch
 from jobs.spam_detector import start
 from tests.detector_harness import fresh_config
+from tests.test_metrics import ready, scrape
+from tests.test_security import free_port
 from twitchcrement import PROJECT_ROOT
 from twitchcrement.config import Config
 from twitchcrement.records import ChannelList, ChatMessage, SpamEvent
@@ -361,18 +363,27 @@ def test_emote_tags_become_images_and_hostile_tags_are_skipped() -> None:
 
 # --- the app in a real browser --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def served(world: World) -> str:
+def serving(world: World) -> tuple[str, str]:
+    """The app's address and its metrics endpoint's, as `python -m dashboard` serves them."""
     from waitress.server import create_server
 
+    from dashboard import metrics
+
     # bot5 opted out after its chat was read (ingest had let it through): the pages must not show it.
-    app = create_app(
-        world.config.with_overrides(ingest__optout_users=["bot5"]), world.feed, world.history, auth=("mod", "s3cret")
-    )
+    config = world.config.with_overrides(ingest__optout_users=["bot5"], dashboard__metrics_port=free_port())
+    app = create_app(config, world.feed, world.history, auth=("mod", "s3cret"))
+    endpoint = metrics.serve(config, app.server, world.feed, world.history)
     server = create_server(app.server, host="127.0.0.1", port=0, threads=6)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
+    yield f"http://127.0.0.1:{server.effective_port}", endpoint.url
     server.close()
+    endpoint.stop()
+
+
+@pytest.fixture(scope="module")
+def served(serving: tuple[str, str]) -> str:
+    return serving[0]
 
 
 @pytest.fixture(scope="module")
@@ -650,3 +661,32 @@ def test_overview_page_shows_totals_topics_and_heatmap(
         timeout_s=30,
     )
     browser.save_screenshot(str(artifacts / "dashboard-overview.png"))
+
+
+def test_dashboard_metrics_time_the_callbacks_of_each_page_and_show_health(
+    serving: tuple[str, str], browser: Any
+) -> None:
+    served, metrics_url = serving
+    for page, ready_id in (
+        ("/", "live-chat"),
+        ("/search?q=hello", "search-message"),
+        ("/user?login=bot0", "user-message"),
+    ):
+        browser.get(served + page)
+        wait_for(f"{page} to answer", lambda ready_id=ready_id: page_text(browser, ready_id), timeout_s=60)
+    samples = wait_for(
+        "callback times of the live, search and user pages",
+        lambda: (
+            lambda s: s
+            if all(
+                s.get(("twitchcrement_dashboard_callback_duration_seconds_count", (("page", p),)), 0) >= 1
+                for p in ("live", "search", "user")
+            )
+            else None
+        )(scrape(metrics_url)),
+        timeout_s=30,
+    )
+    assert samples[("twitchcrement_dashboard_service_up", (("service", "kafka"),))] == 1
+    assert samples[("twitchcrement_dashboard_service_up", (("service", "cassandra"),))] == 1
+    assert samples[("twitchcrement_dashboard_live_buffer_records", (("kind", "chat"),))] > 0
+    assert ready(metrics_url) == {"ready": True, "checks": {"kafka": "ok", "cassandra": "ok"}}

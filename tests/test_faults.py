@@ -31,6 +31,7 @@ from tests.detector_harness import (
 )
 from tests.test_ingest_twitch import wait_for
 from tests.test_kafka_records import consume_all
+from tests.test_metrics import ready
 from tests.test_security import free_port
 from twitchcrement import PROJECT_ROOT
 from twitchcrement.records import ChatMessage, decode_chat
@@ -123,17 +124,26 @@ def test_cassandra_down_for_a_minute_loses_no_event(platform, tmp_path, recovery
     half = len(messages) // 2
     produce(config, messages[:half])
     # One micro-batch takes the whole backlog after the outage (see docs/guarantees.md on backfills).
-    detector = DetectorProcess(config, tmp_path, max_offsets_per_trigger=100_000).launch()
+    port = free_port()
+    detector = DetectorProcess(
+        config, tmp_path, max_offsets_per_trigger=100_000, extra_env={"TWITCHCREMENT_DETECTOR_METRICS_PORT": str(port)}
+    ).launch()
+    readyz = f"http://127.0.0.1:{port}"
     cassandra = LocalCassandra(platform)
     try:
         wait_for(lambda: detector.committed() >= 2, 180, "two committed micro-batches")
+        wait_for(lambda: ready(readyz)["ready"], 60, "the detector ready before the outage")
         cassandra.stop()
         stopped = time.monotonic()
+        # Readiness says so, naming Cassandra, while it is away.
+        wait_for(lambda: ready(readyz)["checks"]["cassandra"] != "ok", 30, "readiness to go false")
+        assert not ready(readyz)["ready"] and ready(readyz)["checks"]["kafka"] == "ok"
         # The job holds the stream back while the sink is down (retrying), so chat waits in Kafka meanwhile.
         produce(config, messages[half:] + [flush_message(messages[-1].sent_ts)])
         time.sleep(max(0.0, 60 - (time.monotonic() - stopped)))
         cassandra.start()
         restarted = time.monotonic()
+        wait_for(lambda: ready(readyz)["ready"], 120, "readiness true again once Cassandra is back")
         expected = expected_event_ids(messages)
         wait_for(
             lambda: set(stored_event_ids(config, channels, messages)) >= expected,

@@ -77,6 +77,20 @@ def kafka_consumer(config: Config, *topics: str, **kwargs: Any) -> Any:
     return _kafka(KafkaConsumer, config, *topics, **kwargs)
 
 
+def kafka_problem(config: Config, topic: str) -> str | None:
+    """None when a Kafka broker answers and has the topic, else why not (one line): readiness checks."""
+    try:
+        consumer = kafka_consumer(config)
+    except ServiceUnavailable as exc:
+        return str(exc)
+    try:
+        if consumer.partitions_for_topic(topic) is None:
+            return f"topic {topic!r} does not exist (create it: `twitchcrement services init`)"
+        return None
+    finally:
+        consumer.close()
+
+
 def kafka_admin(config: Config) -> Any:
     from kafka import KafkaAdminClient
 

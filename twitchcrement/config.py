@@ -51,6 +51,10 @@ def _non_negative(value: Any) -> str | None:
     return None if value >= 0 else "must be 0 or more"
 
 
+def _metrics_port(value: Any) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a port number from 1 to 65535, or 0 for no endpoint"
+
+
 def _one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
 
@@ -212,6 +216,13 @@ SETTINGS: list[Setting] = [
         lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1",
     ),
     Setting("ingest.synth_seed", "int", 7, "Synthetic chat: random seed (same seed, same chat)."),
+    Setting(
+        "ingest.metrics_port",
+        "int",
+        9461,
+        "Loopback port of the ingest's /metrics (Prometheus), /healthz and /readyz; 0: none.",
+        _metrics_port,
+    ),
     # Detector
     Setting("detector.window_s", "int", 10, "Length of the tumbling event-time windows, in seconds.", _positive),
     Setting(
@@ -301,6 +312,13 @@ SETTINGS: list[Setting] = [
         lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1",
     ),
     Setting("detector.topic_quiet_s", "float", 30.0, "A spam topic ends after this long without spam.", _positive),
+    Setting(
+        "detector.metrics_port",
+        "int",
+        9462,
+        "Loopback port of the detector's /metrics (Prometheus), /healthz and /readyz; 0: none.",
+        _metrics_port,
+    ),
     # Dashboard
     Setting(
         "dashboard.host",
@@ -329,6 +347,51 @@ SETTINGS: list[Setting] = [
     ),
     Setting("dashboard.search_max_chars", "int", 500, "Longest text the history search accepts.", _positive),
     Setting("dashboard.page_size", "int", 20, "Rows per page of search results.", _positive),
+    Setting(
+        "dashboard.metrics_port",
+        "int",
+        9463,
+        "Loopback port of the dashboard's /metrics (Prometheus), /healthz and /readyz; 0: none.",
+        _metrics_port,
+    ),
+    # Alerts (jobs/alerts.py): the detector POSTs to these webhooks when a spam wave starts
+    Setting(
+        "alerts.webhooks",
+        "list",
+        [],
+        "Webhooks to alert, each KIND:URL with KIND discord, slack or json (the URL holds a secret: prefer the "
+        "environment variable to the config file).",
+    ),
+    Setting(
+        "alerts.min_messages",
+        "int",
+        200,
+        "Alert when a spam topic reaches this many messages (0: never).",
+        _non_negative,
+    ),
+    Setting(
+        "alerts.min_users",
+        "int",
+        20,
+        "Alert when a spam topic has this many users in one window (0: never).",
+        _non_negative,
+    ),
+    Setting(
+        "alerts.min_rate",
+        "float",
+        10.0,
+        "Alert when a spam topic peaks at this many messages/s (0: never).",
+        _non_negative,
+    ),
+    Setting(
+        "alerts.campaign_channels",
+        "int",
+        3,
+        "Alert when one spam text is active in this many channels at once (0: never).",
+        _non_negative,
+    ),
+    Setting("alerts.channels", "list", [], "Only these channels' topics alert (empty: every channel)."),
+    Setting("alerts.max_per_minute", "int", 30, "At most this many alerts a minute per webhook.", _positive),
     # Logging
     Setting(
         "logging.level",

@@ -79,6 +79,7 @@ demo: setup
 	@echo "Demo running: replayed and synthetic chat -> Kafka chatmessage -> spam detector -> Kafka spammessage + Cassandra."
 	@echo "Dashboard: $$($(PY) -c 'from services.demo import dashboard_url; from twitchcrement import config; print(dashboard_url(config.load()))')"
 	@echo "Spark UI of the detector: http://127.0.0.1:4040  (metrics: var/local/detector/metrics.json)"
+	@echo "Prometheus metrics, /healthz, /readyz: ingest http://127.0.0.1:9461, detector :9462, dashboard :9463"
 	@echo "Stop it with: make services-down"
 
 # The spam detector in the foreground (Spark local mode, the connector jars from .cache/jars). Ctrl-C stops it.

@@ -1,7 +1,7 @@
 """The detector's Prometheus metrics, read when Prometheus scrapes from what the job keeps anyway (the listener's
 latest progress, the micro-batch writer's totals, lag and state), and its readiness: Kafka and Cassandra answer and
-the query runs. Spark's own metrics are on the Spark UI (`/metrics/prometheus`, `/metrics/executors/prometheus`;
-twitchcrement.spark turns them on)."""
+the query runs. Spark's own metrics are on the Spark UI (`/metrics/prometheus/`, `/metrics/executors/prometheus`;
+jobs.spam_detector.SPARK_METRICS turns them on)."""
 
 from __future__ import annotations
 

@@ -38,10 +38,11 @@ log = logging.getLogger("jobs.spam_detector")
 QUERY_NAME = "spam-detector"
 
 
-# Spark's own metrics in the Prometheus format on the Spark UI: /metrics/prometheus (driver, streaming query) and
-# /metrics/executors/prometheus.
+# Spark's own metrics in the Prometheus format on the Spark UI: /metrics/prometheus/ (driver, streaming query) and
+# /metrics/executors/prometheus; named by a fixed namespace rather than each run's application id.
 SPARK_METRICS = {
     "spark.sql.streaming.metricsEnabled": "true",
+    "spark.metrics.namespace": "twitchcrement",
     "spark.ui.prometheus.enabled": "true",
     "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
     "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
@@ -116,6 +117,7 @@ def start(
     chat = decode(kafka)
     location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
     writer = (writer or MicroBatch(config)).bind(spark, location)
+    writer.store.check_layout()
     stream = (
         with_ticks(features(chat, spark, settings), spark)
         .writeStream.queryName(QUERY_NAME)

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from jobs.detection import ChannelDetector, Settings
+from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ SNAPSHOTS_KEPT = 3
 STATE_LAYOUT = 2
 
 
-class StateLayoutChanged(RuntimeError):
+class StateLayoutChanged(UserError, RuntimeError):
     """The checkpoint's detector state was written by a release whose state has another shape."""
 
 
@@ -159,6 +160,18 @@ class StateStore:
         if not earlier:
             return DetectorState()
         state: DetectorState = pickle.loads(self._read(f"detector-state/{earlier[-1]}"))
+        self._check(state)
+        log.info("detector state restored", extra={"batch": state.batch_id, **state.sizes()})
+        return state
+
+    def check_layout(self) -> None:
+        """Raise StateLayoutChanged when the newest snapshot has another layout than this release reads (checked
+        before the query starts, so the job stops with one line instead of failing in its first batch)."""
+        ids = self.ids("detector-state")
+        if ids:
+            self._check(pickle.loads(self._read(f"detector-state/{ids[-1]}")))
+
+    def _check(self, state: DetectorState) -> None:
         layout = vars(state).get("layout", 1)  # not getattr: the class default would answer for an old snapshot
         if layout != STATE_LAYOUT:
             raise StateLayoutChanged(
@@ -166,8 +179,6 @@ class StateStore:
                 f"layout {STATE_LAYOUT}: start with a new checkpoint (--checkpoint) over the retained chat "
                 f"(docs/operations.md, Upgrading)"
             )
-        log.info("detector state restored", extra={"batch": state.batch_id, **state.sizes()})
-        return state
 
     # --- each batch's facts
     def decision(self, batch_id: int) -> dict[str, Any] | None:

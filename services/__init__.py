@@ -8,7 +8,7 @@ services.status(config)  one Status per service and component
 
 from __future__ import annotations
 
-from services.demo import components
+from services.demo import components, set_aside_outdated_checkpoint
 from services.local import JavaService, LocalCassandra, LocalKafka, ManagedProcess, ServiceError, Status, all_services
 from services.schema import ensure_tables, ensure_topics, init
 from twitchcrement.config import Config
@@ -37,7 +37,10 @@ def up(config: Config) -> list[Status]:
 
 
 def demo(config: Config) -> list[Status]:
-    return up(config) + [component.start() for component in components(config)]
+    statuses = up(config)
+    if all(c.pid() is None for c in components(config)):  # not while a demo runs
+        set_aside_outdated_checkpoint(config)
+    return statuses + [component.start() for component in components(config)]
 
 
 def down(config: Config) -> None:

@@ -8,6 +8,7 @@ local.data_dir/NAME/logs; `make services-down` stops them all.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -20,6 +21,7 @@ from services.local import ManagedProcess, ServiceError
 from twitchcrement import PROJECT_ROOT
 from twitchcrement.config import Config
 
+log = logging.getLogger(__name__)
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json"
 DEMO_SYNTH_RATE = 200  # messages per second across the synthetic channels: busy, and light on 2 cores
 YEAR_S = 365 * 24 * 3600
@@ -69,6 +71,27 @@ class Dashboard(Component):
 def dashboard_url(config: Config) -> str:
     host = config["dashboard.host"]
     return f"http://{'[' + host + ']' if ':' in host else host}:{config['dashboard.port']}/"
+
+
+def set_aside_outdated_checkpoint(config: Config) -> None:
+    """The demo's detector resumes from its checkpoint; one whose state another release wrote in another layout
+    cannot be resumed (jobs.state.STATE_LAYOUT). The demo is a local playground: it moves such a checkpoint aside
+    and starts afresh, where a production job stops and says so."""
+    from jobs.spam_detector import QUERY_NAME
+    from jobs.state import StateLayoutChanged, StateStore
+
+    location = config.path("spark.checkpoint_dir") / QUERY_NAME
+    if not (location / "detector-state").exists():
+        return
+    try:
+        StateStore(str(location)).check_layout()
+    except StateLayoutChanged as exc:
+        aside = location.with_name(f"{QUERY_NAME}.outdated-{int(time.time())}")
+        location.rename(aside)
+        log.warning(
+            "the demo's checkpoint is from another release; moved aside, starting afresh",
+            extra={"moved_to": str(aside), "why": str(exc)},
+        )
 
 
 def components(config: Config) -> list[ManagedProcess]:

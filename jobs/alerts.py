@@ -147,7 +147,7 @@ def body(kind: str, alert: Alert) -> dict[str, Any]:
                             "type": "mrkdwn",
                             "text": _slack_escape(
                                 f"{alert.messages} messages, peak {alert.peak_rate:.1f}/s, {alert.users} users, "
-                                f"{alert.first_seen and _iso(alert.first_seen)} to {_iso(alert.last_seen)}"
+                                f"{_iso(alert.first_seen)} to {_iso(alert.last_seen)}"
                             )[:SLACK_TEXT],
                         }
                     ],

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -58,6 +59,8 @@ class MicroBatch:
         self._snapshot_at = (time.monotonic(), -1)
         self._snapshot_child = 0
         self.alerts = Alerts(config)
+        self._idle = threading.Condition()
+        self._in_batch = False
 
     def bind(self, spark: SparkSession, checkpoint: str) -> MicroBatch:
         self._bound = (spark, StateStore(checkpoint, spark), Sinks(self.config, spark))
@@ -82,12 +85,24 @@ class MicroBatch:
 
     # --- one micro-batch
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        with self._idle:
+            self._in_batch = True
         try:
             self._run(batch, batch_id)
         except BaseException:
             # The state may hold half of this batch: the batch's next run starts from the saved state instead.
             self.state = None
             raise
+        finally:
+            with self._idle:
+                self._in_batch = False
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no micro-batch is running here (True), or timeout_s passes (False): a query stopped then
+        stops between batches, not in the middle of one's collect."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._in_batch, timeout_s)
 
     def _run(self, batch: DataFrame, batch_id: int) -> None:
         self.timings = {}

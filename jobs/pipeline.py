@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from jobs.detection import Settings
 from twitchcrement import jvm
 from twitchcrement.config import Config
+from twitchcrement.errors import UserError
 from twitchcrement.records import ChatMessage, RecordError
 from twitchcrement.textsim import MinHasher, normalise
 
@@ -167,7 +168,7 @@ def minhash_model(spark: SparkSession, hasher: MinHasher) -> tuple[HashingTF, Mi
     return tf, model
 
 
-class JvmFunctionMissing(RuntimeError):
+class JvmFunctionMissing(UserError, RuntimeError):
     """The detector's JVM function (jvm/src) is not on Spark's classpath."""
 
 

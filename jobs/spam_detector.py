@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,16 @@ class ProgressLog(StreamingQueryListener):
     """Each micro-batch's input rows, rate, processing time and state size, as a log line and as the latest
     metrics (`latest`, also written to metrics_file for other processes)."""
 
-    def __init__(self, metrics_file: Path | None = None, batches: MicroBatch | None = None, batch_seconds: Any = None):
-        """batch_seconds: a prometheus-client Histogram observing each micro-batch's duration."""
+    def __init__(
+        self,
+        metrics_file: Path | None = None,
+        batches: MicroBatch | None = None,
+        batch_seconds: Any = None,
+        stopping: threading.Event | None = None,
+    ):
+        """batch_seconds: a prometheus-client Histogram observing each micro-batch's duration; stopping: set once
+        the job is asked to stop (the query's end is then expected, not an error)."""
+        self.stopping = stopping or threading.Event()
         self.latest: dict[str, Any] = {}
         self.metrics_file = metrics_file
         self.batches = batches
@@ -91,7 +100,11 @@ class ProgressLog(StreamingQueryListener):
         self.last_progress_at = time.monotonic()  # nothing new, and Kafka said so
 
     def onQueryTerminated(self, event: Any) -> None:
-        log.info("query terminated", extra={"id": str(event.id), "error": event.exception or ""})
+        if self.stopping.is_set():  # a micro-batch cut short by the stop fails: expected, and it runs again
+            log.info("query stopped", extra={"id": str(event.id)})
+            return
+        first_line = (event.exception or "").strip().splitlines()[:1]
+        log.info("query terminated", extra={"id": str(event.id), "error": first_line[0][:300] if first_line else ""})
 
 
 def start(
@@ -192,7 +205,7 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
         if current:
             # The handler runs inside the main thread's blocked awaitTermination call, so the query is stopped
             # from another thread; the SparkContext is stopped only once that thread is done with it.
-            stoppers.append(threading.Thread(target=stop_quietly, args=(current[-1],), daemon=True))
+            stoppers.append(threading.Thread(target=stop_between_batches, args=(current[-1], batches), daemon=True))
             stoppers[-1].start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -200,7 +213,10 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
     batches = MicroBatch(config)
     registry = CollectorRegistry()
     listener = ProgressLog(
-        config.path("local.data_dir") / "detector" / "metrics.json", batches, metrics.batch_histogram(registry)
+        config.path("local.data_dir") / "detector" / "metrics.json",
+        batches,
+        metrics.batch_histogram(registry),
+        stopping,
     )
     watch = KafkaWatch(config, stopping, listener)
 
@@ -226,7 +242,7 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
     finally:
         stopping.set()
         for stopper in stoppers:
-            stopper.join(timeout=8)
+            stopper.join(timeout=10)
         batches.close()
         spark.stop()
         endpoint.stop()
@@ -269,6 +285,18 @@ class KafkaWatch(threading.Thread):
             elif not problem and away:
                 log.info("kafka reachable again")
             away = problem is not None
+
+
+def stop_between_batches(query: StreamingQuery, batches: MicroBatch, timeout_s: float = 5.0) -> None:
+    """Stop the query once the running micro-batch (if any) is done. One still running after timeout_s is stopped in
+    the middle: Spark cancels its jobs under the Python code, the batch is not committed and runs again on restart;
+    the errors of that cancellation are expected then, so they are one line, not py4j's traceback."""
+    if not batches.wait_idle(timeout_s):
+        log.info("stopping in the middle of a micro-batch; it runs again on restart", extra={"waited_s": timeout_s})
+        logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+        warnings.filterwarnings("ignore", message="toPandas attempted Arrow optimization")
+        batches.spark.sparkContext.setLogLevel("FATAL")  # Spark's own "terminated with error" and its stack
+    stop_quietly(query)
 
 
 def stop_quietly(query: StreamingQuery) -> None:

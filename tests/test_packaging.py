@@ -72,3 +72,30 @@ def test_readme_spark_submit_packages_are_the_versions_the_build_resolves():
     assert lines, "the README has no spark-submit --packages line"
     for line in lines:
         assert set(line.split(",")) == resolved, line
+
+
+MISSING_JAR = """
+from pyspark.sql import SparkSession
+from jobs.pipeline import DetectorSettings, JvmFunctionMissing, register_signature_function
+from twitchcrement import config
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+try:
+    register_signature_function(spark, DetectorSettings.from_config(config.load()))
+    print("registered")
+except JvmFunctionMissing as exc:
+    print(f"missing: {exc}")
+"""
+
+
+@pytest.mark.slow
+def test_a_spark_without_the_detectors_jar_is_told_what_to_pass():
+    """A cluster submitted without --jars: Spark runs, but the detector's JVM function is not there."""
+    done = subprocess.run(
+        [sys.executable, "-c", MISSING_JAR], capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == (
+        "missing: the detector's JVM function twitchcrement.MinHashSignature is not on Spark's classpath: `make jars` "
+        f"builds {PROJECT_ROOT}/.cache/jars/twitchcrement-udf.jar; with spark-submit pass dist/twitchcrement-udf.jar "
+        "(`make dist`) with --jars"
+    )

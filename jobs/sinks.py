@@ -57,18 +57,20 @@ OUTPUT_FIELDS = [
 ]
 OUTPUT_COLUMNS = [name for name, _ in OUTPUT_FIELDS]
 OUTPUT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in OUTPUT_FIELDS)
-# One row per user of an event (an event row's "users": login, messages, first and last time), with the event's
-# facts the user tables repeat.
-USER_FIELDS = [
-    ("event_id", "string"),
-    ("channel", "string"),
-    ("window_start", "long"),
-    ("event_kind", "string"),
-    ("text", "string"),
-    ("message_hash", "string"),
-    ("topic_id", "string"),
-    ("message_count", "long"),
-    ("distinct_users", "long"),
+# One row per user of an event: the event's facts that the user tables repeat (typed as in OUTPUT_FIELDS), then the
+# user's own (an event row's "users": login, messages, first and last time).
+EVENT_FACTS = [
+    "event_id",
+    "channel",
+    "window_start",
+    "event_kind",
+    "text",
+    "message_hash",
+    "topic_id",
+    "message_count",
+    "distinct_users",
+]
+USER_FIELDS = [(name, dict(OUTPUT_FIELDS)[name]) for name in EVENT_FACTS] + [
     ("user_login", "string"),
     ("messages", "long"),
     ("first_ts", "long"),
@@ -101,37 +103,19 @@ def _day(column: str) -> Any:
 
 def user_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
     """Every user of every event among the detector's rows, in USER_COLUMNS order."""
-    return [
-        [
-            r["event_id"],
-            r["channel"],
-            r["window_start"],
-            r["event_kind"],
-            r["text"],
-            r["message_hash"],
-            r.get("topic_id"),
-            r["message_count"],
-            r["distinct_users"],
-            login,
-            messages,
-            first,
-            last,
-        ]
-        for r in rows
-        if r["kind"] == "event"
-        for login, messages, first, last in r["users"]
-    ]
+    return [[*(r.get(c) for c in EVENT_FACTS), *user] for r in rows if r["kind"] == "event" for user in r["users"]]
 
 
-def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame) -> dict[str, DataFrame]:
-    """Detector output shaped as the rows of each Cassandra table (see services/cassandra.cql)."""
+def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame | None) -> dict[str, DataFrame]:
+    """Detector output shaped as the rows of each Cassandra table (see services/cassandra.cql); the user tables
+    only when there are user rows (users None: none)."""
     top_users = F.transform(
         "top_users", lambda u: F.struct(u["user"].alias("user"), u["count"].cast("int").alias("count"))
     )
     top_variants = F.transform(
         "top_variants", lambda v: F.struct(v["text"].alias("text"), v["count"].cast("int").alias("count"))
     )
-    return {
+    frames = {
         "spam_events_by_channel": events.select(
             "channel",
             _day("window_start").alias("day"),
@@ -189,6 +173,10 @@ def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame) -> 
             _ms("last_ts").alias("last_seen"),
             F.col("message_count").alias("total_messages"),
         ),
+    }
+    if users is None:
+        return frames
+    return frames | {
         "spam_event_users": users.select(
             "event_id",
             _day("window_start").alias("day"),
@@ -382,7 +370,9 @@ class Sinks:
             pd.DataFrame([[r.get(c) for c in OUTPUT_COLUMNS] for r in rows], columns=OUTPUT_COLUMNS), OUTPUT_SCHEMA
         )
         users = user_rows(rows)
-        users_frame = self.spark.createDataFrame(pd.DataFrame(users, columns=USER_COLUMNS), USER_SCHEMA)
+        users_frame = (
+            self.spark.createDataFrame(pd.DataFrame(users, columns=USER_COLUMNS), USER_SCHEMA) if users else None
+        )
         frames = cassandra_frames(
             frame.where(F.col("kind") == "event"), frame.where(F.col("kind") == "topic"), users_frame
         )

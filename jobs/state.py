@@ -134,6 +134,7 @@ class StateStore:
         self.location = checkpoint.rstrip("/")
         self.folder = Path(parsed.path) if parsed.scheme in ("", "file") else None  # None: through Hadoop
         self.spark = spark
+        self._checked: tuple[int, DetectorState] | None = None  # the snapshot check_layout read, for its restore
         if self.folder is not None:
             (self.folder / "detector-state" / "decisions").mkdir(parents=True, exist_ok=True)
 
@@ -159,17 +160,25 @@ class StateStore:
         earlier = [i for i in self.ids("detector-state") if i < batch_id]
         if not earlier:
             return DetectorState()
-        state: DetectorState = pickle.loads(self._read(f"detector-state/{earlier[-1]}"))
-        self._check(state)
+        state = self._load(earlier[-1])
         log.info("detector state restored", extra={"batch": state.batch_id, **state.sizes()})
         return state
 
     def check_layout(self) -> None:
         """Raise StateLayoutChanged when the newest snapshot has another layout than this release reads (checked
-        before the query starts, so the job stops with one line instead of failing in its first batch)."""
+        before the query starts, so the job stops with one line instead of failing in its first batch). The
+        snapshot read is kept for the first batch's restore, which wants the same one."""
         ids = self.ids("detector-state")
         if ids:
-            self._check(pickle.loads(self._read(f"detector-state/{ids[-1]}")))
+            self._checked = (ids[-1], self._load(ids[-1]))
+
+    def _load(self, snapshot_id: int) -> DetectorState:
+        checked, self._checked = self._checked, None
+        if checked is not None and checked[0] == snapshot_id:
+            return checked[1]
+        state: DetectorState = pickle.loads(self._read(f"detector-state/{snapshot_id}"))
+        self._check(state)
+        return state
 
     def _check(self, state: DetectorState) -> None:
         layout = vars(state).get("layout", 1)  # not getattr: the class default would answer for an old snapshot

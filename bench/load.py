@@ -18,6 +18,7 @@ from confluent_kafka import Producer
 
 from ingest.synth import Generator, SynthSettings
 from twitchcrement import config as configuration
+from twitchcrement.clients import librdkafka_security
 
 POOL = 200_000  # distinct messages cycled through (generating them is slower than sending them)
 
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             "queue.buffering.max.messages": 1_000_000,
             "compression.type": "none",
             "acks": "1",
+            **librdkafka_security(config),
         }
     )
     offered = 0

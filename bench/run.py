@@ -65,7 +65,7 @@ from twitchcrement import config as configuration
 from twitchcrement.cli import command
 from twitchcrement.clients import kafka_consumer
 from twitchcrement.records import ChatMessage, RecordError, SpamEvent, decode_spam
-from twitchcrement.spark import session
+from twitchcrement.spark import kafka_options, session
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 SHARED = PROJECT_ROOT.parent / "shared" / "data" / "raw"
@@ -224,7 +224,7 @@ class Runner:
 
         kafka = (
             self.spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", config.kafka_bootstrap)
+            .options(**kafka_options(config))
             .option("subscribe", config["kafka.chat_topic"])
             .option("startingOffsets", config["detector.starting_offsets"])
             .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"])
@@ -256,7 +256,7 @@ class Runner:
             writer = (
                 events.select(F.col("channel").cast("binary").alias("key"), value.cast("binary").alias("value"))
                 .writeStream.format("kafka")
-                .option("kafka.bootstrap.servers", config.kafka_bootstrap)
+                .options(**kafka_options(config))
                 .option("topic", config["kafka.spam_topic"])
             )
         writer = writer.outputMode("append").option("checkpointLocation", checkpoint)

@@ -25,6 +25,7 @@ from jobs.pipeline import BATCH_COLUMNS, DetectorSettings, decode, features
 from jobs.state import DetectorState
 from twitchcrement import PROJECT_ROOT
 from twitchcrement import config as configuration
+from twitchcrement.spark import kafka_options
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 
@@ -57,7 +58,7 @@ def measure(space: BenchSpace, spark: Any, messages: int, repeat: int) -> dict[s
     detection = settings.detection
     kafka = (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", config.kafka_bootstrap)
+        .options(**kafka_options(config))
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .load()

@@ -32,8 +32,8 @@ from jobs.pipeline import DetectorSettings, decode, features, with_ticks
 from jobs.sinks import is_transient
 from twitchcrement import config as configuration
 from twitchcrement.cli import command, configure
-from twitchcrement.clients import kafka_problem
-from twitchcrement.spark import session
+from twitchcrement.clients import ServiceRefused, check_cassandra_login, kafka_problem
+from twitchcrement.spark import kafka_options, session
 
 log = logging.getLogger("jobs.spam_detector")
 QUERY_NAME = "spam-detector"
@@ -120,7 +120,7 @@ def start(
     settings = DetectorSettings.from_config(config)
     kafka = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", config.kafka_bootstrap)
+        .options(**kafka_options(config))
         .option("subscribe", config["kafka.chat_topic"])
         .option("startingOffsets", config["detector.starting_offsets"])
         .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"])
@@ -224,7 +224,13 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
         return None if current and current[-1].isActive else "the streaming query is not running (yet)"
 
     endpoint = metrics.serve(config, batches, lambda: listener.latest, registry, watch.reachable, query_running)
-    if not watch.wait_until_reachable():  # before Spark starts: its Kafka source would wait without a word
+    try:
+        check_cassandra_login(config)  # a refused login or certificate ends the job now, in one line
+        reachable = watch.wait_until_reachable()  # before Spark starts: its Kafka source would wait without a word
+    except ServiceRefused:
+        endpoint.stop()
+        raise
+    if not reachable:
         endpoint.stop()
         return 0
     spark = session(config, app_name="twitchcrement-spam-detector", **SPARK_METRICS)
@@ -262,10 +268,11 @@ class KafkaWatch(threading.Thread):
         return kafka_problem(self.config, self.config["kafka.chat_topic"])
 
     def wait_until_reachable(self) -> bool:
-        """Block until Kafka answers (True) or the job is stopped (False), retrying with backoff."""
+        """Block until Kafka answers (True) or the job is stopped (False), retrying with backoff. A broker that
+        refuses the config (login, certificate) raises ServiceRefused: waiting would not help."""
         wait = 1.0
         while not self.stopping.is_set():
-            problem = self.reachable()
+            problem = kafka_problem(self.config, self.config["kafka.chat_topic"], raise_refused=True)
             if problem is None:
                 return True
             log.error("kafka unreachable; retrying", extra={"error": problem, "retry_in_s": wait})

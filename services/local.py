@@ -273,8 +273,21 @@ class LocalKafka(JavaService):
     def arguments(self) -> list[str]:
         return [str(self.properties_file)]
 
-    def prepare(self) -> None:
+    def listener_properties(self) -> list[str]:
+        """The broker's listeners: one plain one for clients and brokers, and the KRaft controller's."""
         port, controller = self.config["local.kafka_port"], self.config["local.kafka_controller_port"]
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
+
+    def format_arguments(self) -> list[str]:
+        """More arguments of the storage format that precedes the first start (e.g. SCRAM users to create)."""
+        return []
+
+    def prepare(self) -> None:
         data = self.home / "data"
         partitions = self.config["kafka.partitions"]
         self.properties_file.write_text(
@@ -282,12 +295,9 @@ class LocalKafka(JavaService):
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{controller}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.config['local.kafka_controller_port']}",
                     "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    *self.listener_properties(),
                     f"log.dirs={data}",
                     f"num.partitions={partitions}",
                     "auto.create.topics.enable=false",
@@ -339,6 +349,7 @@ class LocalKafka(JavaService):
                     "-c",
                     str(self.properties_file),
                     "--ignore-formatted",
+                    *self.format_arguments(),
                 ],
                 capture_output=True,
                 text=True,
@@ -442,6 +453,10 @@ class LocalCassandra(JavaService):
             options.append(f"-javaagent:{jamm}")
         return options
 
+    def security_yaml(self) -> str:
+        """Who may connect, and how: anyone, in the clear (the local node is on loopback only)."""
+        return "authenticator: AllowAllAuthenticator\nauthorizer: AllowAllAuthorizer"
+
     def prepare(self) -> None:
         conf, data = self.home / "conf", self.home / "data"
         conf.mkdir(parents=True, exist_ok=True)
@@ -473,8 +488,7 @@ auto_snapshot: false
 concurrent_reads: 8
 concurrent_writes: 16
 concurrent_counter_writes: 8
-authenticator: AllowAllAuthenticator
-authorizer: AllowAllAuthorizer
+{self.security_yaml()}
 sasi_indexes_enabled: false
 materialized_views_enabled: false
 """)

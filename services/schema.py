@@ -92,15 +92,25 @@ def kafka_round_trip(config: Config, timeout_s: float = 10.0) -> None:
         consumer.close()
 
 
-def cql_statements(config: Config) -> list[str]:
-    """services/cassandra.cql with the keyspace and replication factor filled in, split into statements.
+def replication(config: Config) -> str:
+    """The keyspace's replication map, as CQL: SimpleStrategy with one factor, or NetworkTopologyStrategy with a
+    factor per data centre (names and factors validated by the config)."""
+    strategy = config["cassandra.replication_strategy"]
+    if strategy == "SimpleStrategy":
+        factors = {"replication_factor": int(config["cassandra.replication_factor"])}
+    else:
+        factors = {dc: int(factor) for dc, factor in sorted(config["cassandra.datacenters"].items())}
+    return "{" + ", ".join([f"'class': '{strategy}'", *(f"'{dc}': {n}" for dc, n in factors.items())]) + "}"
 
-    DDL takes no bind markers, so these two values are substituted; both are validated by the config
-    (a CQL identifier and a positive integer).
+
+def cql_statements(config: Config) -> list[str]:
+    """services/cassandra.cql with the keyspace and its replication filled in, split into statements.
+
+    DDL takes no bind markers, so these two values are substituted; the config validates both (a CQL
+    identifier; a strategy, data centre names and whole factors).
     """
-    text = Template(CQL_FILE.read_text()).substitute(
-        keyspace=config["cassandra.keyspace"], replication_factor=int(config["cassandra.replication_factor"])
-    )
+    template = Template(CQL_FILE.read_text())
+    text = template.substitute(keyspace=config["cassandra.keyspace"], replication=replication(config))
     text = re.sub(r"--[^\n]*", "", text)
     return [s.strip() for s in text.split(";") if s.strip()]
 

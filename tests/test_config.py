@@ -157,3 +157,71 @@ def test_unreachable_cassandra_fails_fast_naming_the_key():
     )
     with pytest.raises(ServiceUnavailable, match=r"cassandra.hosts=127.0.0.1 port 1"):
         cassandra_session(config)
+
+
+# --- security settings: secrets from the environment or files only, and settings that go together ----------------
+def test_a_secret_in_the_config_file_is_refused_without_showing_it(tmp_path):
+    path = tmp_path / "twitchcrement.toml"
+    path.write_text('[kafka]\nsasl_password = "hunter2-in-clear"\n')
+    with pytest.raises(ConfigError) as refused:
+        load(path, environ={})
+    message = str(refused.value)
+    assert "kafka.sasl_password" in message and "TWITCHCREMENT_KAFKA_SASL_PASSWORD" in message
+    assert "kafka.sasl_password_file" in message and "hunter2" not in message
+
+
+def test_secrets_come_from_the_environment_or_a_file_and_never_print(tmp_path):
+    secret_file = tmp_path / "cassandra-password"
+    secret_file.write_text("from-a-file-3f9c\n")
+    path = tmp_path / "twitchcrement.toml"
+    path.write_text(
+        f'[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_username = "tc"\n'
+        f'[cassandra]\nusername = "tc"\npassword_file = "{secret_file}"\n'
+    )
+    config = load(path, environ={"TWITCHCREMENT_KAFKA_SASL_PASSWORD": "from-the-env-77a1"})
+    assert config["kafka.sasl_password"].reveal() == "from-the-env-77a1"
+    assert config["cassandra.password"].reveal() == "from-a-file-3f9c"  # its first line, without the newline
+    shown = repr(config) + str(config.values) + f"{config['cassandra.password']}"
+    assert "from-the-env" not in shown and "from-a-file" not in shown and "***" in shown
+    # A secret that fails its check is quoted as *** in the error, too.
+    with pytest.raises(ConfigError, match=r"config kafka.sasl_password_file = '/nonexistent/pw': cannot read it"):
+        config.with_overrides(kafka__sasl_password_file="/nonexistent/pw", kafka__sasl_password="")
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"TWITCHCREMENT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "needs kafka.sasl_username and a password"),
+        (
+            {"TWITCHCREMENT_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "TWITCHCREMENT_KAFKA_SASL_USERNAME": "tc"},
+            "needs kafka.sasl_username and a password",
+        ),
+        ({"TWITCHCREMENT_KAFKA_SECURITY_PROTOCOL": "TLS"}, "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+        ({"TWITCHCREMENT_KAFKA_SASL_MECHANISM": "GSSAPI"}, "must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+        ({"TWITCHCREMENT_CASSANDRA_USERNAME": "tc"}, "a user name needs a password"),
+        ({"TWITCHCREMENT_CASSANDRA_SSL_CAFILE": "/nonexistent/ca.pem"}, "cassandra.ssl_cafile .*no such file"),
+        ({"TWITCHCREMENT_KAFKA_SSL_CERTFILE": "/etc/hostname"}, "needs its key, kafka.ssl_keyfile"),
+        ({"TWITCHCREMENT_CASSANDRA_REPLICATION_STRATEGY": "NetworkTopologyStrategy"}, "cassandra.datacenters"),
+        ({"TWITCHCREMENT_CASSANDRA_DATACENTERS": "dc1=three"}, "whole replication factor above 0"),
+        ({"TWITCHCREMENT_CASSANDRA_DATACENTERS": "dc1"}, "key=value pairs"),
+        ({"TWITCHCREMENT_CASSANDRA_DATACENTERS": "dc'1=3"}, "data centre names are letters"),
+    ],
+)
+def test_security_settings_that_go_together_fail_in_one_line(environ, expected):
+    with pytest.raises(ConfigError, match=expected) as refused:
+        load(environ=environ)
+    assert "\n" not in str(refused.value)
+
+
+def test_keyspace_replication_follows_the_strategy():
+    from services.schema import cql_statements
+
+    simple = cql_statements(load(environ={"TWITCHCREMENT_CASSANDRA_REPLICATION_FACTOR": "3"}))[0]
+    assert "{'class': 'SimpleStrategy', 'replication_factor': 3}" in simple
+    spread = load(
+        environ={
+            "TWITCHCREMENT_CASSANDRA_REPLICATION_STRATEGY": "NetworkTopologyStrategy",
+            "TWITCHCREMENT_CASSANDRA_DATACENTERS": "eu-west=3, us_east=2",
+        }
+    )
+    assert "{'class': 'NetworkTopologyStrategy', 'eu-west': 3, 'us_east': 2}" in cql_statements(spread)[0]

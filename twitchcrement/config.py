@@ -37,6 +37,9 @@ class Setting:
     default: Any
     doc: str
     check: Callable[[Any], str | None] | None = None  # returns a complaint, or None when the value is fine
+    # A secret is read from its environment variable or from the file its `<key>_file` setting names, never from
+    # the config file; Config holds it as a Secret, which prints as *** wherever the config is shown or logged.
+    secret: bool = False
 
     @property
     def env_name(self) -> str:
@@ -85,6 +88,17 @@ def _speed(value: str) -> str | None:
         return "must be a number greater than 0, or max"
 
 
+_DATACENTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _replication(value: dict[str, str]) -> str | None:
+    names = [dc for dc in value if not _DATACENTER_RE.match(dc)]
+    if names:
+        return f"data centre names are letters, digits, '_', '.', '-' (not {', '.join(map(repr, names))})"
+    wrong = [f"{dc} = {factor}" for dc, factor in value.items() if not (factor.isdigit() and int(factor) > 0)]
+    return f"each data centre needs a whole replication factor above 0 (not {', '.join(wrong)})" if wrong else None
+
+
 def _spark_conf(value: dict[str, str]) -> str | None:
     wrong = [k for k in value if not k.startswith("spark.")]
     return f"keys must start with 'spark.' (not {', '.join(wrong)})" if wrong else None
@@ -110,6 +124,53 @@ SETTINGS: list[Setting] = [
     Setting("kafka.partitions", "int", 4, "Partitions of each topic the platform creates.", _positive),
     Setting("kafka.replication_factor", "int", 1, "Replication factor of the topics the platform creates.", _positive),
     Setting("kafka.connect_timeout_s", "float", 15.0, "How long to wait for a broker before giving up.", _positive),
+    Setting(
+        "kafka.security_protocol",
+        "str",
+        "PLAINTEXT",
+        "How every Kafka client of the platform talks to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+        _one_of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    ),
+    Setting(
+        "kafka.sasl_mechanism",
+        "str",
+        "SCRAM-SHA-512",
+        "SASL mechanism of the SASL_* protocols: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+        _one_of("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    ),
+    Setting("kafka.sasl_username", "str", "", "SASL user name (needed by the SASL_* protocols)."),
+    Setting(
+        "kafka.sasl_password",
+        "str",
+        "",
+        "SASL password: environment only (or kafka.sasl_password_file), never in the config file.",
+        secret=True,
+    ),
+    Setting("kafka.sasl_password_file", "str", "", "A file holding the SASL password (its first line)."),
+    Setting(
+        "kafka.ssl_cafile",
+        "str",
+        "",
+        "PEM file of the CA certificates that sign the brokers' certificates (SSL, SASL_SSL); empty: the system's.",
+    ),
+    Setting(
+        "kafka.ssl_certfile", "str", "", "PEM client certificate, for brokers that ask for one (with ssl_keyfile)."
+    ),
+    Setting("kafka.ssl_keyfile", "str", "", "PEM (PKCS#8) private key of kafka.ssl_certfile."),
+    Setting(
+        "kafka.ssl_key_password",
+        "str",
+        "",
+        "Password of an encrypted kafka.ssl_keyfile: environment only (or kafka.ssl_key_password_file).",
+        secret=True,
+    ),
+    Setting("kafka.ssl_key_password_file", "str", "", "A file holding the password of kafka.ssl_keyfile."),
+    Setting(
+        "kafka.ssl_check_hostname",
+        "bool",
+        True,
+        "Check that each broker's certificate names the host connected to.",
+    ),
     # Cassandra
     Setting(
         "cassandra.hosts",
@@ -119,9 +180,47 @@ SETTINGS: list[Setting] = [
     ),
     Setting("cassandra.port", "port", None, "CQL native port of cassandra.hosts (default 9042 for external hosts)."),
     Setting("cassandra.keyspace", "str", "twitchcrement", "Keyspace of the platform's tables.", _cql_name),
+    Setting(
+        "cassandra.replication_strategy",
+        "str",
+        "SimpleStrategy",
+        "Replication of the keyspace `services init` creates: SimpleStrategy (cassandra.replication_factor "
+        "copies) or NetworkTopologyStrategy (cassandra.datacenters).",
+        _one_of("SimpleStrategy", "NetworkTopologyStrategy"),
+    ),
     Setting("cassandra.replication_factor", "int", 1, "SimpleStrategy replication factor of the keyspace.", _positive),
+    Setting(
+        "cassandra.datacenters",
+        "table",
+        {},
+        'NetworkTopologyStrategy copies per data centre, as dc = factor (environment: "dc1=3,dc2=2").',
+        _replication,
+    ),
     Setting("cassandra.local_datacenter", "str", "datacenter1", "Data centre the drivers treat as local."),
     Setting("cassandra.connect_timeout_s", "float", 15.0, "How long to wait for a node before giving up.", _positive),
+    Setting("cassandra.username", "str", "", "User name for PasswordAuthenticator (empty: no authentication)."),
+    Setting(
+        "cassandra.password",
+        "str",
+        "",
+        "Password of cassandra.username: environment only (or cassandra.password_file), never in the config file.",
+        secret=True,
+    ),
+    Setting("cassandra.password_file", "str", "", "A file holding the password of cassandra.username."),
+    Setting("cassandra.ssl", "bool", False, "Talk to Cassandra over TLS (client_encryption_options)."),
+    Setting(
+        "cassandra.ssl_cafile",
+        "str",
+        "",
+        "PEM file of the CA certificates that sign the nodes' certificates; empty: the system's.",
+    ),
+    Setting(
+        "cassandra.ssl_check_hostname",
+        "bool",
+        True,
+        "Check that each node's certificate names the host connected to (the Python driver; the Spark connector "
+        "checks the CA only).",
+    ),
     # Embedded services for the demo and the tests
     Setting(
         "local.data_dir",
@@ -418,9 +517,15 @@ def _parse(setting: Setting, value: Any, source: str) -> Any:
     """Convert a value from a file or the environment to the setting's type, or raise ConfigError naming it."""
 
     def fail(why: str) -> ConfigError:
-        return ConfigError(f"config {setting.key} = {value!r} ({source}): {why}")
+        shown = "***" if setting.secret else repr(value)
+        return ConfigError(f"config {setting.key} = {shown} ({source}): {why}")
 
     from_env = isinstance(value, str) and source.startswith("environment")
+    if setting.secret and source.startswith("file"):
+        raise ConfigError(
+            f"config {setting.key} ({source}): a secret is not read from the config file; set "
+            f"{setting.env_name} or name a file holding it in {setting.key}_file"
+        )
     kind = setting.kind
     if kind == "str":
         if not isinstance(value, str):
@@ -464,6 +569,11 @@ def _parse(setting: Setting, value: Any, source: str) -> Any:
     elif kind == "hosts":
         parsed = _parse_hosts(value, fail)
     elif kind == "table":
+        if from_env:
+            pairs = [pair.partition("=") for pair in value.split(",") if pair.strip()]
+            if not all(sep for _, sep, _ in pairs):
+                raise fail("must be key=value pairs separated by commas")
+            value = {k.strip(): v.strip() for k, _, v in pairs}
         if not isinstance(value, dict):
             raise fail('must be a table of "key" = "value"')
         parsed = {str(k): str(v) for k, v in value.items()}
@@ -498,6 +608,84 @@ def _parse_hosts(value: Any, fail: Callable[[str], ConfigError]) -> str:
             if not _HOST_RE.match(host):
                 raise fail(f"{entry!r} is not a host name or address") from None
     return ",".join(entries)
+
+
+class Secret:
+    """A password or key held by the config: shown as *** by str() and repr(), so a logged or printed config, or
+    an error that quotes a value, does not carry it. reveal() is for the one place that hands it to a client."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret(***)" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled into Spark closures like any other config value
+        return (Secret, (self._value,))
+
+
+def _read_secret_file(key: str, path: str) -> str:
+    file = Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(f"config {key} = {path!r}: cannot read it ({why})") from None
+    if not lines or not lines[0].strip():
+        raise ConfigError(f"config {key} = {path!r}: the file is empty")
+    return lines[0].strip()
+
+
+def _resolve_secrets(values: dict[str, Any]) -> None:
+    """Each secret from its environment value, else from the file its `_file` setting names, as a Secret."""
+    for setting in SETTINGS:
+        if setting.secret:
+            value, file = values[setting.key], values[f"{setting.key}_file"]
+            if isinstance(value, Secret):
+                continue
+            values[setting.key] = Secret(value or (_read_secret_file(f"{setting.key}_file", file) if file else ""))
+
+
+def _check_together(values: dict[str, Any]) -> None:
+    """Settings that only make sense together: one line naming what is missing."""
+    protocol = values["kafka.security_protocol"]
+    if protocol.startswith("SASL_") and not (values["kafka.sasl_username"] and values["kafka.sasl_password"]):
+        raise ConfigError(
+            f"config kafka.security_protocol = {protocol!r}: needs kafka.sasl_username and a password "
+            f"(TWITCHCREMENT_KAFKA_SASL_PASSWORD or kafka.sasl_password_file)"
+        )
+    if bool(values["cassandra.username"]) != bool(values["cassandra.password"]):
+        raise ConfigError(
+            "config cassandra.username: a user name needs a password and a password a user name "
+            "(cassandra.username with TWITCHCREMENT_CASSANDRA_PASSWORD or cassandra.password_file)"
+        )
+    if bool(values["kafka.ssl_certfile"]) != bool(values["kafka.ssl_keyfile"]):
+        raise ConfigError("config kafka.ssl_certfile: a client certificate needs its key, kafka.ssl_keyfile (both)")
+    for key in ("kafka.ssl_cafile", "kafka.ssl_certfile", "kafka.ssl_keyfile", "cassandra.ssl_cafile"):
+        path = values[key]
+        if path and not (Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path).is_file():
+            raise ConfigError(f"config {key} = {path!r}: no such file")
+    if values["cassandra.replication_strategy"] == "NetworkTopologyStrategy" and not values["cassandra.datacenters"]:
+        raise ConfigError(
+            "config cassandra.replication_strategy = 'NetworkTopologyStrategy': needs the copies per data centre "
+            'in cassandra.datacenters (e.g. dc1 = "3")'
+        )
 
 
 @dataclass(frozen=True)
@@ -549,6 +737,11 @@ class Config:
             if key not in SETTINGS_BY_KEY:
                 raise ConfigError(f"config {key}: unknown setting")
             values[key] = value if value is None else _parse(SETTINGS_BY_KEY[key], value, "override")
+            secret = SETTINGS_BY_KEY.get(key.removesuffix("_file"))
+            if key.endswith("_file") and secret is not None and secret.secret:
+                values[secret.key] = ""  # read again, from the new file
+        _resolve_secrets(values)
+        _check_together(values)
         return Config(values, self.source_file, list(self.warnings))
 
 
@@ -607,6 +800,8 @@ def load(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | N
             warnings.append(warning)
             log.warning(warning)
 
+    _resolve_secrets(values)
+    _check_together(values)
     return Config(values, config_file if config_file.exists() else None, warnings)
 
 

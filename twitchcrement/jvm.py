@@ -3,6 +3,7 @@ and compiles jvm/src into UDF_JAR."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -56,14 +57,55 @@ def classpath(name: str) -> list[Path]:
 
 def java_executable() -> str:
     """The `java` to run services with: $JAVA_HOME/bin/java, else the one on PATH."""
-    import os
+    return jdk_tool("java")
 
+
+def jdk_tool(name: str) -> str:
+    """A JDK program (java, keytool): from $JAVA_HOME/bin, else from PATH."""
     home = os.environ.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").exists():
-        return str(Path(home) / "bin" / "java")
-    found = shutil.which("java")
+    if home and (Path(home) / "bin" / name).exists():
+        return str(Path(home) / "bin" / name)
+    found = shutil.which(name)
     if not found:
         raise JvmSetupError(
-            "Java not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless) or set JAVA_HOME"
+            f"Java's {name} not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless) or set JAVA_HOME"
         )
     return found
+
+
+def trust_store(ca_file: Path) -> tuple[Path, str]:
+    """A PKCS#12 trust store of the CA certificates in a PEM file, made by keytool, for Java clients that take no
+    PEM (spark-cassandra-connector). Kept beside the CA file's other stores, under the system's temp folder, by
+    the file's content: the same CA gives the same store. Returns its path and password (which guards no secret:
+    a trust store holds public certificates only)."""
+    import hashlib
+    import re
+    import subprocess
+    import tempfile
+
+    pem = ca_file.read_text()
+    certificates = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S)
+    if not certificates:
+        raise JvmSetupError(f"{ca_file}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)")
+    digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "twitchcrement-truststores"
+    folder.mkdir(exist_ok=True)
+    store, password = folder / f"{digest}.p12", "twitchcrement-" + digest
+    if store.exists():
+        return store, password
+    partial = store.with_suffix(f".{os.getpid()}.tmp")
+    for number, certificate in enumerate(certificates):
+        single = partial.with_suffix(f".{number}.pem")
+        single.write_text(certificate + "\n")
+        result = subprocess.run(
+            [jdk_tool("keytool"), "-importcert", "-noprompt", "-alias", f"ca{number}", "-file", str(single),
+             "-keystore", str(partial), "-storetype", "PKCS12", "-storepass", password],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        single.unlink()
+        if result.returncode != 0:
+            partial.unlink(missing_ok=True)
+            why = result.stdout.strip() or result.stderr.strip()
+            raise JvmSetupError(f"{ca_file}: keytool could not import certificate {number + 1}: {why}")
+    partial.replace(store)
+    return store, password

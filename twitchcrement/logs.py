@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import sys
@@ -52,8 +53,29 @@ def setup(level: str = "INFO", fmt: str = "logfmt") -> None:
         logging.getLogger(ours).setLevel(level)
     # kafka-python logs every failed connection attempt (several a second while a broker is away) and warns about
     # its own event loop timing under load: not actionable. Each part says in one line of its own when Kafka is
-    # away (the detector's "kafka unreachable", ingest's sink, the dashboard's banner).
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # away (the detector's "kafka unreachable", ingest's sink, the dashboard's banner). Its warnings are kept, not
+    # shown: they are where a refused login or an untrusted certificate is told (twitchcrement.clients reads them).
+    kafka = logging.getLogger("kafka")
+    kafka.setLevel(logging.WARNING)
+    kafka.propagate = False
+    kafka.handlers[:] = [KAFKA_WARNINGS]
+
+
+class RecentRecords(logging.Handler):
+    """Keeps the last records it is given (time, message), for code that explains a failure after the fact."""
+
+    def __init__(self, size: int = 200):
+        super().__init__()
+        self.records: collections.deque[tuple[float, str]] = collections.deque(maxlen=size)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.created, record.getMessage()))
+
+    def since(self, started: float) -> list[str]:
+        return [message for created, message in list(self.records) if created >= started]
+
+
+KAFKA_WARNINGS = RecentRecords()
 
 
 class quiet:

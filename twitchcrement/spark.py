@@ -10,10 +10,44 @@ from pathlib import Path
 from typing import Any
 
 from twitchcrement import jvm
+from twitchcrement.clients import kafka_java_security
 from twitchcrement.config import Config
 
 log = logging.getLogger(__name__)
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+REDACTED_SETTINGS = r"(?i)secret|password|token|access[.]key|jaas|keystore[.]key|credential"
+# The connector's default cipher suites (TLS_RSA_*) are ones Cassandra 5 on Java 17 no longer offers.
+CASSANDRA_CIPHER_SUITES = (
+    "TLS_AES_256_GCM_SHA384,TLS_AES_128_GCM_SHA256,"
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+)
+
+
+def kafka_options(config: Config) -> dict[str, str]:
+    """The Kafka source's and sink's connection options: bootstrap servers and the client's security settings."""
+    return {
+        "kafka.bootstrap.servers": config.kafka_bootstrap,
+        **{f"kafka.{key}": value for key, value in kafka_java_security(config).items()},
+    }
+
+
+def cassandra_connector_security(config: Config) -> dict[str, str]:
+    """spark-cassandra-connector's login and TLS. Its trust store must be a Java key store: the CA file is turned
+    into a PKCS#12 one here (on a cluster, set spark.cassandra.connection.ssl.trustStore.path in spark.conf to a
+    store every executor has)."""
+    settings: dict[str, str] = {}
+    if config["cassandra.username"]:
+        settings["spark.cassandra.auth.username"] = config["cassandra.username"]
+        settings["spark.cassandra.auth.password"] = config["cassandra.password"].reveal()
+    if config["cassandra.ssl"]:
+        settings["spark.cassandra.connection.ssl.enabled"] = "true"
+        settings["spark.cassandra.connection.ssl.enabledAlgorithms"] = CASSANDRA_CIPHER_SUITES
+        if config["cassandra.ssl_cafile"]:
+            store, password = jvm.trust_store(config.path("cassandra.ssl_cafile"))
+            settings["spark.cassandra.connection.ssl.trustStore.path"] = str(store)
+            settings["spark.cassandra.connection.ssl.trustStore.password"] = password
+            settings["spark.cassandra.connection.ssl.trustStore.type"] = "PKCS12"
+    return settings
 
 
 def spark_settings(config: Config) -> dict[str, str]:
@@ -34,6 +68,11 @@ def spark_settings(config: Config) -> dict[str, str]:
         # that went away then hangs for hours. Fail within a minute instead; jobs.sinks retries with backoff.
         "spark.cassandra.query.retry.count": "3",
         "spark.cassandra.read.timeoutMS": "20000",
+        # Spark shows its settings on the UI's environment page and in event logs: hide every credential there
+        # (Spark's own pattern, plus the Kafka JAAS line and key material), and in the plans' data source options.
+        "spark.redaction.regex": REDACTED_SETTINGS,
+        "spark.sql.redaction.options.regex": REDACTED_SETTINGS + "|url",  # url: Spark's own default there
+        **cassandra_connector_security(config),
     }
     if config["spark.master"].startswith("local"):
         # Everything stays on loopback in local mode (the machine's other addresses are not for this traffic).

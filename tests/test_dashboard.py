@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import os
-import shutil
 import threading
 import time
 import urllib.error
@@ -32,6 +30,7 @@ from ingest.captures import Capture
 from ingest.sink import ChatSink
 from jobs.micro_batch import MicroBatch
 from jobs.spam_detector import start
+from tests.browser import chromium, page_text
 from tests.detector_harness import fresh_config
 from tests.test_metrics import ready, scrape
 from tests.test_security import free_port
@@ -44,7 +43,6 @@ pytestmark = pytest.mark.slow
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json"
 XSS_SCRIPT = "<script>window.__xss = 1; alert(1)</script>"
 XSS_IMG = '<img src=x onerror="window.__xss = 2"> hi chat'
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 EMOTE_TEXT = "Kappa hello chat PogChamp"
 EMOTE_TAG = '25:0-4/305954156:17-24/x"><script>:6-10'
 
@@ -388,39 +386,9 @@ def served(serving: tuple[str, str]) -> str:
 
 @pytest.fixture(scope="module")
 def browser(served: str):
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed (`make browser` installs Debian's chromium packages)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    # The machine's network is closed: without these Chromium keeps trying to reach Google's services.
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for a driver online
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    # Basic auth: send the header on every request the page makes.
-    driver.execute_cdp_cmd("Network.enable", {})
-    token = base64.b64encode(b"mod:s3cret").decode()
-    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+    driver = chromium(basic_auth=("mod", "s3cret"))
     yield driver
     driver.quit()
-
-
-def page_text(driver: Any, element_id: str) -> str:
-    # In one script call: a held element reference may go stale between two calls.
-    return driver.execute_script(f"const e = document.getElementById('{element_id}'); return e ? e.innerText : '';")
 
 
 def test_basic_auth_is_required_when_set(served: str) -> None:

@@ -64,7 +64,7 @@ def setup(level: str = "INFO", fmt: str = "logfmt") -> None:
 class RecentRecords(logging.Handler):
     """Keeps the last records it is given (time, message), for code that explains a failure after the fact."""
 
-    def __init__(self, size: int = 200):
+    def __init__(self, size: int = 5000):
         super().__init__()
         self.records: collections.deque[tuple[float, str]] = collections.deque(maxlen=size)
 

@@ -1,0 +1,49 @@
+"""Debian's Chromium, headless, driven by Selenium as a user would: the browser tests' one way to start it."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from typing import Any
+
+import pytest
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def chromium(basic_auth: tuple[str, str] | None = None) -> Any:
+    """A headless Chromium (quit it when done); basic_auth: sent with every request the pages make."""
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed (`make browser` installs Debian's chromium packages)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # The machine's network is closed: without these Chromium keeps trying to reach Google's services.
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(flag)
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for a driver online
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    if basic_auth is not None:
+        driver.execute_cdp_cmd("Network.enable", {})
+        token = base64.b64encode(":".join(basic_auth).encode()).decode()
+        driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+    return driver
+
+
+def page_text(driver: Any, element_id: str) -> str:
+    """An element's text as shown, or "" while the page has not drawn it yet."""
+    # In one script call: a held element reference may go stale between two calls.
+    return driver.execute_script(f"const e = document.getElementById('{element_id}'); return e ? e.innerText : '';")

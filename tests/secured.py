@@ -95,13 +95,14 @@ class Authority:
 
 
 class SecuredKafka(LocalKafka):
-    """The local broker with one SASL_SSL listener for clients and brokers (SCRAM-SHA-256 and -512)."""
+    """The local broker with one SASL_SSL listener for clients and brokers (PLAIN, SCRAM-SHA-256 and -512)."""
 
     name = "kafka-secured"
 
-    def __init__(self, config: Config, authority: Authority, admin_password: str):
+    def __init__(self, config: Config, authority: Authority, admin_password: str, plain_users: dict[str, str]):
+        """plain_users: the PLAIN mechanism's users and passwords, which live in the broker's own config."""
         super().__init__(config)
-        self.authority, self.admin_password = authority, admin_password
+        self.authority, self.admin_password, self.plain_users = authority, admin_password, plain_users
 
     def listener_properties(self) -> list[str]:
         port, controller = self.config["local.kafka_port"], self.config["local.kafka_controller_port"]
@@ -109,15 +110,19 @@ class SecuredKafka(LocalKafka):
             "org.apache.kafka.common.security.scram.ScramLoginModule required "
             f'username="{KAFKA_ADMIN}" password="{self.admin_password}";'
         )
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule required " + " ".join(
+            f'user_{user}="{password}"' for user, password in self.plain_users.items()
+        )
         return [
             f"listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
             f"advertised.listeners=SASL_SSL://localhost:{port}",
             "inter.broker.listener.name=SASL_SSL",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
-            "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
             "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
             f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
             f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={jaas}",
+            f"listener.name.sasl_ssl.plain.sasl.jaas.config={plain};",
             "ssl.keystore.type=PEM",
             f"ssl.keystore.location={self.authority.server_pem}",
             "ssl.truststore.type=PEM",  # the broker is its own client on the inter-broker listener
@@ -181,8 +186,10 @@ client_encryption_options:
 
         session = cassandra_session(self.config, keyspace=False)
         try:
-            session.execute(
+            statement = (
                 "CREATE ROLE IF NOT EXISTS twitchcrement WITH PASSWORD = 'tc-cass-Pw-5d81e3a9c0' AND LOGIN = true"
             )
+            assert f"'{CASSANDRA_PASSWORD}'" in statement and CASSANDRA_USER in statement
+            session.execute(statement)
         finally:
             session.cluster.shutdown()

@@ -109,7 +109,7 @@ def secured(tmp_path_factory) -> Secured:
         }
     )
     kafka, cassandra = (
-        SecuredKafka(administrator, authority, admin_password),
+        SecuredKafka(administrator, authority, admin_password, {KAFKA_USER: user_password}),
         SecuredCassandra(administrator, authority),
     )
     for service in (kafka, cassandra):
@@ -118,7 +118,8 @@ def secured(tmp_path_factory) -> Secured:
     kafka.start()
     cassandra.start()
     try:
-        kafka.add_user("SCRAM-SHA-512", KAFKA_USER, user_password)
+        for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256"):
+            kafka.add_user(mechanism, KAFKA_USER, user_password)
         cassandra.add_role()
         password_file = folder / "kafka-password"
         password_file.write_text(user_password + "\n")
@@ -283,6 +284,19 @@ def test_replay_detector_history_and_dashboard_search_on_secured_clusters(secure
             browser.quit()
         stop(dashboard)
     secured.produced.append(dashboard_log.read_text())
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_each_sasl_mechanism_logs_in_with_the_python_and_the_java_client(secured: Secured, spark, mechanism) -> None:
+    """kafka-python (`services init`) and Java's client (Spark's Kafka source, in the run's session) log in."""
+    env = {**secured.env, "TWITCHCREMENT_KAFKA_SASL_MECHANISM": mechanism}
+    initialised = secured.run("-m", "services", "init", env=env)
+    assert initialised.returncode == 0, initialised.stderr[-2000:]
+    from twitchcrement.spark import kafka_options
+
+    config = configuration.load(environ=env)
+    read = spark.read.format("kafka").options(**kafka_options(config)).option("subscribe", "twitchcrement-health")
+    assert read.load().count() >= 1  # the health record the secured broker's start-up probe wrote
 
 
 REFUSALS = {

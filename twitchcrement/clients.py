@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-import sys
 import time
 from typing import Any
 
@@ -216,11 +215,9 @@ def kafka_problem(config: Config, topic: str, *, raise_refused: bool = False) ->
     raise_refused: a refusal (ServiceRefused) is raised instead, for callers that would otherwise wait for ever."""
     try:
         consumer = kafka_consumer(config)
-    except ServiceRefused:
-        if raise_refused:
-            raise
-        return str(sys.exc_info()[1])
     except ServiceUnavailable as exc:
+        if raise_refused and isinstance(exc, ServiceRefused):
+            raise
         return str(exc)
     try:
         if consumer.partitions_for_topic(topic) is None:

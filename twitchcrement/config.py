@@ -640,8 +640,14 @@ class Secret:
         return (Secret, (self._value,))
 
 
+def project_path(value: str) -> Path:
+    """A path setting's value, relative ones resolved against the project root."""
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 def _read_secret_file(key: str, path: str) -> str:
-    file = Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path
+    file = project_path(path)
     try:
         lines = file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -679,12 +685,12 @@ def _check_together(values: dict[str, Any]) -> None:
         raise ConfigError("config kafka.ssl_certfile: a client certificate needs its key, kafka.ssl_keyfile (both)")
     for key in ("kafka.ssl_cafile", "kafka.ssl_certfile", "kafka.ssl_keyfile", "cassandra.ssl_cafile"):
         path = values[key]
-        if path and not (Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path).is_file():
+        if path and not project_path(path).is_file():
             raise ConfigError(f"config {key} = {path!r}: no such file")
     if values["cassandra.replication_strategy"] == "NetworkTopologyStrategy" and not values["cassandra.datacenters"]:
         raise ConfigError(
             "config cassandra.replication_strategy = 'NetworkTopologyStrategy': needs the copies per data centre "
-            'in cassandra.datacenters (e.g. dc1 = "3")'
+            "in cassandra.datacenters (e.g. { dc1 = 3, dc2 = 3 })"
         )
 
 
@@ -726,8 +732,7 @@ class Config:
 
     def path(self, key: str) -> Path:
         """A path setting resolved against the project root."""
-        value = Path(self[key])
-        return value if value.is_absolute() else PROJECT_ROOT / value
+        return project_path(self[key])
 
     def with_overrides(self, **overrides: Any) -> Config:
         """A copy with some settings replaced (keys use '__' for '.'), validated like everything else."""

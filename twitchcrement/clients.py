@@ -139,25 +139,28 @@ def kafka_refusal(config: Config, warnings: list[str]) -> str | None:
     it retries until its bootstrap times out). None when they show no refusal (a broker away, not answering)."""
     kafka = f"Kafka at {config.kafka_bootstrap}"
     protocol = config["kafka.security_protocol"]
+    login = f"{kafka} refused the login of user {config['kafka.sasl_username']!r} with {config['kafka.sasl_mechanism']}"
+    password = "kafka.sasl_username, TWITCHCREMENT_KAFKA_SASL_PASSWORD or kafka.sasl_password_file"
     failures = [w for w in warnings if _BOOTSTRAP_FAILED.match(w)]  # one per attempt, with why
     for warning in failures:
         if "SaslAuthenticationFailed" in warning:
-            return (
-                f"{kafka} refused the login of user {config['kafka.sasl_username']!r} with "
-                f"{config['kafka.sasl_mechanism']}: wrong user name or password (kafka.sasl_username, "
-                f"TWITCHCREMENT_KAFKA_SASL_PASSWORD or kafka.sasl_password_file)"
-            )
+            return f"{login}: wrong user name or password ({password})"
         if "CERTIFICATE_VERIFY_FAILED" in warning:
             return _untrusted(kafka, warning, config, "kafka")
         if "WRONG_VERSION_NUMBER" in warning or "record layer failure" in warning:
             return f"{kafka} does not speak TLS, which kafka.security_protocol = {protocol} expects"
-    # A broker that wants TLS or SASL drops a client that speaks neither, at once and every time; a broker that is
-    # away refuses the TCP connection instead, or does not answer.
+    # A broker drops a client at once and every time when it fails its SASL login (kafka-python then often sees the
+    # closed socket before the broker's answer), or when it speaks neither TLS nor SASL to a broker that wants
+    # them; a broker that is away refuses the TCP connection instead, or does not answer.
     if len(failures) >= 3 and all("socket disconnected" in w or "Invalid frame length" in w for w in failures):
-        credentials = "" if protocol.startswith("SASL_") else ", or credentials (kafka.sasl_username and a password)"
+        if protocol.startswith("SASL_"):
+            return (
+                f"{login} (it closed every connection): wrong user name or password ({password}), or the broker "
+                f"wants another kafka.sasl_mechanism or kafka.security_protocol"
+            )
         return (
             f"{kafka} closed every connection of this {protocol} client: the broker asks for another "
-            f"kafka.security_protocol{credentials}"
+            f"kafka.security_protocol, or credentials (kafka.sasl_username and a password)"
         )
     return None
 

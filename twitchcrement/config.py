@@ -650,7 +650,7 @@ def _read_secret_file(key: str, path: str) -> str:
     file = project_path(path)
     try:
         lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the path
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise ConfigError(f"config {key} = {path!r}: cannot read it ({why})") from None
     if not lines or not lines[0].strip():

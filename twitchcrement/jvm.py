@@ -68,7 +68,8 @@ def jdk_tool(name: str) -> str:
     found = shutil.which(name)
     if not found:
         raise JvmSetupError(
-            f"Java's {name} not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless) or set JAVA_HOME"
+            f"{'Java' if name == 'java' else f'the JDK tool {name}'} not found: install a JDK 17 "
+            "(apt-get install openjdk-17-jdk-headless) or set JAVA_HOME"
         )
     return found
 

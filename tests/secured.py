@@ -14,6 +14,7 @@ from pathlib import Path
 
 from services.local import LocalCassandra, LocalKafka, ServiceError
 from twitchcrement import jvm
+from twitchcrement.clients import kafka_java_security
 from twitchcrement.config import Config
 
 # The secured services' own ports and folder (the open test services use 19xxx and var/test).
@@ -133,21 +134,11 @@ class SecuredKafka(LocalKafka):
         return ["--add-scram", f"SCRAM-SHA-512=[name={KAFKA_ADMIN},password={self.admin_password}]"]
 
     def add_user(self, mechanism: str, user: str, password: str) -> None:
-        """Create a SCRAM user with the broker's own tool (kafka-configs), logged in as the broker's admin."""
+        """Create a SCRAM user with the broker's own tool (kafka-configs), logged in as the broker's admin (this
+        service's config is the admin's)."""
         properties = self.home / "admin.properties"
-        properties.write_text(
-            "\n".join(
-                [
-                    "security.protocol=SASL_SSL",
-                    "sasl.mechanism=SCRAM-SHA-512",
-                    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
-                    f'username="{KAFKA_ADMIN}" password="{self.admin_password}";',
-                    "ssl.truststore.type=PEM",
-                    f"ssl.truststore.location={self.authority.ca}",
-                    "",
-                ]
-            )
-        )
+        # The platform's own Java client settings for the admin's config: the broker's tool logs in with them.
+        properties.write_text("".join(f"{key}={value}\n" for key, value in kafka_java_security(self.config).items()))
         properties.chmod(0o600)
         _run(
             [jvm.java_executable(), "-cp", self.classpath,

@@ -29,7 +29,7 @@ from bench.isolation import BenchSpace
 from dashboard import views
 from dashboard.history import History
 from dashboard.live import LiveFeed
-from jobs.sinks import CONNECTOR, cassandra_frames
+from jobs.sinks import CONNECTOR, EVENT_FACTS, cassandra_frames
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
 from twitchcrement.records import ChatMessage
@@ -105,15 +105,7 @@ def fill(spark: Any, config: configuration.Config, events: int, texts: list[str]
     )
     # Users: one per event, each of USERS taking part in about events / USERS events (a user page's reads).
     user_frame = event_frame.select(
-        "event_id",
-        "channel",
-        "window_start",
-        "event_kind",
-        "text",
-        "message_hash",
-        "topic_id",
-        "message_count",
-        "distinct_users",
+        *EVENT_FACTS,
         F.format_string("bench_user_%05d", F.abs(F.hash("event_id")) % USERS).alias("user_login"),
         F.lit(2).cast("long").alias("messages"),
         "first_ts",

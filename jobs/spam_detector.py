@@ -263,16 +263,16 @@ class KafkaWatch(threading.Thread):
         self.config, self.stopping, self.progress = config, stopping, progress
         self.timeout_s = config["kafka.connect_timeout_s"]
 
-    def reachable(self) -> str | None:
-        """None when a broker answers for the chat topic, else why not (one line)."""
-        return kafka_problem(self.config, self.config["kafka.chat_topic"])
+    def reachable(self, raise_refused: bool = False) -> str | None:
+        """None when a broker answers for the chat topic, else why not (one line); see kafka_problem."""
+        return kafka_problem(self.config, self.config["kafka.chat_topic"], raise_refused=raise_refused)
 
     def wait_until_reachable(self) -> bool:
         """Block until Kafka answers (True) or the job is stopped (False), retrying with backoff. A broker that
         refuses the config (login, certificate) raises ServiceRefused: waiting would not help."""
         wait = 1.0
         while not self.stopping.is_set():
-            problem = kafka_problem(self.config, self.config["kafka.chat_topic"], raise_refused=True)
+            problem = self.reachable(raise_refused=True)
             if problem is None:
                 return True
             log.error("kafka unreachable; retrying", extra={"error": problem, "retry_in_s": wait})

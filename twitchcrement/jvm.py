@@ -76,9 +76,9 @@ def jdk_tool(name: str) -> str:
 
 def trust_store(ca_file: Path) -> tuple[Path, str]:
     """A PKCS#12 trust store of the CA certificates in a PEM file, made by keytool, for Java clients that take no
-    PEM (spark-cassandra-connector). Kept beside the CA file's other stores, under the system's temp folder, by
-    the file's content: the same CA gives the same store. Returns its path and password (which guards no secret:
-    a trust store holds public certificates only)."""
+    PEM (spark-cassandra-connector). Kept under the system's temp folder, named by the file's content: the same CA
+    file gives the same store. Returns its path and password (which guards no secret: a trust store holds public
+    certificates only)."""
     import hashlib
     import re
     import subprocess
@@ -95,7 +95,7 @@ def trust_store(ca_file: Path) -> tuple[Path, str]:
     if store.exists():
         return store, password
     partial = store.with_suffix(f".{os.getpid()}.tmp")
-    for number, certificate in enumerate(certificates):
+    for number, certificate in enumerate(certificates):  # keytool imports only a file's first certificate
         single = partial.with_suffix(f".{number}.pem")
         single.write_text(certificate + "\n")
         result = subprocess.run(

@@ -151,8 +151,10 @@ def kafka_refusal(config: Config, warnings: list[str]) -> str | None:
             return f"{kafka} does not speak TLS, which kafka.security_protocol = {protocol} expects"
     # A broker drops a client at once and every time when it fails its SASL login (kafka-python then often sees the
     # closed socket before the broker's answer), or when it speaks neither TLS nor SASL to a broker that wants
-    # them; a broker that is away refuses the TCP connection instead, or does not answer.
-    if len(failures) >= 3 and all("socket disconnected" in w or "Invalid frame length" in w for w in failures):
+    # them; a broker that is away refuses the TCP connection instead, or does not answer. The attempt that the
+    # bootstrap's deadline cut short (RequestTimedOutError) tells nothing either way.
+    answered = [w for w in failures if "RequestTimedOutError" not in w]
+    if len(answered) >= 3 and all("socket disconnected" in w or "Invalid frame length" in w for w in answered):
         if protocol.startswith("SASL_"):
             return (
                 f"{login} (it closed every connection): wrong user name or password ({password}), or the broker "

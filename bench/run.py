@@ -48,7 +48,7 @@ import msgpack
 import psutil
 
 import services
-from bench import formats, profile, stages
+from bench import cpu, formats, profile, stages
 from bench import ingest as ingest_bench
 from bench.isolation import BenchSpace
 from bench.stats import flat, percentile
@@ -347,6 +347,7 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
     warm_up.wait()
     for system in SYSTEMS:
         runs, first_events = [], []
+        cpu_before = cpu.snapshot()
         for repetition in range(plan.repeat):
             out_topic = space.topic(f"out-{system}")
             runner = Runner(spark, config, system)
@@ -357,7 +358,9 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
             if repetition == 0 and system in DETECTING:
                 first_events = read_output(config, out_topic)
         rates = [(len(messages) + 1) / r for r in runs]
+        cpu_used = cpu.used_since(cpu_before, len(messages) * plan.repeat)
         entry: dict[str, Any] = {
+            "cpu": cpu_used,
             "max_sustained_msgs_per_s": round(statistics.median(rates)),
             "drain_min_msgs_per_s": round(min(rates)),
             "drain_max_msgs_per_s": round(max(rates)),
@@ -734,6 +737,8 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     lines += ["", "## Targets", ""] + [
         f"- {'met' if t['met'] else 'NOT met'}: {t['target']} (value: {cell(t['value'])})" for t in report["targets"]
     ]
+    if any(s.get("cpu") for s in systems.values()):
+        lines += [""] + cpu.table(systems)
     if report.get("profile"):
         lines += [""] + profile.table(report["profile"])
     if report.get("stages"):

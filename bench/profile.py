@@ -36,9 +36,8 @@ WARM_UP_S = 10
 class TimedWriter(MicroBatch):
     """The production writer, keeping each batch's stage timings and the Spark jobs and tasks it ran."""
 
-    def __init__(self, config: configuration.Config, spark: Any):
-        super().__init__(config)
-        self.spark = spark
+    def __init__(self, config: configuration.Config):
+        super().__init__(config)  # bound to the session by the detector's start, like the production writer
         self.batches: list[dict[str, Any]] = []
 
     def _jobs(self) -> dict[int, int]:
@@ -77,7 +76,7 @@ def profile_rate(spark: Any, space: BenchSpace, rate: int, seconds: float, spam_
     run_config = space.config.with_overrides(
         kafka__chat_topic=chat_topic, kafka__spam_topic=out_topic, detector__starting_offsets="latest"
     )
-    writer = TimedWriter(run_config, spark)
+    writer = TimedWriter(run_config)
     query = start(spark, run_config, checkpoint=tempfile.mkdtemp(prefix="prof-"), writer=writer)
     try:
         deadline = time.monotonic() + 120

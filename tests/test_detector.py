@@ -211,6 +211,20 @@ def test_python_minhash_equals_spark_ml(spark):
         ) == expected, row.text
 
 
+@pytest.mark.parametrize("num_features", [1, 2, 64])
+def test_the_jvm_function_starts_and_hashes_as_spark_ml_in_a_small_feature_space(spark, num_features):
+    # The function checks itself against MinHashLSHModel.hashFunction when it is registered; that check must fit
+    # any feature space the config allows, and the values must still be Spark ML's.
+    settings = DetectorSettings.from_config(test_config().with_overrides(detector__num_features=num_features))
+    tf, model = minhash_model(spark, settings.hasher)
+    text = "ResidentSleeper Silent Hill 2 Waiting Room ResidentSleeper"
+    frame = spark.createDataFrame([(text, shingles(normalise(text)))], "text string, shingles array<string>")
+    (row,) = model.transform(tf.transform(frame)).collect()
+    normalised = spark.createDataFrame([(text, normalise(text))], "text string, norm string")
+    (featured,) = features(normalised, spark, settings).collect()
+    assert list(struct.unpack(f">{len(row.hashes)}i", featured.signature)) == [int(v[0]) for v in row.hashes]
+
+
 def _synthetic(prefix: str, seconds: int = 60) -> Generator:
     return Generator(
         SynthSettings(rate=400, seconds=seconds, channels=8, seed=13, prefix=prefix, start_ms=1_767_225_600_000)

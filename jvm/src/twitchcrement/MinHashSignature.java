@@ -37,6 +37,7 @@ public final class MinHashSignature implements UDF1<String, byte[]> {
     private final long[] coefficientA;
     private final long[] coefficientB;
     private final long prime;
+    private final double inversePrime;
     private final int shingleSize;
     private final int minShingles;
 
@@ -50,10 +51,13 @@ public final class MinHashSignature implements UDF1<String, byte[]> {
             coefficientB[j] = ((Number) coefficients[j]._2()).longValue();
         }
         this.prime = MinHashLSH$.MODULE$.HASH_PRIME();
+        this.inversePrime = 1.0 / prime;
         this.shingleSize = shingleSize;
         this.minShingles = minShingles;
-        int[] probe = {0, 1, 4097, numFeatures - 1};
-        double[] ones = {1.0, 1.0, 1.0, 1.0};
+        // distinct term indices in order, within any feature space (detector.num_features may be as small as 1)
+        int[] probe = Arrays.stream(new int[] {0, numFeatures / 3, numFeatures - 1}).distinct().toArray();
+        double[] ones = new double[probe.length];
+        Arrays.fill(ones, 1.0);
         Vector[] expected = model.hashFunction(Vectors.sparse(numFeatures, probe, ones));
         int[] computed = hashes(probe, probe.length);
         for (int j = 0; j < expected.length; j++) {
@@ -72,12 +76,11 @@ public final class MinHashSignature implements UDF1<String, byte[]> {
     int[] hashes(int[] indices, int count) {
         long[] minimum = new long[coefficientA.length];
         Arrays.fill(minimum, Long.MAX_VALUE);
-        double inverse = 1.0 / prime;
         for (int k = 0; k < count; k++) {
             long term = 1L + indices[k];
             for (int j = 0; j < minimum.length; j++) {
                 long x = term * coefficientA[j] + coefficientB[j];
-                long value = x - (long) (x * inverse) * prime;
+                long value = x - (long) (x * inversePrime) * prime;
                 if (value < 0) {
                     value += prime;
                 } else if (value >= prime) {

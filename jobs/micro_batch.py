@@ -11,6 +11,8 @@ The whole state is snapshotted every `detector.state_snapshot_s` (in a forked ch
 for it). A restarted job loads the newest snapshot before the batch Spark runs again, and replays the batches
 between the two from Kafka with their recorded facts, reading the offsets from Spark's own offsets log: the
 state it reaches is the one the killed job had, and the batch that Spark runs again computes what it computed.
+The Cassandra history trails the batches (jobs.sinks): a snapshot carries the rows not yet known to be written,
+and the restart writes them again, with the replayed batches' rows.
 """
 
 from __future__ import annotations
@@ -207,12 +209,19 @@ class MicroBatch:
             return self.state
         began = time.perf_counter()
         state = self.store.load_before(batch_id)
-        if state.batch_id < batch_id - 1:
-            self._replay(state, batch_id)
+        replayed = self._replay(state, batch_id) if state.batch_id < batch_id - 1 else []
+        # The history rows the snapshot carries were perhaps not written before the failure, and those of the
+        # replayed batches were written in the background and may not have made it either: write them again
+        # (the same keys, so nothing twice; the replayed batches' newer topic updates last).
+        rewrite = [*getattr(state, "unwritten_history", []), *replayed]  # older snapshots have no such field
+        state.unwritten_history = []
+        if rewrite:
+            self.sinks.wait_for_history(raise_error=False)  # a write still running from before the failure
+            self.sinks.write_history(rewrite)
         self.timings["state restore"] = round(time.perf_counter() - began, 4)
         return state
 
-    def _replay(self, state: DetectorState, batch_id: int) -> None:
+    def _replay(self, state: DetectorState, batch_id: int) -> list[dict[str, Any]]:
         """Bring a snapshot up to the batch before batch_id: read the batches in between from Kafka (their offsets
         from Spark's offsets log) and apply each with its recorded facts."""
         first = state.batch_id + 1
@@ -243,12 +252,9 @@ class MicroBatch:
             facts = self.store.decision(batch) or {"now_ms": 0, "partition_ends": None}
             replayed += self._apply(state, frame[in_batch], facts)[0]
             state.batch_id = batch
-        # Their Kafka output went out before they were committed; their history rows were written in the background
-        # and may not have made it before the crash: write them again (the same keys, so nothing twice).
-        if replayed:
-            self.sinks.wait_for_history(raise_error=False)  # a write still running from before the failure
-            self.sinks.write_history(replayed)
+        # Their Kafka output went out before they were committed: only their history is written again (the caller).
         log.info("state replayed", extra={"batches": batch_id - first, "messages": len(frame), **state.sizes()})
+        return replayed
 
     def _offsets(self, batch_id: int) -> dict[int, int]:
         """The chat topic's offsets at the end of batch_id (-1: where the query started), from the checkpoint."""
@@ -276,10 +282,20 @@ class MicroBatch:
         )
         if not due or (self._snapshot_running() and not force):
             return
-        self.sinks.wait_for_history()  # a snapshot stands for batches whose history rows are all written
+        if force:
+            self.sinks.wait_for_history()  # the end of a drain, or closing: the history is all written
         self._wait_for_snapshot()
         self._snapshot_at = (time.monotonic(), state.batch_id)
-        if not self.store.local or force:
+        # Otherwise the snapshot carries the history rows not yet known to be written, rather than wait for them
+        # (a write is several connector jobs, and would hold this batch back by seconds); a restart writes them.
+        state.unwritten_history = self.sinks.unconfirmed_history()
+        try:
+            self._save(state, in_background=self.store.local and not force)
+        finally:
+            state.unwritten_history = []
+
+    def _save(self, state: DetectorState, in_background: bool) -> None:
+        if not in_background:
             self.store.save(state)
             return
         # A forked child pickles and writes the state while this process goes on with the next batch (the copy is

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="is_categorical_dtype is deprecated", category=DeprecationWarning)
 
 CONNECTOR = "org.apache.spark.sql.cassandra"
-RETRIES: collections.Counter[str] = collections.Counter()  # sink writes retried since the process started, by sink
+RETRIES: collections.Counter[str] = collections.Counter()
+# How many micro-batches the history tables may trail Kafka's spam topic before a batch waits for them.
+MAX_HISTORY_LAG_BATCHES = 20  # sink writes retried since the process started, by sink
 # The detector's output rows (jobs.detection): kind is event | topic; each kind fills its own columns.
 OUTPUT_FIELDS = [
     ("kind", "string"),
@@ -207,6 +209,15 @@ def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame | No
     }
 
 
+def newest_topic_updates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with only the last update of each topic: one write can hold several batches' updates of a topic
+    (or several windows' of one backlog batch), and Cassandra keeps the newest write timestamp, which follows
+    neither their order (the connector's tasks run side by side) nor, within one unlogged batch, any order at all
+    (its rows share one timestamp and a tie goes to the greater value)."""
+    last = {r["topic_id"]: i for i, r in enumerate(rows) if r["kind"] == "topic"}
+    return [r for i, r in enumerate(rows) if r["kind"] != "topic" or last[r["topic_id"]] == i]
+
+
 def spam_record(row: dict[str, Any]) -> SpamEvent | SpamTopic:
     """A detector output row (kind event or topic) as the record that goes to Kafka spammessage."""
     if row["kind"] == "event":
@@ -307,10 +318,12 @@ class Sinks:
     spark-cassandra-connector. Every write is retried while its service is away.
 
     Kafka is written before `write` returns. The history tables are written in a thread of their own while the next
-    micro-batch runs (six connector jobs cost more than a whole micro-batch of chat), one batch's rows at a time:
-    the next `write` first waits for them, so a slow or absent Cassandra holds the stream back as before, and an
-    error that retrying cannot fix surfaces in the next batch. `wait_for_history` is what a state snapshot waits
-    for (jobs.micro_batch: a snapshot stands only for batches whose history is written)."""
+    micro-batches run: a history write is nine connector jobs, 1.3-2 s whatever its size, so the rows of the batches
+    that end while one is running wait and go together in the next one. `write` waits only when the history
+    trails by MAX_HISTORY_LAG_BATCHES batches, so a slow or absent Cassandra still holds the stream back, and an
+    error that retrying cannot fix surfaces in the batch after it. A state snapshot does not wait for the history:
+    it carries the rows not yet known to be written (`unconfirmed_history`), and a restart writes them again
+    (jobs.micro_batch). `wait_for_history` writes everything handed over (the end of a drain, closing)."""
 
     def __init__(self, config: Config, spark: Any):
         self.config = config
@@ -320,7 +333,10 @@ class Sinks:
         self.deadletter_topic = config["kafka.deadletter_topic"]
         self._producer: Any = None
         self._history_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cassandra-history")
-        self._history: Future | None = None
+        self._history: Future | None = None  # the write running now, of these rows:
+        self._writing: list[dict[str, Any]] = []
+        self._unwritten: list[dict[str, Any]] = []  # rows handed over while it runs: they go in the next write
+        self._unwritten_batches = 0
         self.history_timings: dict[str, float] = {}  # seconds per table of the latest history write (bench)
 
     def write(self, rows: list[dict[str, Any]], dead: list[tuple[str, bytes, int]], timings: dict[str, float]) -> None:
@@ -336,18 +352,42 @@ class Sinks:
                 for reason, raw, ts in dead
             ]
             with_retries("kafka dead letters", lambda: self._send(self.deadletter_topic, values), timings=timings)
-        began = time.perf_counter()
-        self.wait_for_history()
-        timings["wait for the previous history write"] = round(time.perf_counter() - began, 4)
         if rows:
-            self._history = self._history_writer.submit(self.write_history, rows)
+            self._unwritten += rows
+            self._unwritten_batches += 1
+        began = time.perf_counter()
+        self._start_history_write(wait=self._unwritten_batches >= MAX_HISTORY_LAG_BATCHES)
+        timings["wait for the history writer"] = round(time.perf_counter() - began, 4)
+
+    def _start_history_write(self, wait: bool) -> None:
+        """Hand the unwritten rows to the history thread, unless it is still busy and `wait` is False (they then go
+        with a later batch). Raises the error of the write that ran before."""
+        if self._history is not None and not self._history.done() and not wait:
+            return
+        pending, self._history = self._history, None
+        if pending is not None:
+            pending.result()
+        self._writing = []
+        if self._unwritten:
+            self._writing, self._unwritten, self._unwritten_batches = self._unwritten, [], 0
+            self._history = self._history_writer.submit(self.write_history, self._writing)
+
+    def unconfirmed_history(self) -> list[dict[str, Any]]:
+        """The rows handed over that are not known to be written yet (a state snapshot carries them)."""
+        return [*self._writing, *self._unwritten]
 
     def wait_for_history(self, raise_error: bool = True) -> None:
-        """Block until the history rows handed over last are written; raises the error if they could not be (unless
-        raise_error is False: a replay writes them again anyway)."""
-        pending, self._history = self._history, None
-        if pending is not None and (raise_error or pending.exception() is None):
-            pending.result()
+        """Block until every row handed over is written; raises the error if some could not be. With raise_error
+        False (a replay after a failure, which writes its batches' rows again anyway) the rows not yet handed to
+        the thread are dropped and a running write's error is ignored."""
+        if not raise_error:
+            self._writing, self._unwritten, self._unwritten_batches = [], [], 0
+            pending, self._history = self._history, None
+            if pending is not None:
+                pending.exception()  # waits for it
+            return
+        self._start_history_write(wait=True)
+        self._start_history_write(wait=True)  # the rows that were waiting behind the running write
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         """The rows into the Cassandra tables, now (a replay after a restart writes its batches' rows again)."""
@@ -364,6 +404,7 @@ class Sinks:
             future.get(timeout=0)  # raises the delivery error of a record that did not make it
 
     def _cassandra(self, rows: list[dict[str, Any]], timings: dict[str, float]) -> None:
+        rows = newest_topic_updates(rows)
         # From pandas, so Spark takes the rows through Arrow in the JVM: from a list they would be pickled and
         # converted again for each of the six writes: 40 rows to six tables took 2.6 s that way, 1.5 s this way.
         frame = self.spark.createDataFrame(

@@ -49,6 +49,9 @@ class DetectorState:
     read_through: dict[int, int] = field(default_factory=dict)  # partition -> next offset
     batch_id: int = -1  # the last micro-batch applied
     layout: int = STATE_LAYOUT
+    # History rows of the batches up to batch_id that were not known to be in Cassandra when the snapshot was
+    # taken: a restart writes them again (jobs.micro_batch). Snapshots of earlier releases lack it and need none.
+    unwritten_history: list[dict[str, Any]] = field(default_factory=list)
 
     def apply(
         self, batch: pd.DataFrame, now_ms: int, partition_ends: dict[int, int] | None, settings: Settings

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="is_categorical_dtype is deprecated", category=DeprecationWarning)
 
 CONNECTOR = "org.apache.spark.sql.cassandra"
-RETRIES: collections.Counter[str] = collections.Counter()
+RETRIES: collections.Counter[str] = collections.Counter()  # sink writes retried since the process started, by sink
 # How many micro-batches the history tables may trail Kafka's spam topic before a batch waits for them.
-MAX_HISTORY_LAG_BATCHES = 20  # sink writes retried since the process started, by sink
+MAX_HISTORY_LAG_BATCHES = 20
 # The detector's output rows (jobs.detection): kind is event | topic; each kind fills its own columns.
 OUTPUT_FIELDS = [
     ("kind", "string"),

@@ -7,8 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from detector_harness import fresh_config
 
 from jobs.micro_batch import MicroBatch
@@ -78,43 +80,43 @@ def busy_writer(sinks: Sinks, seconds: float) -> None:
     sinks._history = sinks._history_writer.submit(time.sleep, seconds)
 
 
-def test_batches_that_end_while_a_history_write_runs_go_together_and_the_last_update_wins(platform, spark) -> None:
+@pytest.fixture
+def busy_sinks(platform, spark) -> Iterator[tuple[CountingSinks, Any, str]]:
+    """Sinks on fresh topics whose history thread is busy for 3 s, their config, and a channel of its own."""
     config = fresh_config(platform)
-    channel = f"sinks_{uuid.uuid4().hex[:8]}"
     sinks = CountingSinks(config, spark)
-    timings: dict[str, float] = {}
+    busy_writer(sinks, 3)
     try:
-        busy_writer(sinks, 3)
-        for windows in (1, 2, 3):
-            sinks.write([topic_update(channel, "wave", windows, ended=windows == 3)], [], timings)
-            assert timings["wait for the history writer"] < 0.5  # no batch waits for the busy writer
-        sinks.write([topic_update(channel, "other", 1)], [], timings)
-        sinks.write([], [], timings)  # a batch without output
-        assert sinks.writes == []
-        sinks.wait_for_history()  # what a snapshot waits for: everything handed over is written
-        assert sinks.writes == [4]  # the four batches' rows in one write
+        yield sinks, config, f"sinks_{uuid.uuid4().hex[:8]}"
     finally:
         sinks.close()
+
+
+def test_batches_that_end_while_a_history_write_runs_go_together_and_the_last_update_wins(busy_sinks) -> None:
+    sinks, config, channel = busy_sinks
+    timings: dict[str, float] = {}
+    for windows in (1, 2, 3):
+        sinks.write([topic_update(channel, "wave", windows, ended=windows == 3)], [], timings)
+        assert timings["wait for the history writer"] < 0.5  # no batch waits for the busy writer
+    sinks.write([topic_update(channel, "other", 1)], [], timings)
+    sinks.write([], [], timings)  # a batch without output
+    assert sinks.writes == []
+    sinks.wait_for_history()  # what the end of a drain waits for: everything handed over is written
+    assert sinks.writes == [4]  # the four batches' rows in one write
     assert stored_topics(config, channel) == {"wave": (3, True), "other": (1, False)}
 
 
-def test_a_batch_waits_once_the_history_trails_by_the_limit(platform, spark) -> None:
-    config = fresh_config(platform)
-    channel = f"sinks_{uuid.uuid4().hex[:8]}"
-    sinks = CountingSinks(config, spark)
+def test_a_batch_waits_once_the_history_trails_by_the_limit(busy_sinks) -> None:
+    sinks, config, channel = busy_sinks
     timings: dict[str, float] = {}
-    try:
-        busy_writer(sinks, 3)
-        began = time.monotonic()
-        for batch in range(MAX_HISTORY_LAG_BATCHES - 1):
-            sinks.write([topic_update(channel, f"t{batch}", 1)], [], timings)
-        assert sinks.writes == [] and time.monotonic() - began < 2.5
-        sinks.write([topic_update(channel, "last", 1)], [], timings)  # the limit: this batch waits
-        assert time.monotonic() - began >= 3
-        sinks.wait_for_history()
-        assert sinks.writes == [MAX_HISTORY_LAG_BATCHES]  # handed over at once, as one write
-    finally:
-        sinks.close()
+    began = time.monotonic()
+    for batch in range(MAX_HISTORY_LAG_BATCHES - 1):
+        sinks.write([topic_update(channel, f"t{batch}", 1)], [], timings)
+    assert sinks.writes == [] and time.monotonic() - began < 2.5
+    sinks.write([topic_update(channel, "last", 1)], [], timings)  # the limit: this batch waits
+    assert time.monotonic() - began >= 3
+    sinks.wait_for_history()
+    assert sinks.writes == [MAX_HISTORY_LAG_BATCHES]  # handed over at once, as one write
     assert set(stored_topics(config, channel)) == {f"t{b}" for b in range(MAX_HISTORY_LAG_BATCHES - 1)} | {"last"}
 
 

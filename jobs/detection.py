@@ -299,6 +299,49 @@ class ChannelDetector:
     def is_empty(self) -> bool:
         return not self.windows and not self.topics
 
+    # --- the state as data (jobs.keyed: Spark's state store keeps it between micro-batches)
+    def to_state(self) -> list[Any]:
+        """Everything the detector remembers, as plain lists, dicts, numbers, strings and bytes (msgpack), never
+        pickled classes. Rows emitted and not yet taken are not part of it: take them first."""
+        windows = [
+            [
+                w.start,
+                w.messages,
+                [[n, a.count, a.users, a.first_ts, a.last_ts, a.originals, a.signature] for n, a in w.texts.items()],
+            ]
+            for w in self.windows.values()
+        ]
+        topics = [
+            [
+                t.topic_id,
+                t.norm,
+                t.message_hash,
+                t.text,
+                t.first_seen,
+                t.last_seen,
+                t.windows_active,
+                t.total_messages,
+                t.peak_rate,
+            ]
+            for t in self.topics.values()
+        ]
+        return [self.channel, self.newest_ts, self.closed_through, self._next_end, windows, topics]
+
+    @classmethod
+    def from_state(cls, data: list[Any]) -> ChannelDetector:
+        channel, newest_ts, closed_through, next_end, windows, topics = data
+        detector = cls(channel)
+        detector.newest_ts, detector.closed_through = newest_ts, closed_through
+        for start, messages, texts in windows:
+            window = detector.windows[start] = Window(start, messages=messages)
+            for norm, count, users, first_ts, last_ts, originals, signature in texts:
+                window.texts[norm] = TextAgg(count, users, first_ts, last_ts, originals, signature)
+        for fields in topics:
+            topic = Topic(*fields)
+            detector.topics[topic.topic_id] = topic
+        detector._next_end = next_end
+        return detector
+
     def _events(self, window: Window, settings: Settings) -> list[dict[str, Any]]:
         norms = list(window.texts)
         aggs = [window.texts[n] for n in norms]

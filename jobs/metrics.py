@@ -19,6 +19,7 @@ from twitchcrement.config import Config
 from twitchcrement.metrics import Check, Endpoint
 
 if TYPE_CHECKING:
+    from jobs.keyed import KeyedBatch
     from jobs.micro_batch import MicroBatch
 
 PREFIX = "twitchcrement_detector"
@@ -35,7 +36,7 @@ def batch_histogram(registry: CollectorRegistry) -> Histogram:
 
 
 class DetectorCollector(Collector):
-    def __init__(self, batches: MicroBatch, latest: Callable[[], dict[str, Any]]):
+    def __init__(self, batches: MicroBatch | KeyedBatch, latest: Callable[[], dict[str, Any]]):
         self.batches, self.latest = batches, latest
 
     def collect(self) -> Iterator[Any]:
@@ -120,7 +121,7 @@ class CassandraCheck:
 
 def serve(
     config: Config,
-    batches: MicroBatch,
+    batches: MicroBatch | KeyedBatch,
     latest: Callable[[], dict[str, Any]],
     registry: CollectorRegistry,
     kafka: Check,

@@ -27,6 +27,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from jobs import metrics
+from jobs.keyed import KeyedBatch, detect
 from jobs.micro_batch import MicroBatch
 from jobs.pipeline import DetectorSettings, decode, features, with_ticks
 from jobs.sinks import is_transient
@@ -57,7 +58,7 @@ class ProgressLog(StreamingQueryListener):
     def __init__(
         self,
         metrics_file: Path | None = None,
-        batches: MicroBatch | None = None,
+        batches: MicroBatch | KeyedBatch | None = None,
         batch_seconds: Any = None,
         stopping: threading.Event | None = None,
     ):
@@ -113,7 +114,7 @@ def start(
     *,
     available_now: bool = False,
     checkpoint: str | None = None,
-    writer: MicroBatch | None = None,
+    writer: MicroBatch | KeyedBatch | None = None,
 ) -> StreamingQuery:
     """Build the plan on the config's Kafka and Cassandra and start it; `writer` (bound here to the checkpoint)
     handles each micro-batch. After an --available-now query ends, call writer.finish() (see drain)."""
@@ -129,15 +130,17 @@ def start(
     )
     chat = decode(kafka)
     location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
-    writer = (writer or MicroBatch(config)).bind(spark, location)
-    writer.store.check_layout()
-    stream = (
-        with_ticks(features(chat, spark, settings), spark)
-        .writeStream.queryName(QUERY_NAME)
-        .outputMode("append")
-        .option("checkpointLocation", location)
-        .foreachBatch(writer)
-    )
+    if config["detector.engine"] == "keyed":
+        assert writer is None or isinstance(writer, KeyedBatch)
+        keyed_writer = (writer or KeyedBatch(config)).bind(spark, location)
+        results = detect(features(chat, spark, settings), settings, drain=available_now)
+        stream = results.writeStream.foreachBatch(keyed_writer)
+    else:
+        assert writer is None or isinstance(writer, MicroBatch)
+        driver_writer = (writer or MicroBatch(config)).bind(spark, location)
+        driver_writer.store.check_layout()
+        stream = with_ticks(features(chat, spark, settings), spark).writeStream.foreachBatch(driver_writer)
+    stream = stream.queryName(QUERY_NAME).outputMode("append").option("checkpointLocation", location)
     stream = (
         stream.trigger(availableNow=True)
         if available_now
@@ -162,25 +165,41 @@ def drain(
     checkpoint: str,
     *,
     finish: bool = True,
-    writer: MicroBatch | None = None,
+    writer: MicroBatch | KeyedBatch | None = None,
     timeout_s: float = 3600,
-) -> MicroBatch:
+) -> MicroBatch | KeyedBatch:
     """Process what the chat topic holds now, then (finish) close the last windows: a backfill, as
     `--available-now` runs it. Raises when the query fails."""
-    writer = writer or MicroBatch(config)
+    writer = writer or (KeyedBatch(config) if config["detector.engine"] == "keyed" else MicroBatch(config))
     query = start(spark, config, available_now=True, checkpoint=checkpoint, writer=writer)
     try:
+        if isinstance(writer, KeyedBatch):
+            finish = False  # the keyed step closes each partition's windows itself once it is read to the end
+            await_drained(query, writer, timeout_s)
         query.awaitTermination(math.ceil(timeout_s))
         if query.exception():
             raise RuntimeError(f"detector failed: {str(query.exception()).splitlines()[0][:500]}")
         if query.isActive:
             query.stop()
             raise TimeoutError(f"the drain did not end within {timeout_s:.0f} s")
-        if finish:
+        if finish and isinstance(writer, MicroBatch):
             writer.finish()
     finally:
         writer.close()
     return writer
+
+
+def await_drained(query: StreamingQuery, writer: KeyedBatch, timeout_s: float) -> None:
+    """Stop an --available-now query of the keyed engine once a batch without rows (in which every partition's
+    windows closed) is committed: with a processing-time timeout Spark would go on running empty batches."""
+    deadline = time.monotonic() + timeout_s
+    while query.isActive and time.monotonic() < deadline:
+        drained = writer.drained_at
+        progress = query.lastProgress
+        if drained is not None and progress is not None and progress["batchId"] >= drained:
+            query.stop()
+            return
+        time.sleep(0.2)
 
 
 @command
@@ -210,7 +229,9 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    batches = MicroBatch(config)
+    batches: MicroBatch | KeyedBatch = (
+        KeyedBatch(config) if config["detector.engine"] == "keyed" else MicroBatch(config)
+    )
     registry = CollectorRegistry()
     listener = ProgressLog(
         config.path("local.data_dir") / "detector" / "metrics.json",
@@ -239,10 +260,13 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
         watch.start()
 
         def launch() -> StreamingQuery:
-            return start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint, writer=batches)
+            query = start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint, writer=batches)
+            if args.available_now and isinstance(batches, KeyedBatch):
+                threading.Thread(target=await_drained, args=(query, batches, 1e9), daemon=True).start()
+            return query
 
         code = supervise(launch, current, stopping)
-        if code == 0 and args.available_now and not stopping.is_set():
+        if code == 0 and args.available_now and not stopping.is_set() and isinstance(batches, MicroBatch):
             batches.finish()
         return code
     finally:
@@ -294,11 +318,11 @@ class KafkaWatch(threading.Thread):
             away = problem is not None
 
 
-def stop_between_batches(query: StreamingQuery, batches: MicroBatch, timeout_s: float = 5.0) -> None:
+def stop_between_batches(query: StreamingQuery, batches: MicroBatch | KeyedBatch, timeout_s: float = 5.0) -> None:
     """Stop the query once the running micro-batch (if any) is done. One still running after timeout_s is stopped in
     the middle: Spark cancels its jobs under the Python code, the batch is not committed and runs again on restart;
     the errors of that cancellation are expected then, so they are one line, not py4j's traceback."""
-    if not batches.wait_idle(timeout_s):
+    if isinstance(batches, MicroBatch) and not batches.wait_idle(timeout_s):
         log.info("stopping in the middle of a micro-batch; it runs again on restart", extra={"waited_s": timeout_s})
         logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
         warnings.filterwarnings("ignore", message="toPandas attempted Arrow optimization")

@@ -348,6 +348,15 @@ SETTINGS: list[Setting] = [
         "Seconds between snapshots of the detector's state; a restart replays at most this much chat from Kafka.",
         _positive,
     ),
+    Setting(
+        "detector.engine",
+        "str",
+        "driver",
+        "Where the per-channel detection runs: driver (each micro-batch collected to the driver, the state saved "
+        "beside the checkpoint) or keyed (on the executors, the state in Spark's state store keyed by Kafka "
+        "partition; being measured, see docs/operations.md).",
+        _one_of("driver", "keyed"),
+    ),
     Setting("detector.trigger_s", "float", 1.0, "Micro-batch interval of the streaming job, in seconds.", _positive),
     Setting(
         "detector.starting_offsets",

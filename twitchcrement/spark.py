@@ -60,6 +60,8 @@ def spark_settings(config: Config) -> dict[str, str]:
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),
+        # Each commit uploads the changes (a changelog), not the whole store; snapshots are made in the background.
+        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.cassandra.connection.host": ",".join(config.cassandra_hosts),
         "spark.cassandra.connection.port": str(config.cassandra_port),
         "spark.cassandra.connection.localDC": config["cassandra.local_datacenter"],

@@ -1,0 +1,332 @@
+"""The per-channel detection on the executors, its state in Spark's state store (detector.engine = keyed).
+
+    featured chat rows (jobs.pipeline) -> groupBy(Kafka partition).applyInPandasWithState(detect_partition)
+      -> event, topic, dead-letter and summary rows -> foreachBatch (KeyedBatch): Kafka spammessage, Cassandra
+
+Why the key is the Kafka partition and not the channel: the chat topic is keyed by channel, so each channel lives
+in one partition and sees its messages in offset order there. A channel may only be closed as silent once its
+partition has been read to the end, and that fact comes from the batch itself only per partition: with a
+processing-time timeout of 1 ms every partition's state is called in every micro-batch, and a call without rows
+means the batch had nothing of that partition (Spark's Kafka source gives every partition with a lag at least one
+row of a rate-limited batch). A partition still being read is caught up when its newest row is younger (Kafka time)
+than detector.channel_lag_s. The processing time is the batch's own timestamp (`getCurrentProcessingTimeMs`), the
+same when Spark runs the batch again, and the stream's event clock is Spark's watermark (0 s delay: the newest
+event time seen), so a re-run computes what the first run computed. No EventTimeTimeout: Spark would then drop the
+rows behind the global watermark before this function sees them, and each channel keeps its own clock instead.
+
+The state of one partition is data (msgpack, STATE_VERSION), one entry per channel, each channel's detector packed
+on its own so that the channels without new rows and nothing due are not unpacked. The settings that shape the
+state are stored with it; a checkpoint made with others is refused in one line that names them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgpack
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
+
+from jobs.alerts import Alerts
+from jobs.detection import ChannelDetector
+from jobs.pipeline import DEADLETTER_KEY, DetectorSettings
+from jobs.sinks import OUTPUT_FIELDS, Sinks
+from twitchcrement.clients import kafka_consumer
+from twitchcrement.config import Config
+from twitchcrement.errors import UserError
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+STATE_SCHEMA = "version int, shape string, body binary"
+EVICT_AFTER_MS = 3_600_000  # a channel with nothing open, silent this long, is forgotten (bounded state)
+USERS_TYPE = "array<struct<user:string,messages:long,first_ts:long,last_ts:long>>"
+# What the stateful step hands the driver: detector rows (OUTPUT_FIELDS, kind event | topic) with their users,
+# dead letters (kind dead) and one summary per partition and batch (kind summary).
+KEYED_FIELDS = [
+    *OUTPUT_FIELDS,
+    ("users", USERS_TYPE),
+    ("reason", "string"),
+    ("raw", "binary"),
+    ("kafka_ts", "long"),
+    ("partition", "int"),
+    ("read_through", "long"),
+    ("messages", "long"),
+    ("late_dropped", "long"),
+    ("channels", "long"),
+    ("open_windows", "long"),
+    ("open_texts", "long"),
+    ("topics", "long"),
+    ("state_bytes", "long"),
+]
+KEYED_COLUMNS = [name for name, _ in KEYED_FIELDS]
+KEYED_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in KEYED_FIELDS)
+SIZE_FIELDS = ["channels", "open_windows", "open_texts", "topics"]
+
+
+class StateShapeChanged(UserError, RuntimeError):
+    """The checkpoint's state was made with settings that shape it differently."""
+
+
+def state_shape(settings: DetectorSettings) -> str:
+    """The settings a stored state depends on, as `name=value` pairs (stored with every state)."""
+    detection, hasher = settings.detection, settings.hasher
+    return ",".join(
+        f"{name}={value}"
+        for name, value in [
+            ("detector.window_s", detection.window_ms // 1000),
+            ("detector.shingle_size", detection.shingle_size),
+            ("detector.num_hash_tables", hasher.num_hash_tables),
+            ("detector.rows_per_band", detection.rows_per_band),
+            ("detector.num_features", hasher.num_features),
+            ("detector.seed", hasher.seed),
+        ]
+    )
+
+
+def shape_problem(stored: str, current: str) -> str | None:
+    """One line naming the settings in which a stored state's shape differs from this job's, or None."""
+    old = dict(p.split("=", 1) for p in stored.split(",") if "=" in p)
+    new = dict(p.split("=", 1) for p in current.split(",") if "=" in p)
+    changed = [f"{k} {old.get(k)} -> {new.get(k)}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    if not changed:
+        return None
+    return (
+        f"the detector state in this checkpoint was made with other settings ({'; '.join(changed)}): "
+        f"set them back, or start with a new checkpoint (--checkpoint) over the retained chat"
+    )
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _event_row(row: dict[str, Any]) -> dict[str, Any]:
+    if row["kind"] == "event":
+        users = [{"user": u, "messages": c, "first_ts": f, "last_ts": la} for u, c, f, la in row["users"]]
+        return {**row, "users": users}
+    return row
+
+
+def detect_partition(
+    settings: DetectorSettings, drain: bool
+) -> Callable[[tuple[Any, ...], Iterator[pd.DataFrame], GroupState], Iterator[pd.DataFrame]]:
+    """The function Spark calls once per Kafka partition and micro-batch. drain: the query reads what the topic
+    held at its start (--available-now), so a call without rows is the end of the partition's input: every open
+    window closes, as the driver's `finish` did."""
+    detection = settings.detection
+    shape = state_shape(settings)
+
+    def run(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
+        now = state.getCurrentProcessingTimeMs()
+        stream_clock = state.getCurrentWatermarkMs()  # the newest event time the stream has seen (0 s delay)
+        batch = [f for f in frames if len(f)]
+        if state.exists:
+            version, stored_shape, body = state.get
+            if version != STATE_VERSION:
+                raise StateShapeChanged(
+                    f"the detector state in this checkpoint has version {version}, this release reads "
+                    f"{STATE_VERSION}: start with a new checkpoint (--checkpoint) over the retained chat"
+                )
+            problem = shape_problem(stored_shape, shape)
+            if problem:
+                raise StateShapeChanged(problem)
+            partition_state = _unpack(body)
+        else:
+            partition_state = {"channels": {}, "read_through": 0, "newest_kafka_ts": 0}
+        # channel -> [processing time of its last rows, its detector packed, open windows, open texts, topics]
+        entries: dict[str, list[Any]] = partition_state["channels"]
+        out: list[dict[str, Any]] = []
+        late = 0
+        read = 0
+        detectors: dict[str, ChannelDetector] = {}
+
+        def detector(channel: str) -> ChannelDetector:
+            found = detectors.get(channel)
+            if found is None:
+                entry = entries.get(channel)
+                found = ChannelDetector(channel) if entry is None else ChannelDetector.from_state(_unpack(entry[1]))
+                detectors[channel] = found
+            return found
+
+        if batch:
+            frame = pd.concat(batch, ignore_index=True).sort_values("offset", kind="stable")
+            read = len(frame)
+            partition_state["read_through"] = max(partition_state["read_through"], int(frame["offset"].iloc[-1]) + 1)
+            partition_state["newest_kafka_ts"] = max(partition_state["newest_kafka_ts"], int(frame["kafka_ts"].max()))
+            bad = frame["channel"] == DEADLETTER_KEY
+            for dead in frame.loc[bad, ["reason", "raw", "kafka_ts"]].itertuples(index=False):
+                out.append({"kind": "dead", "reason": dead.reason, "raw": dead.raw, "kafka_ts": int(dead.kafka_ts)})
+            for channel, messages in frame[~bad].groupby("channel", sort=False):
+                channel_detector = detector(channel)
+                for ts, user, text, norm, signature in zip(
+                    messages["sent_ts"].tolist(),
+                    messages["user_login"].tolist(),
+                    messages["text"].tolist(),
+                    messages["norm"].tolist(),
+                    messages["signature"].tolist(),
+                    strict=True,
+                ):
+                    channel_detector.add(ts, user, text, norm, signature, detection)
+                out.extend(channel_detector.take())
+                entries.setdefault(channel, [now, b"", 0, 0, 0])[0] = now
+        caught_up = not batch or now - partition_state["newest_kafka_ts"] < detection.channel_lag_ms
+        for channel, entry in list(entries.items()):
+            silent_ms = now - entry[0]
+            if drain and not batch:
+                out.extend(detector(channel).finish(detection))
+            elif caught_up and silent_ms >= detection.channel_lag_ms:
+                channel_detector = detector(channel)
+                if stream_clock - channel_detector.newest_ts < detection.channel_lag_ms:
+                    continue
+                out.extend(channel_detector.close_quiet(silent_ms, detection))
+                if channel_detector.is_empty() and silent_ms >= EVICT_AFTER_MS:
+                    del entries[channel], detectors[channel]
+        for channel, channel_detector in detectors.items():
+            late += channel_detector.late_dropped
+            channel_detector.late_dropped = 0
+            windows = channel_detector.windows.values()
+            entries[channel][1:] = [
+                _pack(channel_detector.to_state()),
+                len(windows),
+                sum(len(w.texts) for w in windows),
+                len(channel_detector.topics),
+            ]
+        body = _pack(partition_state)
+        state.update((STATE_VERSION, shape, body))
+        state.setTimeoutDuration(1)  # called again in the next batch, rows or not
+        out = [_event_row(r) for r in out]
+        out.append(
+            {
+                "kind": "summary",
+                "partition": int(key[0]),
+                "read_through": partition_state["read_through"],
+                "kafka_ts": partition_state["newest_kafka_ts"],
+                "messages": read,
+                "late_dropped": late,
+                "channels": len(entries),
+                "state_bytes": len(body),
+                **{name: sum(e[i] for e in entries.values()) for i, name in enumerate(SIZE_FIELDS[1:], start=2)},
+            }
+        )
+        yield pd.DataFrame([[r.get(c) for c in KEYED_COLUMNS] for r in out], columns=KEYED_COLUMNS)
+
+    return run
+
+
+def detect(featured: DataFrame, settings: DetectorSettings, drain: bool) -> DataFrame:
+    """The featured chat (jobs.pipeline.features) -> KEYED_FIELDS rows, per Kafka partition in Spark's state."""
+    event_time = F.when(F.col("channel") == DEADLETTER_KEY, F.lit(0)).otherwise(F.col("sent_ts"))
+    timed = featured.withColumn("event_time", F.timestamp_millis(event_time)).withWatermark("event_time", "0 seconds")
+    function: Any = detect_partition(settings, drain)
+    return timed.groupBy("partition").applyInPandasWithState(
+        function,
+        KEYED_SCHEMA,
+        STATE_SCHEMA,
+        "append",
+        GroupStateTimeout.ProcessingTimeTimeout,
+    )
+
+
+class KeyedBatch:
+    """The foreachBatch function of the keyed engine: the driver sees the stateful step's output only (events,
+    topic updates, dead letters, summaries), writes it to Kafka and Cassandra, and keeps the summaries for the
+    metrics. `drained_at` is the first batch in which no partition had rows (a drain is then over)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.totals: Counter[str] = Counter()
+        self.timings: dict[str, float] = {}
+        self.summaries: dict[int, dict[str, Any]] = {}  # partition -> its latest summary row
+        self.drained_at: int | None = None
+        self.alerts = Alerts(config)
+        self._sinks: Sinks | None = None
+        self._consumer: Any = None
+
+    def bind(self, spark: SparkSession, checkpoint: str) -> KeyedBatch:
+        self._sinks = Sinks(self.config, spark)
+        return self
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        self.timings = {}
+        began = time.perf_counter()
+        frame: pd.DataFrame = batch.toPandas()
+        self.timings["executors: read, decode, minhash, detect (collect of the results)"] = round(
+            time.perf_counter() - began, 4
+        )
+        records = frame.to_dict("records")
+        rows = [self._detector_row(r) for r in records if r["kind"] in ("event", "topic")]
+        dead = [(r["reason"], r["raw"], r["kafka_ts"]) for r in records if r["kind"] == "dead"]
+        summaries = [r for r in records if r["kind"] == "summary"]
+        assert self._sinks is not None, "KeyedBatch.bind(spark, checkpoint) must come first"
+        self._sinks.write(rows, dead, self.timings)
+        self.alerts.observe(rows)
+        read = 0
+        for summary in summaries:
+            self.summaries[int(summary["partition"])] = summary
+            read += int(summary["messages"])
+        kinds = Counter(r["kind"] for r in rows)
+        counts = {
+            "events": kinds["event"],
+            "topic_updates": kinds["topic"],
+            "dead_letters": len(dead),
+            "late_dropped": sum(int(s["late_dropped"]) for s in summaries),
+        }
+        self.totals.update(counts)
+        self.totals["messages"] += read
+        if read == 0 and self.drained_at is None:
+            self.drained_at = batch_id
+        if read or rows:
+            log.info("batch written", extra={"batch": batch_id, "read": read, **counts})
+
+    @staticmethod
+    def _detector_row(record: dict[str, Any]) -> dict[str, Any]:
+        row = {name: record[name] for name, _ in OUTPUT_FIELDS}
+        for name in ("top_users", "top_variants", "buckets"):
+            row[name] = list(row[name]) if row[name] is not None else []
+        if record["kind"] == "event":
+            row["users"] = [(u["user"], u["messages"], u["first_ts"], u["last_ts"]) for u in record["users"]]
+        return row
+
+    @property
+    def newest_read_ts(self) -> dict[int, int]:
+        """Partition -> Kafka time (ms) of the newest record read (metrics)."""
+        return {p: int(s["kafka_ts"]) for p, s in self.summaries.items() if s["kafka_ts"]}
+
+    def consumer_lag(self) -> dict[int, int]:
+        """Per partition, the records Kafka holds now that the detector has not read (asked at each scrape)."""
+        from kafka import TopicPartition
+
+        if not self.summaries:
+            return {}
+        if self._consumer is None:
+            self._consumer = kafka_consumer(self.config, enable_auto_commit=False)
+        topic = self.config["kafka.chat_topic"]
+        ends = self._consumer.end_offsets([TopicPartition(topic, p) for p in self.summaries])
+        read = {p: int(s["read_through"]) for p, s in self.summaries.items()}
+        return {tp.partition: max(0, int(end) - read[tp.partition]) for tp, end in ends.items()}
+
+    def snapshot_bytes(self) -> int:
+        """The state's size in the store: the partitions' latest encoded states."""
+        return sum(int(s["state_bytes"]) for s in self.summaries.values())
+
+    def state_sizes(self) -> dict[str, int]:
+        return {name: sum(int(s[name] or 0) for s in self.summaries.values()) for name in SIZE_FIELDS}
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        self.alerts.close()
+        if self._sinks is not None:
+            self._sinks.close()

@@ -270,6 +270,11 @@ class KeyedBatch:
         summaries = [r for r in records if r["kind"] == "summary"]
         assert self._sinks is not None, "KeyedBatch.bind(spark, checkpoint) must come first"
         self._sinks.write(rows, dead, self.timings)
+        # Spark commits the batch when this function returns, and its checkpoint is the only recovery: the history
+        # rows must be in Cassandra by then (written in the background, a SIGKILL after the commit lost them).
+        began = time.perf_counter()
+        self._sinks.wait_for_history()
+        self.timings["cassandra history (before the commit)"] = round(time.perf_counter() - began, 4)
         self.alerts.observe(rows)
         read = 0
         for summary in summaries:

@@ -23,6 +23,7 @@ class _Client:
         self.channels: set[str] = set()
         self.welcomed = False
         self.leaving = False  # told to reconnect or dropped: in nobody's channels any more, whenever its socket ends
+        self.stalled = False  # half-dead: it answers nothing and nothing reaches it
 
 
 class FakeTwitch:
@@ -36,7 +37,6 @@ class FakeTwitch:
         self.rate_limit_kicks = 0
         self.connections_accepted = 0
         self.pongs_received = 0
-        self.stalled = False
         self.sent_ids: list[str] = []
         self._ids = itertools.count()
         self._ready = threading.Event()
@@ -145,7 +145,7 @@ class FakeTwitch:
                 client.channels.discard(channel.strip().lower())
                 self._write(client, f":{client.nick}!{client.nick}@{client.nick}.tmi.twitch.tv PART {channel}")
         elif command == "PING":
-            if not self.stalled:
+            if not client.stalled:
                 self._write(client, f":tmi.twitch.tv PONG tmi.twitch.tv {rest}")
         elif command == "PONG":
             self.pongs_received += 1
@@ -222,6 +222,13 @@ class FakeTwitch:
 
         self._call(drop)
 
-    def stall(self, stalled: bool = True) -> None:
-        """Stop answering (no PONG, nothing else) as a half-dead socket would."""
-        self.stalled = stalled
+    def stall(self) -> None:
+        """The connections open now go half-dead: no PONG, no chat, nothing else, for good. They leave every channel
+        at once (as reconnect does): a client that replaces one must join again before joined() counts it, and chat
+        must not be "delivered" to a socket its reader has given up on (the race behind a flaky reconnect test)."""
+
+        def go_dead() -> None:
+            for client in self.clients:
+                client.stalled = client.leaving = True
+
+        self._call(go_dead)

@@ -163,7 +163,6 @@ def test_a_silent_connection_is_replaced(running, recovery):
     began = time.monotonic()
     run.server.stall()
     wait_for(lambda: run.reader.reconnects >= 1, 15, "reconnect of a silent connection")
-    run.server.stall(False)
     run.all_joined(["nymn"], 30)
     recovery(
         "IRC server stalls (no PING)",

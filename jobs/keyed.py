@@ -22,6 +22,7 @@ state are stored with it; a checkpoint made with others is refused in one line t
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 
 from jobs.alerts import Alerts
-from jobs.detection import ChannelDetector
+from jobs.detection import ChannelDetector, Settings
 from jobs.pipeline import DEADLETTER_KEY, DetectorSettings
 from jobs.sinks import OUTPUT_FIELDS, Sinks
 from twitchcrement.clients import kafka_consumer
@@ -118,18 +119,90 @@ def _event_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def new_partition_state() -> dict[str, Any]:
+    # channels: name -> [processing time of its last rows, its detector packed, open windows, open texts, topics]
+    return {"channels": {}, "read_through": 0, "newest_kafka_ts": 0}
+
+
+def advance(
+    partition: dict[str, Any],
+    frame: pd.DataFrame | None,
+    now: int,
+    stream_clock: int,
+    drain: bool,
+    detection: Settings,
+) -> tuple[list[dict[str, Any]], int]:
+    """One micro-batch of one Kafka partition: its rows (None: the batch had none) into its channels' detectors, then
+    the silent channels' windows closed. Changes `partition` (new_partition_state's shape); returns the output rows
+    (events, topic updates, dead letters) and the late messages dropped. now: the batch's processing time;
+    stream_clock: the newest event time of the whole stream (Spark's watermark, 0 s delay)."""
+    entries: dict[str, list[Any]] = partition["channels"]
+    out: list[dict[str, Any]] = []
+    detectors: dict[str, ChannelDetector] = {}
+
+    def detector(channel: str) -> ChannelDetector:
+        found = detectors.get(channel)
+        if found is None:
+            entry = entries.get(channel)
+            found = ChannelDetector(channel) if entry is None else ChannelDetector.from_state(_unpack(entry[1]))
+            detectors[channel] = found
+        return found
+
+    if frame is not None:
+        frame = frame.sort_values("offset", kind="stable")
+        partition["read_through"] = max(partition["read_through"], int(frame["offset"].iloc[-1]) + 1)
+        partition["newest_kafka_ts"] = max(partition["newest_kafka_ts"], int(frame["kafka_ts"].max()))
+        bad = frame["channel"] == DEADLETTER_KEY
+        for dead in frame.loc[bad, ["reason", "raw", "kafka_ts"]].itertuples(index=False):
+            out.append({"kind": "dead", "reason": dead.reason, "raw": dead.raw, "kafka_ts": int(dead.kafka_ts)})
+        for channel, messages in frame[~bad].groupby("channel", sort=False):
+            channel_detector = detector(channel)
+            for ts, user, text, norm, signature in zip(
+                messages["sent_ts"].tolist(),
+                messages["user_login"].tolist(),
+                messages["text"].tolist(),
+                messages["norm"].tolist(),
+                messages["signature"].tolist(),
+                strict=True,
+            ):
+                channel_detector.add(ts, user, text, norm, signature, detection)
+            out.extend(channel_detector.take())
+            entries.setdefault(channel, [now, b"", 0, 0, 0])[0] = now
+    caught_up = frame is None or now - partition["newest_kafka_ts"] < detection.channel_lag_ms
+    for channel, entry in list(entries.items()):
+        silent_ms = now - entry[0]
+        if drain and frame is None:
+            out.extend(detector(channel).finish(detection))
+        elif caught_up and silent_ms >= detection.channel_lag_ms:
+            channel_detector = detector(channel)
+            if stream_clock - channel_detector.newest_ts < detection.channel_lag_ms:
+                continue
+            out.extend(channel_detector.close_quiet(silent_ms, detection))
+            if channel_detector.is_empty() and silent_ms >= EVICT_AFTER_MS:
+                del entries[channel], detectors[channel]
+    late = 0
+    for channel, channel_detector in detectors.items():
+        late += channel_detector.late_dropped
+        channel_detector.late_dropped = 0
+        windows = channel_detector.windows.values()
+        entries[channel][1:] = [
+            _pack(channel_detector.to_state()),
+            len(windows),
+            sum(len(w.texts) for w in windows),
+            len(channel_detector.topics),
+        ]
+    return [_event_row(r) for r in out], late
+
+
 def detect_partition(
     settings: DetectorSettings, drain: bool
 ) -> Callable[[tuple[Any, ...], Iterator[pd.DataFrame], GroupState], Iterator[pd.DataFrame]]:
     """The function Spark calls once per Kafka partition and micro-batch. drain: the query reads what the topic
     held at its start (--available-now), so a call without rows is the end of the partition's input: every open
     window closes, as the driver's `finish` did."""
-    detection = settings.detection
     shape = state_shape(settings)
 
     def run(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
-        now = state.getCurrentProcessingTimeMs()
-        stream_clock = state.getCurrentWatermarkMs()  # the newest event time the stream has seen (0 s delay)
         batch = [f for f in frames if len(f)]
         if state.exists:
             version, stored_shape, body = state.get
@@ -141,82 +214,33 @@ def detect_partition(
             problem = shape_problem(stored_shape, shape)
             if problem:
                 raise StateShapeChanged(problem)
-            partition_state = _unpack(body)
+            partition = _unpack(body)
         else:
-            partition_state = {"channels": {}, "read_through": 0, "newest_kafka_ts": 0}
-        # channel -> [processing time of its last rows, its detector packed, open windows, open texts, topics]
-        entries: dict[str, list[Any]] = partition_state["channels"]
-        out: list[dict[str, Any]] = []
-        late = 0
-        read = 0
-        detectors: dict[str, ChannelDetector] = {}
-
-        def detector(channel: str) -> ChannelDetector:
-            found = detectors.get(channel)
-            if found is None:
-                entry = entries.get(channel)
-                found = ChannelDetector(channel) if entry is None else ChannelDetector.from_state(_unpack(entry[1]))
-                detectors[channel] = found
-            return found
-
-        if batch:
-            frame = pd.concat(batch, ignore_index=True).sort_values("offset", kind="stable")
-            read = len(frame)
-            partition_state["read_through"] = max(partition_state["read_through"], int(frame["offset"].iloc[-1]) + 1)
-            partition_state["newest_kafka_ts"] = max(partition_state["newest_kafka_ts"], int(frame["kafka_ts"].max()))
-            bad = frame["channel"] == DEADLETTER_KEY
-            for dead in frame.loc[bad, ["reason", "raw", "kafka_ts"]].itertuples(index=False):
-                out.append({"kind": "dead", "reason": dead.reason, "raw": dead.raw, "kafka_ts": int(dead.kafka_ts)})
-            for channel, messages in frame[~bad].groupby("channel", sort=False):
-                channel_detector = detector(channel)
-                for ts, user, text, norm, signature in zip(
-                    messages["sent_ts"].tolist(),
-                    messages["user_login"].tolist(),
-                    messages["text"].tolist(),
-                    messages["norm"].tolist(),
-                    messages["signature"].tolist(),
-                    strict=True,
-                ):
-                    channel_detector.add(ts, user, text, norm, signature, detection)
-                out.extend(channel_detector.take())
-                entries.setdefault(channel, [now, b"", 0, 0, 0])[0] = now
-        caught_up = not batch or now - partition_state["newest_kafka_ts"] < detection.channel_lag_ms
-        for channel, entry in list(entries.items()):
-            silent_ms = now - entry[0]
-            if drain and not batch:
-                out.extend(detector(channel).finish(detection))
-            elif caught_up and silent_ms >= detection.channel_lag_ms:
-                channel_detector = detector(channel)
-                if stream_clock - channel_detector.newest_ts < detection.channel_lag_ms:
-                    continue
-                out.extend(channel_detector.close_quiet(silent_ms, detection))
-                if channel_detector.is_empty() and silent_ms >= EVICT_AFTER_MS:
-                    del entries[channel], detectors[channel]
-        for channel, channel_detector in detectors.items():
-            late += channel_detector.late_dropped
-            channel_detector.late_dropped = 0
-            windows = channel_detector.windows.values()
-            entries[channel][1:] = [
-                _pack(channel_detector.to_state()),
-                len(windows),
-                sum(len(w.texts) for w in windows),
-                len(channel_detector.topics),
-            ]
-        body = _pack(partition_state)
+            partition = new_partition_state()
+        frame = pd.concat(batch, ignore_index=True) if batch else None
+        out, late = advance(
+            partition,
+            frame,
+            state.getCurrentProcessingTimeMs(),
+            state.getCurrentWatermarkMs(),
+            drain,
+            settings.detection,
+        )
+        body = _pack(partition)
         state.update((STATE_VERSION, shape, body))
         state.setTimeoutDuration(1)  # called again in the next batch, rows or not
-        out = [_event_row(r) for r in out]
+        entries = partition["channels"].values()
         out.append(
             {
                 "kind": "summary",
                 "partition": int(key[0]),
-                "read_through": partition_state["read_through"],
-                "kafka_ts": partition_state["newest_kafka_ts"],
-                "messages": read,
+                "read_through": partition["read_through"],
+                "kafka_ts": partition["newest_kafka_ts"],
+                "messages": 0 if frame is None else len(frame),
                 "late_dropped": late,
                 "channels": len(entries),
                 "state_bytes": len(body),
-                **{name: sum(e[i] for e in entries.values()) for i, name in enumerate(SIZE_FIELDS[1:], start=2)},
+                **{name: sum(e[i] for e in entries) for i, name in enumerate(SIZE_FIELDS[1:], start=2)},
             }
         )
         yield pd.DataFrame([[r.get(c) for c in KEYED_COLUMNS] for r in out], columns=KEYED_COLUMNS)
@@ -238,10 +262,15 @@ def detect(featured: DataFrame, settings: DetectorSettings, drain: bool) -> Data
     )
 
 
+class StopBetweenBatches(RuntimeError):
+    """How a KeyedBatch ends its query when a stop was asked for (see KeyedBatch.request_stop)."""
+
+
 class KeyedBatch:
     """The foreachBatch function of the keyed engine: the driver sees the stateful step's output only (events,
     topic updates, dead letters, summaries), writes it to Kafka and Cassandra, and keeps the summaries for the
-    metrics. `drained_at` is the first batch in which no partition had rows (a drain is then over)."""
+    metrics. `drained_at` is the first batch in which no partition had rows, not counting the first of a start (a
+    drain is then over)."""
 
     def __init__(self, config: Config):
         self.config = config
@@ -249,15 +278,31 @@ class KeyedBatch:
         self.timings: dict[str, float] = {}
         self.summaries: dict[int, dict[str, Any]] = {}  # partition -> its latest summary row
         self.drained_at: int | None = None
+        self._first_batch: int | None = None
         self.alerts = Alerts(config)
         self._sinks: Sinks | None = None
         self._consumer: Any = None
+        self._stop_requested = threading.Event()
 
     def bind(self, spark: SparkSession, checkpoint: str) -> KeyedBatch:
+        self.spark = spark
         self._sinks = Sinks(self.config, spark)
+        self._stop_requested.clear()
+        self._first_batch = None
         return self
 
+    def request_stop(self) -> None:
+        """End the query at the start of its next micro-batch, before any of its tasks runs: query.stop() cancels
+        the running batch's tasks in the middle of their RocksDB work, and a cancelled task can still hold its
+        state store while Spark unloads it (the JVM crashed so once in CI). The batch is not committed and runs
+        again on the next start."""
+        self._stop_requested.set()
+
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        if self._stop_requested.is_set():
+            raise StopBetweenBatches(f"stopped before micro-batch {batch_id}, as asked")
+        if self._first_batch is None:
+            self._first_batch = batch_id
         self.timings = {}
         began = time.perf_counter()
         frame: pd.DataFrame = batch.toPandas()
@@ -289,7 +334,8 @@ class KeyedBatch:
         }
         self.totals.update(counts)
         self.totals["messages"] += read
-        if read == 0 and self.drained_at is None:
+        # The first batch of a start may be the empty batch the last run stopped before: the new chat comes after it.
+        if read == 0 and self.drained_at is None and batch_id > self._first_batch:
             self.drained_at = batch_id
         if read or rows:
             log.info("batch written", extra={"batch": batch_id, "read": read, **counts})

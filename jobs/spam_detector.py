@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +116,12 @@ def start(
     available_now: bool = False,
     checkpoint: str | None = None,
     writer: MicroBatch | KeyedBatch | None = None,
+    finish: bool = True,
 ) -> StreamingQuery:
     """Build the plan on the config's Kafka and Cassandra and start it; `writer` (bound here to the checkpoint)
-    handles each micro-batch. After an --available-now query ends, call writer.finish() (see drain)."""
+    handles each micro-batch. An --available-now query of the keyed engine closes the last windows once the topic
+    is read to the end, unless not `finish` (a backfill that more chat will follow); with the driver engine, call
+    writer.finish() after it ends (see drain)."""
     settings = DetectorSettings.from_config(config)
     kafka = (
         spark.readStream.format("kafka")
@@ -133,7 +137,7 @@ def start(
     if config["detector.engine"] == "keyed":
         assert writer is None or isinstance(writer, KeyedBatch)
         keyed_writer = (writer or KeyedBatch(config)).bind(spark, location)
-        results = detect(features(chat, spark, settings), settings, drain=available_now)
+        results = detect(features(chat, spark, settings), settings, drain=available_now and finish)
         stream = results.writeStream.foreachBatch(keyed_writer)
     else:
         assert writer is None or isinstance(writer, MicroBatch)
@@ -171,13 +175,14 @@ def drain(
     """Process what the chat topic holds now, then (finish) close the last windows: a backfill, as
     `--available-now` runs it. Raises when the query fails."""
     writer = writer or (KeyedBatch(config) if config["detector.engine"] == "keyed" else MicroBatch(config))
-    query = start(spark, config, available_now=True, checkpoint=checkpoint, writer=writer)
+    query = start(spark, config, available_now=True, checkpoint=checkpoint, writer=writer, finish=finish)
+    drained = threading.Event()
     try:
         if isinstance(writer, KeyedBatch):
-            finish = False  # the keyed step closes each partition's windows itself once it is read to the end
-            await_drained(query, writer, timeout_s)
-        query.awaitTermination(math.ceil(timeout_s))
-        if query.exception():
+            await_drained(query, writer, timeout_s, drained.set)
+            spark.sparkContext.setLogLevel("WARN")  # back from the quiet stop, for the session's next queries
+        ended_within(query, timeout_s)
+        if query.exception() and not drained.is_set():
             raise RuntimeError(f"detector failed: {str(query.exception()).splitlines()[0][:500]}")
         if query.isActive:
             query.stop()
@@ -189,15 +194,18 @@ def drain(
     return writer
 
 
-def await_drained(query: StreamingQuery, writer: KeyedBatch, timeout_s: float) -> None:
+def await_drained(query: StreamingQuery, writer: KeyedBatch, timeout_s: float, on_drained: Callable[[], None]) -> None:
     """Stop an --available-now query of the keyed engine once a batch without rows (in which every partition's
-    windows closed) is committed: with a processing-time timeout Spark would go on running empty batches."""
+    windows closed) is committed: with a processing-time timeout Spark would go on running empty batches. It ends
+    at the start of the next batch (see KeyedBatch.request_stop), with an error; on_drained is called first, to
+    tell that end apart from a failure."""
     deadline = time.monotonic() + timeout_s
     while query.isActive and time.monotonic() < deadline:
         drained = writer.drained_at
         progress = query.lastProgress
         if drained is not None and progress is not None and progress["batchId"] >= drained:
-            query.stop()
+            on_drained()
+            stop_between_batches(query, writer, max(deadline - time.monotonic(), 1.0))
             return
         time.sleep(0.2)
 
@@ -262,7 +270,7 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
         def launch() -> StreamingQuery:
             query = start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint, writer=batches)
             if args.available_now and isinstance(batches, KeyedBatch):
-                threading.Thread(target=await_drained, args=(query, batches, 1e9), daemon=True).start()
+                threading.Thread(target=await_drained, args=(query, batches, 1e9, stopping.set), daemon=True).start()
             return query
 
         code = supervise(launch, current, stopping)
@@ -318,16 +326,35 @@ class KafkaWatch(threading.Thread):
             away = problem is not None
 
 
-def stop_between_batches(query: StreamingQuery, batches: MicroBatch | KeyedBatch, timeout_s: float = 5.0) -> None:
+def stop_between_batches(query: StreamingQuery, batches: MicroBatch | KeyedBatch, timeout_s: float = 30.0) -> None:
     """Stop the query once the running micro-batch (if any) is done. One still running after timeout_s is stopped in
     the middle: Spark cancels its jobs under the Python code, the batch is not committed and runs again on restart;
     the errors of that cancellation are expected then, so they are one line, not py4j's traceback."""
-    if isinstance(batches, MicroBatch) and not batches.wait_idle(timeout_s):
+    if isinstance(batches, KeyedBatch):
+        quiet_cancellation(batches.spark)  # the query ends with StopBetweenBatches: an error on purpose
+        batches.request_stop()
+        if ended_within(query, timeout_s):
+            return
         log.info("stopping in the middle of a micro-batch; it runs again on restart", extra={"waited_s": timeout_s})
-        logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
-        warnings.filterwarnings("ignore", message="toPandas attempted Arrow optimization")
-        batches.spark.sparkContext.setLogLevel("FATAL")  # Spark's own "terminated with error" and its stack
+    elif not batches.wait_idle(timeout_s):
+        log.info("stopping in the middle of a micro-batch; it runs again on restart", extra={"waited_s": timeout_s})
+        quiet_cancellation(batches.spark)
     stop_quietly(query)
+
+
+def ended_within(query: StreamingQuery, timeout_s: float) -> bool:
+    try:
+        return bool(query.awaitTermination(math.ceil(timeout_s)))
+    except Exception:  # noqa: BLE001 - it ended with an error: the one asked for, or a failure its runner reports
+        return True
+
+
+def quiet_cancellation(spark: SparkSession) -> None:
+    """A micro-batch is about to be stopped in the middle, on purpose: the errors of its cancellation (py4j's
+    traceback, Spark's "terminated with error" and its stack) are expected, so they are not logged."""
+    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", message="toPandas attempted Arrow optimization")
+    spark.sparkContext.setLogLevel("FATAL")
 
 
 def stop_quietly(query: StreamingQuery) -> None:

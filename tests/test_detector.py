@@ -135,39 +135,46 @@ def test_each_channel_closes_its_windows_by_its_own_clock_message_by_message():
 def test_a_silent_channel_is_closed_only_once_its_partition_is_read_to_the_end_and_the_stream_moved_on():
     import pandas as pd
 
-    from jobs.state import DetectorState
+    from jobs.keyed import advance, new_partition_state
 
     base = 1_767_225_600_000
     spam = "the same spam text again and again and again"
-    batch = pd.DataFrame(
-        {
-            "channel": ["quiet"] * 5,
-            "sent_ts": [base + 1_000 + i for i in range(5)],
-            "user_login": [f"u{i}" for i in range(5)],
-            "text": [spam] * 5,
-            "norm": [spam] * 5,
-            "signature": [None] * 5,
-            "partition": [0] * 5,
-            "offset": list(range(5)),
-        }
-    )
+
+    def rows(channel: str, sent: list[int], kafka_ts: int, first_offset: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "channel": channel,
+                "sent_ts": sent,
+                "user_login": [f"u{i}" for i in range(len(sent))],
+                "text": spam,
+                "norm": spam,
+                "signature": None,
+                "offset": range(first_offset, first_offset + len(sent)),
+                "kafka_ts": kafka_ts,
+                "reason": None,
+                "raw": None,
+            }
+        )
+
+    def events(out: list[dict]) -> list[tuple[str, int, int]]:
+        return [(r["channel"], r["window_start"], r["message_count"]) for r in out if r["kind"] == "event"]
+
     lag = SETTINGS.channel_lag_ms
-    # another channel, on another partition, a lag further on in event time: the stream has moved on
-    other = batch.iloc[:1].assign(channel="busy", sent_ts=base + 1_004 + lag, partition=1, offset=0)
-    empty = batch.iloc[0:0]
-    state = DetectorState()
-    assert state.apply(batch, 0, None, SETTINGS)[0] == []
+    partition = new_partition_state()  # one Kafka partition, two channels; now = processing time of the batch
+    quiet = rows("quiet", [base + 1_000 + i for i in range(5)], kafka_ts=0, first_offset=0)
+    assert advance(partition, quiet, 0, base + 1_004, False, SETTINGS) == ([], 0)
     # silent for longer than the lag and read to the end, but nobody's chat has moved on (an outage upstream)
-    assert state.apply(empty, lag + 1, {0: 5}, SETTINGS)[0] == []
-    state.apply(other, lag + 1, None, SETTINGS)
-    # silent for longer than the lag, but partition 0 holds more than has been read: stays open
-    assert state.apply(empty, lag + 1, {0: 9, 1: 1}, SETTINGS)[0] == []
-    # not known how far the partition goes: stays open
-    assert state.apply(empty, lag + 1, None, SETTINGS)[0] == []
-    # read to the end, silent for the lag, the stream a lag further on: its window closes
-    rows, late = state.apply(empty, lag + 1, {0: 5, 1: 1}, SETTINGS)
-    assert [(r["window_start"], r["message_count"]) for r in rows if r["kind"] == "event"] == [(base, 5)]
-    assert late == 0
+    assert advance(partition, None, lag + 1, base + 1_004, False, SETTINGS) == ([], 0)
+    # the stream has moved on, but the partition is still being read (rows appended long before this batch's time,
+    # a backlog): another channel of it may not have been read up to now, so nothing is taken for silent
+    backlog = rows("busy", [base + 1_005], kafka_ts=1, first_offset=5)
+    assert advance(partition, backlog, lag + 2, base + 1_005 + lag, False, SETTINGS) == ([], 0)
+    # read to the end (a batch without its rows), silent for the lag, the stream a lag further on: the window closes
+    out, late = advance(partition, None, lag + 3, base + 1_005 + lag, False, SETTINGS)
+    assert events(out) == [("quiet", base, 5)] and late == 0
+    # a drain ends the partition: what is still open (busy's single message: no event) closes, nothing more comes
+    assert events(advance(partition, None, lag + 4, base + 1_005 + lag, True, SETTINGS)[0]) == []
+    assert partition["read_through"] == 6
 
 
 def test_python_minhash_equals_spark_ml(spark):

@@ -351,10 +351,10 @@ SETTINGS: list[Setting] = [
     Setting(
         "detector.engine",
         "str",
-        "driver",
+        "keyed",
         "Where the per-channel detection runs: driver (each micro-batch collected to the driver, the state saved "
         "beside the checkpoint) or keyed (on the executors, the state in Spark's state store keyed by Kafka "
-        "partition; being measured, see docs/operations.md).",
+        "partition; see docs/operations.md). driver is the old path, kept until it is deleted.",
         _one_of("driver", "keyed"),
     ),
     Setting("detector.trigger_s", "float", 1.0, "Micro-batch interval of the streaming job, in seconds.", _positive),

@@ -16,7 +16,7 @@ KINDS = (
     "spark jvm: tasks and the rest",
     "spark jvm: JIT compiler",
     "spark jvm: GC",
-    "python workers (decode, normalise)",
+    "python workers (decode, normalise, detection)",
     "driver (this Python process)",
     "datasketch process",
     "kafka broker",
@@ -35,7 +35,7 @@ def _kind(process: psutil.Process) -> str | None:
     if "cassandra.config" in line or "CassandraDaemon" in line:
         return "cassandra"
     if "pyspark.daemon" in line or "pyspark.worker" in line:
-        return "python workers (decode, normalise)"
+        return "python workers (decode, normalise, detection)"
     if "java" in process.name() and "spark" in line.lower():
         return "spark jvm"
     return None
@@ -66,7 +66,7 @@ def snapshot() -> dict[str, float]:
                 continue
             times = process.cpu_times()
             used = times.user + times.system
-            if kind == "python workers (decode, normalise)":
+            if kind == "python workers (decode, normalise, detection)":
                 used += times.children_user + times.children_system
             if kind == "driver (this Python process)":
                 # the datasketch baseline runs as a child process of the bench and has ended (and been reaped)

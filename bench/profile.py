@@ -3,9 +3,9 @@
     .venv/bin/python -m bench.profile [--rates 100,1000,10000] [--seconds 40] [--spam-share 0.2]
 
 For every micro-batch with input: Spark's own phases (durationMs: latestOffset, getBatch, queryPlanning,
-addBatch, walCommit, commitOffsets), the stages the detector times itself inside addBatch (MicroBatch.timings:
-read+decode+MinHash, detection, each sink write, state save; the Cassandra tables are written in the background,
-their times are the latest write's), and the Spark jobs and tasks the batch ran.
+addBatch, walCommit, commitOffsets), the stages the detector times itself inside addBatch (KeyedBatch.timings: the
+executors' read, decode, MinHash and detection, collected as events; each sink write), the stateful step's rows,
+bytes and commit time (Spark's stateOperators), and the Spark jobs and tasks the batch ran.
 Medians over the batches of the run's middle (the first 10 s are warm-up). Writes bench/results/profile.json and
 profile.md; `make bench` includes it in its report.
 """
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.isolation import BenchSpace, local_bench
-from jobs.micro_batch import MicroBatch
-from jobs.spam_detector import start
+from jobs.keyed import KeyedBatch
+from jobs.spam_detector import start, stop_between_batches
 from twitchcrement import PROJECT_ROOT
 from twitchcrement import config as configuration
 
@@ -33,7 +33,7 @@ RESULTS = PROJECT_ROOT / "bench" / "results"
 WARM_UP_S = 10
 
 
-class TimedWriter(MicroBatch):
+class TimedWriter(KeyedBatch):
     """The production writer, keeping each batch's stage timings and the Spark jobs and tasks it ran."""
 
     def __init__(self, config: configuration.Config):
@@ -63,8 +63,7 @@ class TimedWriter(MicroBatch):
                 "batch": batch_id,
                 "at": time.monotonic(),
                 "foreach_batch_s": round(elapsed, 4),
-                # the history tables are written while the next batch runs: the latest write's
-                "stages_s": {**self.timings, **{f"{k} (background)": v for k, v in self.sinks.history_timings.items()}},
+                "stages_s": dict(self.timings),
                 "jobs_in_foreach_batch": len(jobs),
                 "tasks_in_foreach_batch": tasks,
             }
@@ -104,7 +103,7 @@ def profile_rate(spark: Any, space: BenchSpace, rate: int, seconds: float, spam_
         time.sleep(3)
         progress = [p for p in query.recentProgress if p["numInputRows"]]
     finally:
-        query.stop()
+        stop_between_batches(query, writer)
         writer.close()
     steady = [b for b in writer.batches if b["at"] - began >= WARM_UP_S]
     by_batch = {b["batch"]: b for b in steady}
@@ -130,9 +129,17 @@ def profile_rate(spark: Any, space: BenchSpace, rate: int, seconds: float, spam_
         # a stage's median over the batches that ran it (sinks run only when there is something to write)
         "detector_stages_s": {k: median([b["stages_s"][k] for _, b in rows if k in b["stages_s"]]) for k in stages},
         "detector_stage_batches": {k: sum(1 for _, b in rows if k in b["stages_s"]) for k in stages},
+        # the stateful step (Spark's progress): rows and bytes it holds, the time its commit took
+        "state_rows_median": median([_state(p, "numRowsTotal") for p, _ in rows]),
+        "state_bytes_median": median([_state(p, "memoryUsedBytes") for p, _ in rows]),
+        "state_commit_s_median": median([_state(p, "commitTimeMs") / 1000 for p, _ in rows]),
         "jobs_per_batch": median([b["jobs_in_foreach_batch"] for _, b in rows]),
         "tasks_per_batch": median([b["tasks_in_foreach_batch"] for _, b in rows]),
     }
+
+
+def _state(progress: dict[str, Any], metric: str) -> float:
+    return float(sum(op.get(metric, 0) for op in progress.get("stateOperators", [])))
 
 
 def table(results: list[dict[str, Any]]) -> list[str]:
@@ -140,15 +147,16 @@ def table(results: list[dict[str, Any]]) -> list[str]:
         "## Profile of a micro-batch (live, medians over the steady batches)",
         "",
         "| offered msg/s | spam share | rows/batch | batch s (p95) | Spark phases s | detector stages s | "
-        "jobs | tasks |",
-        "|---|---|---|---|---|---|---|---|",
+        "state rows | state bytes | state commit s | jobs | tasks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         phases = ", ".join(f"{k} {v}" for k, v in r["spark_phases_s"].items() if k != "triggerExecution" and v)
         stages = ", ".join(f"{k} {v}" for k, v in r["detector_stages_s"].items())
         lines.append(
             f"| {r['offered_per_s']:,} | {r['spam_share']} | {r['input_rows_median']} | "
-            f"{r['batch_s_median']} ({r['batch_s_p95']}) | {phases} | {stages} | {r['jobs_per_batch']} | "
+            f"{r['batch_s_median']} ({r['batch_s_p95']}) | {phases} | {stages} | {r['state_rows_median']} | "
+            f"{r['state_bytes_median']} | {r['state_commit_s_median']} | {r['jobs_per_batch']} | "
             f"{r['tasks_per_batch']} |"
         )
     return lines

@@ -45,8 +45,6 @@ STATEMENTS = {
     "user_events": "SELECT window_start, event_id, channel, kind, text, message_hash, messages, first_ts, last_ts, "
     "event_messages, event_users, topic_id FROM {keyspace}.spam_events_by_user "
     "WHERE user_login = ? AND day = ? LIMIT ?",
-    "topics_by_channel": "SELECT topic_id, text, message_hash, first_seen, last_seen, windows_active, "
-    "total_messages, peak_rate, ended FROM {keyspace}.spam_topics_by_channel WHERE channel = ? AND day = ?",
 }
 
 
@@ -169,9 +167,6 @@ class History:
     def channel_events(self, channel: str, limit: int = 50, day: dt.date | None = None) -> list[Any]:
         """A channel's newest spam events of a day (today by default, UTC), newest first."""
         return self._run("events_by_channel", channel, day or _today(), limit)
-
-    def channel_topics(self, channel: str, day: dt.date | None = None) -> list[Any]:
-        return self._run("topics_by_channel", channel, day or _today())
 
     def campaigns(self, day: dt.date | None = None, limit: int = 5000) -> list[dict[str, Any]]:
         """Spam texts seen in two or more channels on a day, most messages first."""

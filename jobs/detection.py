@@ -1,9 +1,9 @@
 """Spam detection for one channel, as pure Python: window buffers, clustering, spam events and spam topics.
 
 The streaming job feeds each micro-batch's messages (already normalised and MinHashed by Spark ML) to one
-`ChannelDetector` per channel, in Kafka offset order (jobs.state); each channel keeps its own event-time clock.
-Everything a detector remembers is in `ChannelDetector`, saved with every micro-batch (jobs.state.StateStore),
-so a restarted job resumes with the same open windows and active topics.
+`ChannelDetector` per channel, in Kafka offset order (jobs.keyed); each channel keeps its own event-time clock.
+Everything a detector remembers is in `ChannelDetector` (to_state), kept in Spark's state store with every
+micro-batch, so a restarted job resumes with the same open windows and active topics.
 
 Per closed 10 s window:
 1. exact duplicates of the normalised text were aggregated on arrival (count, users, first/last time, originals),
@@ -224,7 +224,7 @@ class ChannelDetector:
     message every window that the clock has passed is closed, and a message for a closed window is late (dropped
     and counted). So what the channel emits depends only on its own messages in their order, never on how they
     were cut into micro-batches or on what other channels (other Kafka partitions, other dates) are doing.
-    A channel that falls silent is closed by its driver (`close_quiet`, see jobs.state)."""
+    A channel that falls silent is closed by its caller (`close_quiet`, see jobs.keyed)."""
 
     def __init__(self, channel: str):
         self.channel = channel
@@ -267,7 +267,7 @@ class ChannelDetector:
         return rows
 
     def close_quiet(self, silent_ms: int, settings: Settings) -> list[dict[str, Any]]:
-        """The channel has been silent for silent_ms (processing time; jobs.state says when a channel is silent):
+        """The channel has been silent for silent_ms (processing time; jobs.keyed says when a channel is silent):
         its clock moves on by that much, closing its windows and ending its quiet topics."""
         return self.close_windows(self.newest_ts - settings.watermark_ms + silent_ms, settings)
 
@@ -289,12 +289,6 @@ class ChannelDetector:
         self.closed_through = max(self.closed_through, watermark)
         self._next_end = min((s + settings.window_ms for s in self.windows), default=0)
         return out
-
-    def next_deadline(self, settings: Settings) -> int | None:
-        """The event time at which something is due: a window to close or a topic to end."""
-        due = [s + settings.window_ms for s in self.windows]
-        due += [t.last_seen + settings.topic_quiet_ms for t in self.topics.values()]
-        return min(due) if due else None
 
     def is_empty(self) -> bool:
         return not self.windows and not self.topics

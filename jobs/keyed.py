@@ -1,4 +1,4 @@
-"""The per-channel detection on the executors, its state in Spark's state store (detector.engine = keyed).
+"""The per-channel detection on the executors, its state in Spark's state store.
 
     featured chat rows (jobs.pipeline) -> groupBy(Kafka partition).applyInPandasWithState(detect_partition)
       -> event, topic, dead-letter and summary rows -> foreachBatch (KeyedBatch): Kafka spammessage, Cassandra
@@ -199,7 +199,7 @@ def detect_partition(
 ) -> Callable[[tuple[Any, ...], Iterator[pd.DataFrame], GroupState], Iterator[pd.DataFrame]]:
     """The function Spark calls once per Kafka partition and micro-batch. drain: the query reads what the topic
     held at its start (--available-now), so a call without rows is the end of the partition's input: every open
-    window closes, as the driver's `finish` did."""
+    window closes (ChannelDetector.finish)."""
     shape = state_shape(settings)
 
     def run(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
@@ -267,7 +267,7 @@ class StopBetweenBatches(RuntimeError):
 
 
 class KeyedBatch:
-    """The foreachBatch function of the keyed engine: the driver sees the stateful step's output only (events,
+    """The foreachBatch function of the detector: the driver sees the stateful step's output only (events,
     topic updates, dead letters, summaries), writes it to Kafka and Cassandra, and keeps the summaries for the
     metrics. `drained_at` is the first batch in which no partition had rows, not counting the first of a start (a
     drain is then over)."""
@@ -284,8 +284,11 @@ class KeyedBatch:
         self._consumer: Any = None
         self._stop_requested = threading.Event()
 
-    def bind(self, spark: SparkSession, checkpoint: str) -> KeyedBatch:
+    def bind(self, spark: SparkSession) -> KeyedBatch:
+        """Ready for a (re)started query: its own sinks (the last query's are closed), no stop asked for."""
         self.spark = spark
+        if self._sinks is not None:
+            self._sinks.close()
         self._sinks = Sinks(self.config, spark)
         self._stop_requested.clear()
         self._first_batch = None
@@ -313,13 +316,8 @@ class KeyedBatch:
         rows = [self._detector_row(r) for r in records if r["kind"] in ("event", "topic")]
         dead = [(r["reason"], r["raw"], r["kafka_ts"]) for r in records if r["kind"] == "dead"]
         summaries = [r for r in records if r["kind"] == "summary"]
-        assert self._sinks is not None, "KeyedBatch.bind(spark, checkpoint) must come first"
+        assert self._sinks is not None, "KeyedBatch.bind(spark) must come first"
         self._sinks.write(rows, dead, self.timings)
-        # Spark commits the batch when this function returns, and its checkpoint is the only recovery: the history
-        # rows must be in Cassandra by then (written in the background, a SIGKILL after the commit lost them).
-        began = time.perf_counter()
-        self._sinks.wait_for_history()
-        self.timings["cassandra history (before the commit)"] = round(time.perf_counter() - began, 4)
         self.alerts.observe(rows)
         read = 0
         for summary in summaries:

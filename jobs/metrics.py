@@ -20,7 +20,6 @@ from twitchcrement.metrics import Check, Endpoint
 
 if TYPE_CHECKING:
     from jobs.keyed import KeyedBatch
-    from jobs.micro_batch import MicroBatch
 
 PREFIX = "twitchcrement_detector"
 BATCH_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120)
@@ -36,7 +35,7 @@ def batch_histogram(registry: CollectorRegistry) -> Histogram:
 
 
 class DetectorCollector(Collector):
-    def __init__(self, batches: MicroBatch | KeyedBatch, latest: Callable[[], dict[str, Any]]):
+    def __init__(self, batches: KeyedBatch, latest: Callable[[], dict[str, Any]]):
         self.batches, self.latest = batches, latest
 
     def collect(self) -> Iterator[Any]:
@@ -121,7 +120,7 @@ class CassandraCheck:
 
 def serve(
     config: Config,
-    batches: MicroBatch | KeyedBatch,
+    batches: KeyedBatch,
     latest: Callable[[], dict[str, Any]],
     registry: CollectorRegistry,
     kafka: Check,

@@ -1,10 +1,10 @@
 """The spam detector's streaming plan, the part that runs on the executors. Functions take DataFrames and return
-DataFrames; jobs.spam_detector.start wires them to Kafka, and jobs.micro_batch handles each micro-batch.
+DataFrames; jobs.spam_detector.start wires them to Kafka.
 
     Kafka chatmessage -> decode + normalise in one Python pass (bad records keyed to the dead-letter route)
       -> shingles, HashingTF + MinHashLSH (Spark ML) in one JVM call a row -> signature
-      -> foreachBatch (jobs.micro_batch): per channel, in offset order, windows, clusters, events, topics
-         (jobs.state, jobs.detection) -> Kafka spammessage + dead-letter topic, Cassandra tables (jobs.sinks)
+      -> per Kafka partition in Spark's state (jobs.keyed): per channel, in offset order, windows, clusters,
+         events, topics (jobs.detection) -> foreachBatch: Kafka spammessage + dead-letter topic, Cassandra (jobs.sinks)
 """
 
 from __future__ import annotations
@@ -34,21 +34,6 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
 
 DEADLETTER_KEY = ""  # the channel key of records that could not be decoded (no real channel is empty)
-TICK_KEY = "~tick"  # the channel key of the clock's rows (no real channel has a '~')
-# What each micro-batch hands the driver (jobs.micro_batch), per message.
-BATCH_COLUMNS = [
-    "channel",
-    "sent_ts",
-    "user_login",
-    "text",
-    "norm",
-    "signature",
-    "partition",
-    "offset",
-    "reason",
-    "raw",
-    "kafka_ts",
-]
 SIGNATURE_FUNCTION = "twitchcrement_minhash_signature"
 DECODED_FIELDS = [
     ("channel", "string"),
@@ -202,19 +187,3 @@ def features(chat: DataFrame, spark: SparkSession, settings: DetectorSettings) -
     """Adds signature: the MinHash values of the normalised text from Spark ML (see register_signature_function)."""
     register_signature_function(spark, settings)
     return chat.withColumn("signature", F.call_udf(SIGNATURE_FUNCTION, F.col("norm")))
-
-
-def with_ticks(featured: DataFrame, spark: SparkSession) -> DataFrame:
-    """The featured chat (BATCH_COLUMNS) plus one row a second from Spark's rate source, keyed TICK_KEY: Spark
-    runs a micro-batch only when a source has new rows, and a silent channel's windows must still close while
-    the chat topic is quiet. The rate source's offsets are checkpointed like Kafka's, so a replay is the same."""
-    chat = featured.select(*BATCH_COLUMNS)
-    ticks = spark.readStream.format("rate").option("rowsPerSecond", 1).load()
-    return chat.unionByName(
-        ticks.select(
-            *[
-                (F.lit(TICK_KEY) if f.name == "channel" else F.lit(None)).cast(f.dataType).alias(f.name)
-                for f in chat.schema.fields
-            ]
-        )
-    )

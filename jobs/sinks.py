@@ -12,7 +12,6 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import msgpack
@@ -30,8 +29,6 @@ warnings.filterwarnings("ignore", message="is_categorical_dtype is deprecated", 
 
 CONNECTOR = "org.apache.spark.sql.cassandra"
 RETRIES: collections.Counter[str] = collections.Counter()  # sink writes retried since the process started, by sink
-# How many micro-batches the history tables may trail Kafka's spam topic before a batch waits for them.
-MAX_HISTORY_LAG_BATCHES = 20
 # The detector's output rows (jobs.detection): kind is event | topic; each kind fills its own columns.
 OUTPUT_FIELDS = [
     ("kind", "string"),
@@ -314,16 +311,10 @@ def with_retries(
 
 class Sinks:
     """Where detector output goes: spam records and dead letters to Kafka (a producer in the driver: the rows are
-    few, and a Spark job per topic cost more than the write), then the Cassandra tables through
-    spark-cassandra-connector. Every write is retried while its service is away.
-
-    Kafka is written before `write` returns. The history tables are written in a thread of their own while the next
-    micro-batches run: a history write is nine connector jobs, 1.3-2 s whatever its size, so the rows of the batches
-    that end while one is running wait and go together in the next one. `write` waits only when the history
-    trails by MAX_HISTORY_LAG_BATCHES batches, so a slow or absent Cassandra still holds the stream back, and an
-    error that retrying cannot fix surfaces in the batch after it. A state snapshot does not wait for the history:
-    it carries the rows not yet known to be written (`unconfirmed_history`), and a restart writes them again
-    (jobs.micro_batch). `wait_for_history` writes everything handed over (the end of a drain, closing)."""
+    few, and a Spark job per topic cost more than the write), then the history tables in Cassandra through
+    spark-cassandra-connector. Both are written before `write` returns, so before Spark commits the micro-batch:
+    its checkpoint is the only recovery, and a batch that runs again writes the same rows again (idempotent
+    upserts). Every write is retried while its service is away, which holds the stream back."""
 
     def __init__(self, config: Config, spark: Any):
         self.config = config
@@ -332,12 +323,6 @@ class Sinks:
         self.spam_topic = config["kafka.spam_topic"]
         self.deadletter_topic = config["kafka.deadletter_topic"]
         self._producer: Any = None
-        self._history_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cassandra-history")
-        self._history: Future | None = None  # the write running now, of these rows:
-        self._writing: list[dict[str, Any]] = []
-        self._unwritten: list[dict[str, Any]] = []  # rows handed over while it runs: they go in the next write
-        self._unwritten_batches = 0
-        self.history_timings: dict[str, float] = {}  # seconds per table of the latest history write (bench)
 
     def write(self, rows: list[dict[str, Any]], dead: list[tuple[str, bytes, int]], timings: dict[str, float]) -> None:
         spam = [spam_record(r) for r in rows]
@@ -353,47 +338,7 @@ class Sinks:
             ]
             with_retries("kafka dead letters", lambda: self._send(self.deadletter_topic, values), timings=timings)
         if rows:
-            self._unwritten += rows
-            self._unwritten_batches += 1
-        began = time.perf_counter()
-        self._start_history_write(wait=self._unwritten_batches >= MAX_HISTORY_LAG_BATCHES)
-        timings["wait for the history writer"] = round(time.perf_counter() - began, 4)
-
-    def _start_history_write(self, wait: bool) -> None:
-        """Hand the unwritten rows to the history thread, unless it is still busy and `wait` is False (they then go
-        with a later batch). Raises the error of the write that ran before."""
-        if self._history is not None and not self._history.done() and not wait:
-            return
-        pending, self._history = self._history, None
-        if pending is not None:
-            pending.result()
-        self._writing = []
-        if self._unwritten:
-            self._writing, self._unwritten, self._unwritten_batches = self._unwritten, [], 0
-            self._history = self._history_writer.submit(self.write_history, self._writing)
-
-    def unconfirmed_history(self) -> list[dict[str, Any]]:
-        """The rows handed over that are not known to be written yet (a state snapshot carries them)."""
-        return [*self._writing, *self._unwritten]
-
-    def wait_for_history(self, raise_error: bool = True) -> None:
-        """Block until every row handed over is written; raises the error if some could not be. With raise_error
-        False (a replay after a failure, which writes its batches' rows again anyway) the rows not yet handed to
-        the thread are dropped and a running write's error is ignored."""
-        if not raise_error:
-            self._writing, self._unwritten, self._unwritten_batches = [], [], 0
-            pending, self._history = self._history, None
-            if pending is not None:
-                pending.exception()  # waits for it
-            return
-        self._start_history_write(wait=True)
-        self._start_history_write(wait=True)  # the rows that were waiting behind the running write
-
-    def write_history(self, rows: list[dict[str, Any]]) -> None:
-        """The rows into the Cassandra tables, now (a replay after a restart writes its batches' rows again)."""
-        timings: dict[str, float] = {}
-        self._cassandra(rows, timings)
-        self.history_timings = timings
+            self._cassandra(rows, timings)
 
     def _send(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
         if self._producer is None:
@@ -406,7 +351,7 @@ class Sinks:
     def _cassandra(self, rows: list[dict[str, Any]], timings: dict[str, float]) -> None:
         rows = newest_topic_updates(rows)
         # From pandas, so Spark takes the rows through Arrow in the JVM: from a list they would be pickled and
-        # converted again for each of the six writes: 40 rows to six tables took 2.6 s that way, 1.5 s this way.
+        # converted again for each table written: 40 rows to six tables took 2.6 s that way, 1.5 s this way.
         frame = self.spark.createDataFrame(
             pd.DataFrame([[r.get(c) for c in OUTPUT_COLUMNS] for r in rows], columns=OUTPUT_COLUMNS), OUTPUT_SCHEMA
         )
@@ -433,7 +378,7 @@ class Sinks:
             )
 
         # One table after the other: written at once, the connector's writes hung for good when Cassandra went
-        # away mid-write (all six waiting on the dropped session; test_faults' Cassandra outage).
+        # away mid-write (all of them waiting on the dropped session; test_faults' Cassandra outage).
         for table in wanted:
             save(table)
 
@@ -443,13 +388,6 @@ class Sinks:
         self.spark.sparkContext._jvm.com.datastax.spark.connector.cql.CassandraConnector.evictCache()
 
     def close(self) -> None:
-        try:
-            self.wait_for_history()
-        finally:
-            self._history_writer.shutdown(wait=True)
-            self._close_producer()
-
-    def _close_producer(self) -> None:
         if self._producer is not None:
             try:
                 self._producer.close(timeout=10)

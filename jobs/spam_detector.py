@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,7 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from jobs import metrics
 from jobs.keyed import KeyedBatch, detect
-from jobs.micro_batch import MicroBatch
-from jobs.pipeline import DetectorSettings, decode, features, with_ticks
+from jobs.pipeline import DetectorSettings, decode, features
 from jobs.sinks import is_transient
 from twitchcrement import config as configuration
 from twitchcrement.cli import command, configure
@@ -59,7 +57,7 @@ class ProgressLog(StreamingQueryListener):
     def __init__(
         self,
         metrics_file: Path | None = None,
-        batches: MicroBatch | KeyedBatch | None = None,
+        batches: KeyedBatch | None = None,
         batch_seconds: Any = None,
         stopping: threading.Event | None = None,
     ):
@@ -91,8 +89,7 @@ class ProgressLog(StreamingQueryListener):
         self.last_progress_at = time.monotonic()
         if self.batch_seconds is not None:
             self.batch_seconds.observe(progress.batchDuration / 1000)
-        chat = progress.sources[0].numInputRows if progress.sources else progress.numInputRows  # not the ticks
-        if chat:
+        if progress.numInputRows:
             log.info("micro-batch", extra=metrics)
         if self.metrics_file is not None:
             self.metrics_file.parent.mkdir(parents=True, exist_ok=True)
@@ -115,13 +112,12 @@ def start(
     *,
     available_now: bool = False,
     checkpoint: str | None = None,
-    writer: MicroBatch | KeyedBatch | None = None,
+    writer: KeyedBatch | None = None,
     finish: bool = True,
 ) -> StreamingQuery:
-    """Build the plan on the config's Kafka and Cassandra and start it; `writer` (bound here to the checkpoint)
-    handles each micro-batch. An --available-now query of the keyed engine closes the last windows once the topic
-    is read to the end, unless not `finish` (a backfill that more chat will follow); with the driver engine, call
-    writer.finish() after it ends (see drain)."""
+    """Build the plan on the config's Kafka and Cassandra and start it; `writer` (bound here to the session)
+    writes each micro-batch's events. An --available-now query closes the last windows once the topic is read to
+    the end, unless not `finish` (a backfill that more chat will follow); see drain for how it ends."""
     settings = DetectorSettings.from_config(config)
     kafka = (
         spark.readStream.format("kafka")
@@ -134,16 +130,8 @@ def start(
     )
     chat = decode(kafka)
     location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
-    if config["detector.engine"] == "keyed":
-        assert writer is None or isinstance(writer, KeyedBatch)
-        keyed_writer = (writer or KeyedBatch(config)).bind(spark, location)
-        results = detect(features(chat, spark, settings), settings, drain=available_now and finish)
-        stream = results.writeStream.foreachBatch(keyed_writer)
-    else:
-        assert writer is None or isinstance(writer, MicroBatch)
-        driver_writer = (writer or MicroBatch(config)).bind(spark, location)
-        driver_writer.store.check_layout()
-        stream = with_ticks(features(chat, spark, settings), spark).writeStream.foreachBatch(driver_writer)
+    results = detect(features(chat, spark, settings), settings, drain=available_now and finish)
+    stream = results.writeStream.foreachBatch((writer or KeyedBatch(config)).bind(spark))
     stream = stream.queryName(QUERY_NAME).outputMode("append").option("checkpointLocation", location)
     stream = (
         stream.trigger(availableNow=True)
@@ -169,33 +157,35 @@ def drain(
     checkpoint: str,
     *,
     finish: bool = True,
-    writer: MicroBatch | KeyedBatch | None = None,
+    writer: KeyedBatch | None = None,
     timeout_s: float = 3600,
-) -> MicroBatch | KeyedBatch:
+) -> KeyedBatch:
     """Process what the chat topic holds now, then (finish) close the last windows: a backfill, as
     `--available-now` runs it. Raises when the query fails."""
-    writer = writer or (KeyedBatch(config) if config["detector.engine"] == "keyed" else MicroBatch(config))
+    writer = writer or KeyedBatch(config)
     query = start(spark, config, available_now=True, checkpoint=checkpoint, writer=writer, finish=finish)
-    drained = threading.Event()
     try:
-        if isinstance(writer, KeyedBatch):
-            await_drained(query, writer, timeout_s, drained.set)
-            spark.sparkContext.setLogLevel("WARN")  # back from the quiet stop, for the session's next queries
-        ended_within(query, timeout_s)
-        if query.exception() and not drained.is_set():
-            raise RuntimeError(f"detector failed: {str(query.exception()).splitlines()[0][:500]}")
-        if query.isActive:
-            query.stop()
-            raise TimeoutError(f"the drain did not end within {timeout_s:.0f} s")
-        if finish and isinstance(writer, MicroBatch):
-            writer.finish()
+        wait_for_drain(query, writer, timeout_s)
     finally:
         writer.close()
     return writer
 
 
+def wait_for_drain(query: StreamingQuery, writer: KeyedBatch, timeout_s: float) -> None:
+    """Wait until an --available-now query has written what the topic held, then stop it (see await_drained).
+    Raises when the query fails or does not end within timeout_s."""
+    drained = threading.Event()
+    await_drained(query, writer, timeout_s, drained.set)
+    ended_within(query, timeout_s)
+    if query.exception() and not drained.is_set():
+        raise RuntimeError(f"detector failed: {str(query.exception()).splitlines()[0][:500]}")
+    if query.isActive:
+        stop_between_batches(query, writer)
+        raise TimeoutError(f"the drain did not end within {timeout_s:.0f} s")
+
+
 def await_drained(query: StreamingQuery, writer: KeyedBatch, timeout_s: float, on_drained: Callable[[], None]) -> None:
-    """Stop an --available-now query of the keyed engine once a batch without rows (in which every partition's
+    """Stop an --available-now query once a batch without rows (in which every partition's
     windows closed) is committed: with a processing-time timeout Spark would go on running empty batches. It ends
     at the start of the next batch (see KeyedBatch.request_stop), with an error; on_drained is called first, to
     tell that end apart from a failure."""
@@ -237,9 +227,7 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    batches: MicroBatch | KeyedBatch = (
-        KeyedBatch(config) if config["detector.engine"] == "keyed" else MicroBatch(config)
-    )
+    batches = KeyedBatch(config)
     registry = CollectorRegistry()
     listener = ProgressLog(
         config.path("local.data_dir") / "detector" / "metrics.json",
@@ -269,14 +257,11 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
 
         def launch() -> StreamingQuery:
             query = start(spark, config, available_now=args.available_now, checkpoint=args.checkpoint, writer=batches)
-            if args.available_now and isinstance(batches, KeyedBatch):
+            if args.available_now:
                 threading.Thread(target=await_drained, args=(query, batches, 1e9, stopping.set), daemon=True).start()
             return query
 
-        code = supervise(launch, current, stopping)
-        if code == 0 and args.available_now and not stopping.is_set() and isinstance(batches, MicroBatch):
-            batches.finish()
-        return code
+        return supervise(launch, current, stopping)
     finally:
         stopping.set()
         for stopper in stoppers:
@@ -326,20 +311,22 @@ class KafkaWatch(threading.Thread):
             away = problem is not None
 
 
-def stop_between_batches(query: StreamingQuery, batches: MicroBatch | KeyedBatch, timeout_s: float = 30.0) -> None:
-    """Stop the query once the running micro-batch (if any) is done. One still running after timeout_s is stopped in
-    the middle: Spark cancels its jobs under the Python code, the batch is not committed and runs again on restart;
-    the errors of that cancellation are expected then, so they are one line, not py4j's traceback."""
-    if isinstance(batches, KeyedBatch):
-        quiet_cancellation(batches.spark)  # the query ends with StopBetweenBatches: an error on purpose
-        batches.request_stop()
-        if ended_within(query, timeout_s):
-            return
+def stop_between_batches(query: StreamingQuery, batches: KeyedBatch, timeout_s: float = 30.0) -> None:
+    """Stop the query before its next micro-batch (see KeyedBatch.request_stop). One still running after timeout_s
+    is stopped in the middle: Spark cancels its jobs under the Python code, the batch is not committed and runs
+    again on restart."""
+    # The query ends with StopBetweenBatches (or, after timeout_s, cancelled): an error on purpose, so neither
+    # Spark's "terminated with error" and its stack nor py4j's traceback is logged.
+    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+    context = batches.spark.sparkContext
+    jvm: Any = context._jvm
+    level = str(jvm.org.apache.logging.log4j.LogManager.getRootLogger().getLevel())
+    context.setLogLevel("FATAL")
+    batches.request_stop()
+    if not ended_within(query, timeout_s):
         log.info("stopping in the middle of a micro-batch; it runs again on restart", extra={"waited_s": timeout_s})
-    elif not batches.wait_idle(timeout_s):
-        log.info("stopping in the middle of a micro-batch; it runs again on restart", extra={"waited_s": timeout_s})
-        quiet_cancellation(batches.spark)
-    stop_quietly(query)
+        stop_quietly(query)
+    context.setLogLevel(level)  # for the session's next queries
 
 
 def ended_within(query: StreamingQuery, timeout_s: float) -> bool:
@@ -347,14 +334,6 @@ def ended_within(query: StreamingQuery, timeout_s: float) -> bool:
         return bool(query.awaitTermination(math.ceil(timeout_s)))
     except Exception:  # noqa: BLE001 - it ended with an error: the one asked for, or a failure its runner reports
         return True
-
-
-def quiet_cancellation(spark: SparkSession) -> None:
-    """A micro-batch is about to be stopped in the middle, on purpose: the errors of its cancellation (py4j's
-    traceback, Spark's "terminated with error" and its stack) are expected, so they are not logged."""
-    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
-    warnings.filterwarnings("ignore", message="toPandas attempted Arrow optimization")
-    spark.sparkContext.setLogLevel("FATAL")
 
 
 def stop_quietly(query: StreamingQuery) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ingest.sink import ChatSink
 from jobs.detection import ChannelDetector, Settings
-from jobs.micro_batch import MicroBatch
+from jobs.keyed import KeyedBatch
 from jobs.spam_detector import drain
 from services.schema import ensure_topics
 from tests.conftest import TEST_ENVIRONMENT
@@ -61,7 +61,7 @@ def flush_message(after_ts: int, seconds: int = 120) -> ChatMessage:
     )
 
 
-def run(spark, config: Config, checkpoint: Path, finish: bool = True) -> MicroBatch:
+def run(spark, config: Config, checkpoint: Path, finish: bool = True) -> KeyedBatch:
     """Drain the chat topic with the real job (finish: then close the last windows, as --available-now does)."""
     return drain(spark, config, str(checkpoint), finish=finish, timeout_s=900)
 

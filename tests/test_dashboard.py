@@ -28,8 +28,8 @@ from dashboard.live import LiveFeed
 from ingest import replay
 from ingest.captures import Capture
 from ingest.sink import ChatSink
-from jobs.micro_batch import MicroBatch
-from jobs.spam_detector import start
+from jobs.keyed import KeyedBatch
+from jobs.spam_detector import start, stop_between_batches
 from tests.browser import chromium, page_text
 from tests.detector_harness import fresh_config
 from tests.test_metrics import ready, scrape
@@ -118,7 +118,8 @@ def world(platform: Config, spark, tmp_path_factory) -> World:
     variant = f"{tag} WHO ASKED LULW NOBODY ASKED this copypasta is everywhere todayy KEKW"
     campaign = f"{tag} follow my other channel for free giveaways PogChamp"
     checkpoint = tmp_path_factory.mktemp("dashboard-detector")
-    query = start(spark, config, checkpoint=str(checkpoint), writer=MicroBatch(config))
+    batches = KeyedBatch(config)
+    query = start(spark, config, checkpoint=str(checkpoint), writer=batches)
     now_ms = int(time.time() * 1000)
     # The capture is from another day: shift it onto today's clock beside the scripted spam; replay both at their
     # pace, restamped to now, as the demo does.
@@ -155,7 +156,7 @@ def world(platform: Config, spark, tmp_path_factory) -> World:
     finally:
         stop.set()
         replayed.wait(60)
-        query.stop()
+        stop_between_batches(query, batches)
         feed.stop()
         history.stop()
 

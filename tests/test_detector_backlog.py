@@ -65,12 +65,8 @@ def multi_date(platform, shared_data):
     return config, messages
 
 
-ENGINES = ["driver", "keyed"]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
-def test_a_multi_date_backlog_gives_the_same_events_however_it_is_cut(multi_date, spark, tmp_path, artifacts, engine):
+def test_a_multi_date_backlog_gives_the_same_events_however_it_is_cut(multi_date, spark, tmp_path, artifacts):
     config, messages = multi_date
     expected, expected_late = expected_events(messages)
     assert expected_late == 0 and len(expected) > 100
@@ -78,7 +74,6 @@ def test_a_multi_date_backlog_gives_the_same_events_however_it_is_cut(multi_date
     for limit in (2_000, 10_000, None):
         out = config.with_overrides(
             kafka__spam_topic=f"test-spam-{uuid.uuid4().hex[:8]}",
-            detector__engine=engine,
             **({"detector__max_offsets_per_trigger": limit} if limit else {}),
         )
         from services.schema import ensure_topics
@@ -97,25 +92,18 @@ def test_a_multi_date_backlog_gives_the_same_events_however_it_is_cut(multi_date
         assert writer.totals["late_dropped"] == 0, limit
         assert {e.event_id for e in events} == expected, limit
         assert writer.totals["messages"] == len(messages)
-    (artifacts / f"backlog-{engine}.md").write_text("\n".join(lines) + "\n")
+    (artifacts / "backlog.md").write_text("\n".join(lines) + "\n")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
-def test_the_same_events_after_three_sigkills_in_a_cut_backlog(multi_date, tmp_path, engine):
+def test_the_same_events_after_three_sigkills_in_a_cut_backlog(multi_date, tmp_path):
     config, messages = multi_date
     expected, _ = expected_events(messages)
     out = config.with_overrides(kafka__spam_topic=f"test-spam-{uuid.uuid4().hex[:8]}")
     from services.schema import ensure_topics
 
     ensure_topics(out, [out["kafka.spam_topic"]])
-    # snapshots every 2 s: the restarts start from a snapshot and replay the batches after it
-    detector = DetectorProcess(
-        out,
-        tmp_path,
-        max_offsets_per_trigger=2_000,
-        extra_env={"TWITCHCREMENT_DETECTOR_STATE_SNAPSHOT_S": "2", "TWITCHCREMENT_DETECTOR_ENGINE": engine},
-    )
+    detector = DetectorProcess(out, tmp_path, max_offsets_per_trigger=2_000)
     detector.launch()
     try:
         for kill in range(3):
@@ -138,18 +126,14 @@ def test_the_same_events_after_three_sigkills_in_a_cut_backlog(multi_date, tmp_p
     events, _ = spam_records(out)
     assert {e.event_id for e in events} == expected
     log = detector.log_text()
-    if engine == "driver":
-        assert "replaying batches" in log or "detector state restored" in log
-    else:
-        assert log.count("query started") >= 4  # restarted three times from Spark's checkpoint
+    assert log.count("query started") >= 4  # restarted three times from Spark's checkpoint
     assert sum(int(n) for n in re.findall(r"late_dropped=(\d+)", log)) == 0
     assert "Traceback" not in log
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
-def test_an_uneven_backlog_after_an_outage_loses_nothing(platform, tmp_path, engine):
-    config = fresh_config(platform).with_overrides(detector__engine=engine)
+def test_an_uneven_backlog_after_an_outage_loses_nothing(platform, tmp_path):
+    config = fresh_config(platform)
     prefix = f"out{uuid.uuid4().hex[:5]}"
     now = int(time.time() * 1000) // 10_000 * 10_000
     steady = list(Generator(SynthSettings(rate=60, seconds=60, channels=4, seed=41, prefix=prefix, start_ms=now)))
@@ -165,9 +149,7 @@ def test_an_uneven_backlog_after_an_outage_loses_nothing(platform, tmp_path, eng
     ]
     before = [m for m in steady if m.sent_ts < now + 20_000]
     during = sorted([m for m in steady if m.sent_ts >= now + 20_000] + burst, key=lambda m: m.sent_ts)
-    detector = DetectorProcess(
-        config, tmp_path, max_offsets_per_trigger=400, extra_env={"TWITCHCREMENT_DETECTOR_ENGINE": engine}
-    )
+    detector = DetectorProcess(config, tmp_path, max_offsets_per_trigger=400)
     produce(config, before)
     detector.launch()
     try:

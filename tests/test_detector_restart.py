@@ -88,18 +88,3 @@ def test_sigkill_three_times_and_restart_from_checkpoint_keeps_every_event_once(
     for event in {e.event_id: e for e in on_kafka}.values():
         logins = [row.user_login for row in stored_event_users(config, event)]
         assert len(logins) == len(set(logins)) == event.distinct_users, event.event_id
-
-
-def test_a_snapshot_of_another_state_layout_is_one_clear_error(tmp_path):
-    from jobs.state import DetectorState, StateLayoutChanged, StateStore
-
-    store = StateStore(str(tmp_path))
-    old = DetectorState(batch_id=4)
-    del old.layout  # what a release before layout 2 pickled: no layout field at all
-    store.save(old)
-    with pytest.raises(
-        StateLayoutChanged, match="has layout 1, this release reads layout 2: start with a new checkpoint"
-    ):
-        store.load_before(9)
-    store.save(DetectorState(batch_id=5))
-    assert store.load_before(9).batch_id == 5

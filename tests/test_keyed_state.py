@@ -1,4 +1,4 @@
-"""The keyed engine's state (jobs.keyed): each channel's detector as msgpack data, and the shape check."""
+"""The detector's state (jobs.keyed): each channel's detector as msgpack data, and the shape check."""
 
 from __future__ import annotations
 

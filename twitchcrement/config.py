@@ -341,22 +341,6 @@ SETTINGS: list[Setting] = [
         "event time. A channel whose partition is behind, or whose chat is delayed with everyone's, stays open.",
         _non_negative,
     ),
-    Setting(
-        "detector.state_snapshot_s",
-        "float",
-        30.0,
-        "Seconds between snapshots of the detector's state; a restart replays at most this much chat from Kafka.",
-        _positive,
-    ),
-    Setting(
-        "detector.engine",
-        "str",
-        "keyed",
-        "Where the per-channel detection runs: driver (each micro-batch collected to the driver, the state saved "
-        "beside the checkpoint) or keyed (on the executors, the state in Spark's state store keyed by Kafka "
-        "partition; see docs/operations.md). driver is the old path, kept until it is deleted.",
-        _one_of("driver", "keyed"),
-    ),
     Setting("detector.trigger_s", "float", 1.0, "Micro-batch interval of the streaming job, in seconds.", _positive),
     Setting(
         "detector.starting_offsets",

@@ -99,7 +99,7 @@ class ProgressLog(StreamingQueryListener):
         self.last_progress_at = time.monotonic()  # nothing new, and Kafka said so
 
     def onQueryTerminated(self, event: Any) -> None:
-        if self.stopping.is_set():  # a micro-batch cut short by the stop fails: expected, and it runs again
+        if self.stopping.is_set():  # a stop ends the query with an error on purpose (StopBetweenBatches)
             log.info("query stopped", extra={"id": str(event.id)})
             return
         first_line = (event.exception or "").strip().splitlines()[:1]

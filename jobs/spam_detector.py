@@ -33,6 +33,7 @@ from jobs.sinks import is_transient
 from twitchcrement import config as configuration
 from twitchcrement.cli import command, configure
 from twitchcrement.clients import ServiceRefused, check_cassandra_login, kafka_problem
+from twitchcrement.errors import UserError
 from twitchcrement.spark import kafka_options, session
 
 log = logging.getLogger("jobs.spam_detector")
@@ -118,6 +119,10 @@ def start(
     """Build the plan on the config's Kafka and Cassandra and start it; `writer` (bound here to the session)
     writes each micro-batch's events. An --available-now query closes the last windows once the topic is read to
     the end, unless not `finish` (a backfill that more chat will follow); see drain for how it ends."""
+    location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
+    problem = outdated_checkpoint(location)
+    if problem:
+        raise UserError(problem)
     settings = DetectorSettings.from_config(config)
     kafka = (
         spark.readStream.format("kafka")
@@ -129,7 +134,6 @@ def start(
         .load()
     )
     chat = decode(kafka)
-    location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
     results = detect(features(chat, spark, settings), settings, drain=available_now and finish)
     stream = results.writeStream.foreachBatch((writer or KeyedBatch(config)).bind(spark))
     stream = stream.queryName(QUERY_NAME).outputMode("append").option("checkpointLocation", location)
@@ -149,6 +153,20 @@ def start(
         },
     )
     return stream.start()
+
+
+def outdated_checkpoint(location: str) -> str | None:
+    """Why this release cannot resume the checkpoint at `location` (one line), or None. Releases before this one
+    kept the detector state beside Spark's, in a `detector-state` folder, and their plan had other sources and no
+    state operator: Spark would refuse it with an error about neither. (A local folder only: a checkpoint on HDFS
+    or S3 of such a release is refused by Spark.)"""
+    if (Path(location) / "detector-state").is_dir():
+        return (
+            f"the checkpoint {location} was written by a release that kept the detector state beside Spark's "
+            f"(detector-state/); this one cannot resume it: start with a new checkpoint (--checkpoint) over the "
+            f"retained chat"
+        )
+    return None
 
 
 def drain(

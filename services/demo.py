@@ -74,13 +74,13 @@ def dashboard_url(config: Config) -> str:
 
 
 def set_aside_outdated_checkpoint(config: Config) -> None:
-    """The demo's detector resumes from its checkpoint; one that an older release wrote with the detector state
-    beside Spark's (a `detector-state` folder) cannot be resumed by this one. The demo is a local playground: it
+    """The demo's detector resumes from its checkpoint; one that an older release wrote (see
+    jobs.spam_detector.outdated_checkpoint) cannot be resumed by this one. The demo is a local playground: it
     moves such a checkpoint aside and starts afresh, where a production job stops and says so."""
-    from jobs.spam_detector import QUERY_NAME
+    from jobs.spam_detector import QUERY_NAME, outdated_checkpoint
 
     location = config.path("spark.checkpoint_dir") / QUERY_NAME
-    if not (location / "detector-state").exists():
+    if not outdated_checkpoint(str(location)):
         return
     aside = location.with_name(f"{QUERY_NAME}.outdated-{int(time.time())}")
     location.rename(aside)

@@ -88,3 +88,13 @@ def test_sigkill_three_times_and_restart_from_checkpoint_keeps_every_event_once(
     for event in {e.event_id: e for e in on_kafka}.values():
         logins = [row.user_login for row in stored_event_users(config, event)]
         assert len(logins) == len(set(logins)) == event.distinct_users, event.event_id
+
+
+def test_a_checkpoint_of_the_release_before_is_one_clear_error(platform, spark, tmp_path):
+    from jobs.spam_detector import start
+    from twitchcrement.errors import UserError
+
+    (tmp_path / "detector-state").mkdir()  # what the release before kept beside Spark's checkpoint
+    with pytest.raises(UserError, match=r"^the checkpoint .* was written by a release that kept the detector state"):
+        start(spark, platform, checkpoint=str(tmp_path))
+    assert spark.streams.active == []

@@ -301,8 +301,13 @@ class KeyedBatch:
         again on the next start."""
         self._stop_requested.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        """A stop was asked for: the query's end with StopBetweenBatches is then no failure."""
+        return self._stop_requested.is_set()
+
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        if self._stop_requested.is_set():
+        if self.stop_requested:
             raise StopBetweenBatches(f"stopped before micro-batch {batch_id}, as asked")
         if self._first_batch is None:
             self._first_batch = batch_id

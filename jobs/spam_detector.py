@@ -192,21 +192,22 @@ def drain(
 def wait_for_drain(query: StreamingQuery, writer: KeyedBatch, timeout_s: float) -> None:
     """Wait until an --available-now query has written what the topic held, then stop it (see await_drained).
     Raises when the query fails or does not end within timeout_s."""
-    drained = threading.Event()
-    await_drained(query, writer, timeout_s, drained.set)
+    await_drained(query, writer, timeout_s)
     ended_within(query, timeout_s)
-    if query.exception() and not drained.is_set():
+    if query.exception() and not writer.stop_requested:
         raise RuntimeError(f"detector failed: {str(query.exception()).splitlines()[0][:500]}")
     if query.isActive:
         stop_between_batches(query, writer)
         raise TimeoutError(f"the drain did not end within {timeout_s:.0f} s")
 
 
-def await_drained(query: StreamingQuery, writer: KeyedBatch, timeout_s: float, on_drained: Callable[[], None]) -> None:
-    """Stop an --available-now query once a batch without rows (in which every partition's
-    windows closed) is committed: with a processing-time timeout Spark would go on running empty batches. It ends
-    at the start of the next batch (see KeyedBatch.request_stop), with an error; on_drained is called first, to
-    tell that end apart from a failure."""
+def await_drained(
+    query: StreamingQuery, writer: KeyedBatch, timeout_s: float, on_drained: Callable[[], None] = lambda: None
+) -> None:
+    """Stop an --available-now query once a batch without rows (in which every partition's windows closed) is
+    committed: with a processing-time timeout Spark would go on running empty batches. It ends at the start of the
+    next batch (see KeyedBatch.request_stop), with an error that `writer.stop_requested` tells apart from a
+    failure; on_drained is called first."""
     deadline = time.monotonic() + timeout_s
     while query.isActive and time.monotonic() < deadline:
         drained = writer.drained_at

@@ -325,6 +325,15 @@ class Runner:
 
 
 # --- phases --------------------------------------------------------------------------------------------------------
+def drain_seconds(spark: Any, config: configuration.Config, system: str, chat_topic: str, out_topic: str) -> float:
+    """Wall seconds of one system draining the chat topic into out_topic."""
+    runner = Runner(spark, config, system)
+    began = time.perf_counter()
+    runner.start(chat_topic, out_topic, drain=True)
+    runner.wait()
+    return time.perf_counter() - began
+
+
 def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str, dict[str, Any]]:
     config = space.config
     settings = Settings()
@@ -352,24 +361,18 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
         cpu_before = cpu.snapshot()
         for repetition in range(plan.repeat):
             out_topic = space.topic(f"out-{system}")
-            runner = Runner(spark, config, system)
-            began = time.perf_counter()
-            runner.start(chat_topic, out_topic, drain=True)
-            runner.wait()
-            runs.append(time.perf_counter() - began)
+            runs.append(drain_seconds(spark, config, system, chat_topic, out_topic))
             if repetition == 0 and system in DETECTING:
                 first_events = read_output(config, out_topic)
         rates = [(len(messages) + 1) / r for r in runs]
         cpu_used = cpu.used_since(cpu_before, len(messages) * plan.repeat)
+        cut: dict[str, Any] = {}
         if system == "detector":
             cut_config = config.with_overrides(detector__max_offsets_per_trigger=CUT_BATCH)
-            cut_runs = []
-            for _ in range(plan.repeat):
-                runner = Runner(spark, cut_config, system)
-                began = time.perf_counter()
-                runner.start(chat_topic, space.topic("out-detector-cut"), drain=True)
-                runner.wait()
-                cut_runs.append(time.perf_counter() - began)
+            cut_runs = [
+                drain_seconds(spark, cut_config, system, chat_topic, space.topic("out-detector-cut"))
+                for _ in range(plan.repeat)
+            ]
             cut = {
                 "cut_batch": CUT_BATCH,
                 "cut_drain_s": round(statistics.median(cut_runs), 2),
@@ -411,8 +414,7 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
                         "oracle_cells": agreement.cells,
                     }
                 )
-        if system == "detector":
-            entry.update(cut)
+        entry.update(cut)
         results[system] = entry
         log(f"{system}: {entry}")
     return results

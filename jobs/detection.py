@@ -363,7 +363,9 @@ class ChannelDetector:
                 continue
             lead = max(indices, key=lambda i: (aggs[i].count, norms[i]))
             norm = norms[lead]
-            text = max(originals.items(), key=lambda item: (item[1], item[0]))[0]
+            # the lead text's own commonest spelling, so that text, message_hash and buckets name one message (the
+            # commonest spelling overall can belong to another member, and a search by it would miss this event)
+            text = max(aggs[lead].originals.items() or originals.items(), key=lambda item: (item[1], item[0]))[0]
             events.append(
                 {
                     "kind": "event",

@@ -21,7 +21,7 @@ from tests.test_kafka_records import consume_all
 from twitchcrement import PROJECT_ROOT
 from twitchcrement.clients import cassandra_session
 from twitchcrement.records import ChatMessage
-from twitchcrement.textsim import MinHasher, normalise, shingles
+from twitchcrement.textsim import MinHasher, message_hash, normalise, shingles
 
 HASHER = MinHasher(1 << 20, 32, 20240106, 3)
 SETTINGS = Settings()
@@ -124,6 +124,25 @@ def test_channel_detector_events_topics_and_flood():
     # a message for a window that is already closed is dropped and counted
     assert not detector.add(base, "late", "late", "late", None, SETTINGS)
     assert detector.late_dropped == 1
+
+
+def test_an_events_text_is_a_spelling_of_the_message_its_hash_and_buckets_name():
+    """A wave whose commonest normalised text comes in many spellings, beside a near copy in one spelling that
+    is more common than any single one of them: the history is searched by the event's text, so the text must
+    hash to the event's message_hash and land in its buckets."""
+    detector = ChannelDetector("nymn")
+    base = 1_767_225_600_000
+    lead = "stretch your legs chat FeelsGoodMan"
+    spellings = [lead.upper(), lead.lower(), lead.title(), lead.swapcase(), lead]
+    near = f"{lead} now"
+    for i, text in enumerate(spellings + [near] * 3):
+        norm = normalise(text)
+        detector.add(base + i, f"user{i}", text, norm, HASHER.signature(shingles(norm)), SETTINGS)
+    rows = detector.close_windows(base + 20_000, SETTINGS)
+    (event,) = [r for r in rows if r["kind"] == "event"]
+    assert event["message_count"] == 8 and normalise(event["text"]) == normalise(lead) != normalise(near)
+    assert event["message_hash"] == message_hash(normalise(event["text"]))
+    assert event["buckets"] == HASHER.bands(HASHER.signature(shingles(normalise(event["text"]))))
 
 
 def test_each_channel_closes_its_windows_by_its_own_clock_message_by_message():

@@ -4,7 +4,9 @@ sent, through librdkafka (confluent-kafka): kafka-python tops out near 13,000 ms
     .venv/bin/python -m bench.load --topic T --rate 20000 --seconds 30 [--stats FILE]
 
 The messages come from the labelled generator (copypastas, emote waves, floods, evasions) over 40 channels; each
-is re-stamped and encoded as it is sent. Writes {offered, seconds, achieved_per_s} to --stats.
+is re-stamped and encoded as it is sent. Writes {offered, seconds, achieved_per_s} to --stats, and with --waves
+every labelled wave message as it was sent (the truth of bench/first_report.py): JSON lines of
+[wave, channel, user, sent ms, text], a wave being one burst of the generator in one pass through the pool.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--spam-share", type=float, default=0.2, help="share of labelled spam in the chat")
     parser.add_argument("--stats")
+    parser.add_argument("--waves", help="write the labelled wave messages offered here (JSON lines)")
     args = parser.parse_args(argv)
     config = configuration.load()
     pool = []
-    for message in Generator(
+    generator = Generator(
         SynthSettings(
             rate=max(args.rate, 2000),
             seconds=POOL / max(args.rate, 2000),
@@ -44,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
             prefix="load",
             spam_share=args.spam_share,
         )
-    ):
+    )
+    for message in generator:
         pool.append(message)
         if len(pool) == POOL:
             break
+    wave_of = {m: b.burst_id for b in generator.bursts for m in b.message_ids}
+    waves: list[list] = []
     producer = Producer(
         {
             "bootstrap.servers": config.kafka_bootstrap,
@@ -77,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             except BufferError:
                 producer.poll(0.05)
                 continue
+            wave = wave_of.get(message.message_id)
+            if args.waves and wave:
+                waves.append([f"{offered // POOL}:{wave}", message.channel, message.user_login, now_ms, message.text])
             offered += 1
         producer.poll(0)
         pause = started + (elapsed + step) - time.time()
@@ -88,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.stats:
         with open(args.stats, "w") as handle:
             json.dump(result, handle)
+    if args.waves:
+        with open(args.waves, "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(w, ensure_ascii=False) + "\n" for w in waves)
     print(json.dumps(result))
     return 0
 

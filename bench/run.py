@@ -48,7 +48,7 @@ import msgpack
 import psutil
 
 import services
-from bench import cpu, formats, profile, stages
+from bench import cpu, first_report, formats, profile, stages
 from bench import ingest as ingest_bench
 from bench.isolation import BenchSpace
 from bench.stats import flat, percentile
@@ -58,7 +58,7 @@ from ingest.synth import Generator, SynthSettings
 from jobs.detection import Settings
 from jobs.evaluation import labelled_cells, oracle_cells, score
 from jobs.keyed import KeyedBatch
-from jobs.pipeline import decode
+from jobs.pipeline import DetectorSettings, decode
 from jobs.spam_detector import start as start_detector
 from jobs.spam_detector import stop_between_batches, wait_for_drain
 from twitchcrement import PROJECT_ROOT, logs
@@ -101,7 +101,7 @@ class Plan:
 
 
 ENDURANCE_RATE = 1000  # every detecting system sustains it (bench/reference/full-latest.md)
-QUICK = Plan("quick", 5000, 12, 1, (2000,), 15, 18, False, 20_000, 0, 0, (100, 1000), 20, 50_000)
+QUICK = Plan("quick", 5000, 12, 1, (1000, 10_000), 15, 18, False, 20_000, 0, 0, (100, 1000), 20, 50_000)
 SMOKE = Plan("smoke", 500, 4, 1, (), 0, 0, False, 1_000, 0, 0)  # the test suite's run: a bench leaves no trace
 FULL = Plan(
     "full",
@@ -149,7 +149,8 @@ def fill(config: configuration.Config, topic: str, messages: list[ChatMessage]) 
 
 
 def read_output(config: configuration.Config, topic: str) -> list[dict[str, Any]]:
-    """Spam events of one system's output topic, each with its Kafka timestamp (`kafka_ms`)."""
+    """Spam event records of one system's output topic, each with its Kafka timestamp (`kafka_ms`); the detector's
+    have their event_id and state (open, closed, undone), the baselines' are all final."""
     consumer = kafka_consumer(
         config, topic, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=4000
     )
@@ -166,6 +167,8 @@ def read_output(config: configuration.Config, topic: str) -> list[dict[str, Any]
                 if not isinstance(value, SpamEvent):
                     continue
                 event = {
+                    "event_id": value.event_id,
+                    "state": value.state,
                     "channel": value.channel,
                     "window_start": value.window_start,
                     "window_end": value.window_end,
@@ -421,11 +424,18 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
 
 
 def live(
-    spark: Any, space: BenchSpace, plan: Plan, system: str, rate: int, seconds: float | None = None
+    spark: Any,
+    space: BenchSpace,
+    plan: Plan,
+    system: str,
+    rate: int,
+    seconds: float | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """One live run at an offered rate; a long one (seconds) also keeps memory and state minute by minute."""
+    """One live run at an offered rate; a long one (seconds) also keeps memory and state minute by minute.
+    overrides: settings of the system's config for this run (config.with_overrides)."""
     seconds = seconds or plan.live_seconds
-    config = space.config
+    config = space.config.with_overrides(**overrides)
     chat_topic, out_topic = space.topic("live"), space.topic("live-out")
     runner = Runner(spark, config, system)
     runner.start(chat_topic, out_topic, drain=False, seconds=seconds + plan.grace_seconds + 60)
@@ -455,6 +465,7 @@ def live(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     stats = Path(tempfile.mkstemp(prefix="bench-load-", suffix=".json")[1])
+    waves = Path(tempfile.mkstemp(prefix="bench-waves-", suffix=".jsonl")[1])
     subprocess.run(
         [
             sys.executable,
@@ -468,6 +479,8 @@ def live(
             str(seconds),
             "--stats",
             str(stats),
+            "--waves",
+            str(waves),
         ],
         cwd=PROJECT_ROOT,
         check=True,
@@ -480,7 +493,12 @@ def live(
     time.sleep(max(0.0, plan.grace_seconds - CATCH_UP_S))
     stop.set()
     runner.stop()
-    events = [e for e in read_output(config, out_topic) if e["window_end"] <= load_end_ms]
+    records = read_output(config, out_topic)
+    first = first_report.time_to_first_report(
+        first_report.read_waves(waves), records, DetectorSettings.from_config(config).detection
+    )
+    waves.unlink()
+    events = [e for e in records if e["window_end"] <= load_end_ms and e.get("state", "closed") == "closed"]
     latency = [(e["kafka_ms"] - e["window_end"]) / 1000 for e in events]
     detect = [(e["kafka_ms"] - e["last_ts"]) / 1000 for e in events if e.get("last_ts")]
     rss = [s["rss_mb"] for s in samples]
@@ -496,6 +514,7 @@ def live(
         "latency_p99_s": percentile(latency, 0.99),
         "time_to_detect_p50_s": percentile(detect, 0.5),
         "time_to_detect_p95_s": percentile(detect, 0.95),
+        **first,
         "rss_mb_max": max(rss) if rss else None,
         "rss_mb_first": rss[0] if rss else None,
         "rss_mb_last": rss[-1] if rss else None,
@@ -578,6 +597,16 @@ TARGETS = [
         lambda v: v is not None and v <= 5,
     ),
     (
+        "detector time to first report p95 <= 2 s at 1,000 msg/s",
+        lambda r: _live_at(r, 1000).get("first_report_p95_s"),
+        lambda v: v is not None and v <= 2,
+    ),
+    (
+        "detector time to first report p95 <= 3 s at 10,000 msg/s",
+        lambda r: _live_at(r, 10_000).get("first_report_p95_s"),
+        lambda v: v is not None and v <= 3,
+    ),
+    (
         "detector precision >= 0.95 (synthetic labels)",
         lambda r: r["systems"]["detector"]["precision"],
         lambda v: v >= 0.95,
@@ -609,6 +638,12 @@ TARGETS = [
         lambda v: v is not None and v > 0,
     ),
 ]
+
+
+def _live_at(report: dict[str, Any], rate: int) -> dict[str, Any]:
+    """The detector's live run at this offered rate ({} when there was none)."""
+    runs = report["systems"]["detector"].get("live", [])
+    return next((r for r in runs if r["offered_per_s"] == rate), {})
 
 
 def evasion_margin(detector: dict[str, Any], exact: dict[str, Any]) -> float | None:
@@ -732,17 +767,40 @@ def write_report(report: dict[str, Any], out: Path) -> None:
         "",
         "## Live runs (load generator at fixed offered rates)",
         "",
+        "Time to first report: the Kafka time of an event's first record minus the send time of the message that "
+        "made its wave spam (bench/first_report.py); waves reported: of the load's waves that reached the thresholds "
+        "within some 10 s.",
+        "",
         "| system | offered/s | achieved/s | read in 10 s | sustained | latency p95 s | time to detect p95 s |"
-        " RSS first/max/last MB | state max bytes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " time to first report p50/p95 s | waves reported | RSS first/max/last MB | state max bytes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         for r in systems[name].get("live", []):
             lines.append(
                 f"| {name} | {r['offered_per_s']:,} | {r['achieved_offered_per_s']:,} | "
                 f"{r['processed_within_10s']:,}/{r['offered']:,} | {'yes' if r['sustained'] else 'no'} | "
-                f"{cell(r['latency_p95_s'])} | {cell(r['time_to_detect_p95_s'])} | {cell(r['rss_mb_first'])}/"
+                f"{cell(r['latency_p95_s'])} | {cell(r['time_to_detect_p95_s'])} | "
+                f"{cell(r.get('first_report_p50_s'))} / {cell(r.get('first_report_p95_s'))} | "
+                f"{cell(r.get('waves_reported'))}/{cell(r.get('spam_waves'))} | {cell(r['rss_mb_first'])}/"
                 f"{cell(r['rss_mb_max'])}/{cell(r['rss_mb_last'])} | {cell(r['state_bytes_max'])} |"
+            )
+    closed_only = systems["detector"].get("live_closed_only", [])
+    if closed_only:
+        lines += [
+            "",
+            "Time to first report p50/p95 s, the detector with open events (default) and with "
+            "`detector.open_events=false` (reported when windows close, as before), one after the other in this run:",
+            "",
+            "| offered/s | open events | closed only | waves reported (open / closed only) |",
+            "|---|---|---|---|",
+        ]
+        for opened, closed in zip(systems["detector"]["live"], closed_only, strict=False):
+            lines.append(
+                f"| {opened['offered_per_s']:,} | {cell(opened.get('first_report_p50_s'))} / "
+                f"{cell(opened.get('first_report_p95_s'))} | {cell(closed.get('first_report_p50_s'))} / "
+                f"{cell(closed.get('first_report_p95_s'))} | {cell(opened.get('waves_reported'))} / "
+                f"{cell(closed.get('waves_reported'))} of {cell(opened.get('spam_waves'))} |"
             )
     endurance = {name: systems[name]["endurance"] for name in names if systems[name].get("endurance")}
     if endurance:
@@ -853,6 +911,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.run") -> in
                 report["systems"][system]["live"].append(run)
                 if not run["sustained"]:
                     break  # higher rates cannot do better
+            if system == "detector":  # the same rates reported only when windows close: the early warning's gain
+                report["systems"][system]["live_closed_only"] = [
+                    live(spark, space, plan, system, r["offered_per_s"], detector__open_events=False)
+                    for r in report["systems"][system]["live"]
+                ]
             if plan.endurance_seconds and system in DETECTING:
                 log(f"{system}: {plan.endurance_seconds / 60:g} minutes at {ENDURANCE_RATE:,} msg/s for memory ...")
                 report["systems"][system]["endurance"] = live(

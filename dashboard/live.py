@@ -234,11 +234,20 @@ class LiveFeed:
         with self._lock:
             buffer = self._buffer(record.channel)
             if isinstance(record, SpamEvent):
-                if any(e.event_id == record.event_id for e in buffer.events):
-                    return  # a replayed micro-batch re-sends the same event id
-                buffer.events.append(record)
-                self._count(buffer, record.window_start, spam=record.message_count)
-                self._arrived(spam=1)
+                # The last record of an event id wins: an open event grows, then closes; an undone one goes; a
+                # replayed micro-batch sends the same record again.
+                index = next((i for i, e in enumerate(buffer.events) if e.event_id == record.event_id), None)
+                before = 0 if index is None else buffer.events[index].message_count
+                if index is not None:
+                    del buffer.events[index]
+                now = 0 if record.state == "undone" else record.message_count
+                if now and index is None:
+                    buffer.events.append(record)
+                elif now:
+                    buffer.events.insert(index, record)  # room: its old record was just removed
+                self._count(buffer, record.window_start, spam=now - before)
+                if index is None and now:
+                    self._arrived(spam=1)
             else:
                 buffer.topics[record.topic_id] = record
                 buffer.topics.move_to_end(record.topic_id)

@@ -146,6 +146,7 @@ def _event_row(event: SpamEvent) -> dict[str, Any]:
         "top_users": [tuple(u) for u in event.top_users],
         "top_variants": [tuple(v) for v in event.top_variants],
         "topic_id": event.topic_id,
+        "live": event.state == "open",  # its window is still open: the wave may still grow
     }
 
 
@@ -163,6 +164,7 @@ def _history_event_row(channel: str, row: Any) -> dict[str, Any]:
         "top_users": [tuple(u) for u in row.top_users or []],
         "top_variants": [tuple(v) for v in row.top_variants or []],
         "topic_id": row.topic_id,
+        "live": False,
     }
 
 
@@ -187,6 +189,11 @@ def event_rows(
                         html.Span(f"{e['distinct_users']} users", className="badge"),
                         html.Span(f"{e['variants']} variants", className="badge"),
                         html.Span(e["kind"], className=f"badge kind-{e['kind']}"),
+                        *(
+                            [html.Span("live", className="badge live", title="its window is still open")]
+                            if e["live"]
+                            else []
+                        ),
                     ]
                 ),
                 html.Div(spam_text(e["text"], emotes), className="spam-text", **{"data-event": e["event_id"]}),
@@ -198,6 +205,7 @@ def event_rows(
             e["distinct_users"],
             e["variants"],
             e["kind"],
+            e["live"],
             e["text"],
             _emotes_in(e["text"], emotes),
         )

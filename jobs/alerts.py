@@ -189,29 +189,39 @@ class Tracker:
         """The alerts due for these detector output rows (events and topic updates), each once."""
         due: list[Alert] = []
         for row in rows:
-            if row["kind"] == "event" and row.get("topic_id"):
+            if row["kind"] == "event" and row.get("topic_id") and row.get("state") != "undone":
                 topic = row["topic_id"]
                 self.peak_users[topic] = max(self.peak_users.get(topic, 0), row["distinct_users"])
+                if row.get("state") == "open":  # the wave is still going: alert now, not when its window closes
+                    seconds = (row["window_end"] - row["window_start"]) / 1000
+                    due += self._thresholds({**row, "peak_rate": row["message_count"] / seconds})
             elif row["kind"] == "topic":
                 due += self._topic(row)
         return due
 
-    def _topic(self, row: dict[str, Any]) -> list[Alert]:
-        due = []
+    def _thresholds(self, row: dict[str, Any]) -> list[Alert]:
+        """The alerts due for a topic row (or an open event shaped like one: topic_id, message_count, peak_rate)."""
         topic, channel = row["topic_id"], row["channel"]
         users = self.peak_users.get(topic, 0)
-        if not self.rules.channels or channel in self.rules.channels:
+        if self.rules.channels and channel not in self.rules.channels:
+            return []
+        return [
+            self._alert(reason, threshold, channel, row, users)
             for reason, value, threshold in (
                 ("messages", row["message_count"], self.rules.min_messages),
                 ("users", users, self.rules.min_users),
                 ("rate", row["peak_rate"], self.rules.min_rate),
-            ):
-                if threshold and value >= threshold and self._first((topic, reason)):
-                    due.append(self._alert(reason, threshold, channel, row, users))
+            )
+            if threshold and value >= threshold and self._first((topic, reason))
+        ]
+
+    def _topic(self, row: dict[str, Any]) -> list[Alert]:
+        due = self._thresholds(row)
+        channel = row["channel"]
         texts = self.active.setdefault(row["message_hash"], {})
         if row["ended"]:
             texts.pop(channel, None)
-            self.peak_users.pop(topic, None)
+            self.peak_users.pop(row["topic_id"], None)
             if not texts:
                 del self.active[row["message_hash"]]
         else:

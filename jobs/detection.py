@@ -55,6 +55,7 @@ class Settings:
     topic_quiet_ms: int = 30_000
     watermark_ms: int = 3_000  # how late a message may be, behind its channel's newest, and still count
     channel_lag_ms: int = 15_000  # how long a channel, read to the end, may be silent before its windows close
+    open_events: bool = True  # report waves while their windows are open (ChannelDetector.report_open)
 
 
 @dataclass(slots=True)
@@ -215,6 +216,8 @@ class Window:
     start: int
     texts: dict[str, TextAgg] = field(default_factory=dict)
     messages: int = 0
+    changed: bool = False  # messages came since its open events were last reported
+    reported: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> its last open record (no users)
 
 
 class ChannelDetector:
@@ -250,6 +253,7 @@ class ChannelDetector:
             end = start + settings.window_ms
             self._next_end = end if not self._next_end else min(self._next_end, end)
         window.messages += 1
+        window.changed = True
         text = window.texts.get(norm)
         if text is None:
             text = window.texts[norm] = TextAgg()
@@ -265,6 +269,26 @@ class ChannelDetector:
         """The rows emitted since the last call."""
         rows, self.emitted = self.emitted, []
         return rows
+
+    def report_open(self, settings: Settings) -> list[dict[str, Any]]:
+        """The waves of the open windows as they stand: each cluster that reaches the thresholds is an event in state
+        `open` (its final id, the topic it would continue), sent again only when it grew; an event reported open
+        that no longer qualifies (merged into another, or below min_share) is sent as `undone`."""
+        out: list[dict[str, Any]] = []
+        for window in self.windows.values() if settings.open_events else ():
+            if not window.changed:
+                continue
+            window.changed = False
+            events = self._events(window, settings, "open")
+            out.extend(self._undone(window, {e["event_id"] for e in events}))
+            for event in events:
+                event["topic_id"] = self._topic_id(event, settings)
+                summary = (event["message_count"], event["distinct_users"], event["variants"])
+                last = window.reported.get(event["event_id"])
+                if last is None or (last["message_count"], last["distinct_users"], last["variants"]) != summary:
+                    out.append(event)
+                    window.reported[event["event_id"]] = {**event, "users": []}
+        return out
 
     def close_quiet(self, silent_ms: int, settings: Settings) -> list[dict[str, Any]]:
         """The channel has been silent for silent_ms (processing time; jobs.keyed says when a channel is silent):
@@ -282,7 +306,8 @@ class ChannelDetector:
         out: list[dict[str, Any]] = []
         for start in sorted(s for s in self.windows if s + settings.window_ms <= watermark):
             window = self.windows.pop(start)
-            events = self._events(window, settings)
+            events = self._events(window, settings, "closed")
+            out.extend(self._undone(window, {e["event_id"] for e in events}))
             out.extend(events)
             out.extend(self._track_topics(events, start + settings.window_ms, settings))
         out.extend(self._end_quiet_topics(watermark, settings))
@@ -302,6 +327,8 @@ class ChannelDetector:
                 w.start,
                 w.messages,
                 [[n, a.count, a.users, a.first_ts, a.last_ts, a.originals, a.signature] for n, a in w.texts.items()],
+                w.changed,
+                w.reported,
             ]
             for w in self.windows.values()
         ]
@@ -326,8 +353,8 @@ class ChannelDetector:
         channel, newest_ts, closed_through, next_end, windows, topics = data
         detector = cls(channel)
         detector.newest_ts, detector.closed_through = newest_ts, closed_through
-        for start, messages, texts in windows:
-            window = detector.windows[start] = Window(start, messages=messages)
+        for start, messages, texts, changed, reported in windows:
+            window = detector.windows[start] = Window(start, messages=messages, changed=changed, reported=reported)
             for norm, count, users, first_ts, last_ts, originals, signature in texts:
                 window.texts[norm] = TextAgg(count, users, first_ts, last_ts, originals, signature)
         for fields in topics:
@@ -336,7 +363,12 @@ class ChannelDetector:
         detector._next_end = next_end
         return detector
 
-    def _events(self, window: Window, settings: Settings) -> list[dict[str, Any]]:
+    def _undone(self, window: Window, current: set[str]) -> list[dict[str, Any]]:
+        """The events reported open in this window that are no longer among its events, as `undone` records."""
+        gone = [event_id for event_id in window.reported if event_id not in current]
+        return [{**window.reported.pop(event_id), "state": "undone"} for event_id in gone]
+
+    def _events(self, window: Window, settings: Settings, state: str) -> list[dict[str, Any]]:
         norms = list(window.texts)
         aggs = [window.texts[n] for n in norms]
         labels = cluster(norms, [a.signature for a in aggs], settings)
@@ -373,7 +405,9 @@ class ChannelDetector:
                     "channel": self.channel,
                     "window_start": window.start,
                     "window_end": window.start + settings.window_ms,
-                    "event_id": stable_id(self.channel, window.start, norm),
+                    # named by its first text to arrive: the same id while the wave grows, however it was cut
+                    "event_id": stable_id(self.channel, window.start, norms[min(indices)]),
+                    "state": state,
                     "text": text,
                     "norm": norm,
                     "message_hash": message_hash(norm),
@@ -399,7 +433,7 @@ class ChannelDetector:
             topic = self._matching_topic(event, settings)
             if topic is None:
                 topic = Topic(
-                    stable_id(self.channel, event["window_start"], event["norm"]),
+                    event["event_id"],  # what its open records already named it
                     event["norm"],
                     event["message_hash"],
                     event["text"],
@@ -415,6 +449,11 @@ class ChannelDetector:
             event["topic_id"] = topic.topic_id
             touched[topic.topic_id] = topic
         return [self._topic_row(t, ended=False) for t in touched.values()]
+
+    def _topic_id(self, event: dict[str, Any], settings: Settings) -> str:
+        """The topic an event will continue when its window closes (as things stand), or the one it will start."""
+        topic = self._matching_topic(event, settings)
+        return event["event_id"] if topic is None else topic.topic_id
 
     def _matching_topic(self, event: dict[str, Any], settings: Settings) -> Topic | None:
         for topic in self.topics.values():

@@ -44,7 +44,7 @@ from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: windows keep the open events they reported
 STATE_SCHEMA = "version int, shape string, body binary"
 EVICT_AFTER_MS = 3_600_000  # a channel with nothing open, silent this long, is forgotten (bounded state)
 USERS_TYPE = "array<struct<user:string,messages:long,first_ts:long,last_ts:long>>"
@@ -167,6 +167,7 @@ def advance(
             ):
                 channel_detector.add(ts, user, text, norm, signature, detection)
             out.extend(channel_detector.take())
+            out.extend(channel_detector.report_open(detection))
             entries.setdefault(channel, [now, b"", 0, 0, 0])[0] = now
     caught_up = frame is None or now - partition["newest_kafka_ts"] < detection.channel_lag_ms
     for channel, entry in list(entries.items()):
@@ -328,9 +329,11 @@ class KeyedBatch:
         for summary in summaries:
             self.summaries[int(summary["partition"])] = summary
             read += int(summary["messages"])
-        kinds = Counter(r["kind"] for r in rows)
+        kinds = Counter(r.get("state") or r["kind"] for r in rows)
         counts = {
-            "events": kinds["event"],
+            "events": kinds["closed"],
+            "open_reports": kinds["open"],
+            "undone": kinds["undone"],
             "topic_updates": kinds["topic"],
             "dead_letters": len(dead),
             "late_dropped": sum(int(s["late_dropped"]) for s in summaries),

@@ -76,6 +76,7 @@ class DetectorSettings:
                 topic_quiet_ms=int(config["detector.topic_quiet_s"] * 1000),
                 watermark_ms=int(config["detector.watermark_s"] * 1000),
                 channel_lag_ms=int(config["detector.channel_lag_s"] * 1000),
+                open_events=config["detector.open_events"],
             ),
             hasher=MinHasher.from_config(config),
             trigger_s=config["detector.trigger_s"],

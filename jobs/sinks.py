@@ -37,6 +37,7 @@ OUTPUT_FIELDS = [
     ("window_start", "long"),
     ("window_end", "long"),
     ("event_id", "string"),
+    ("state", "string"),  # of an event: open (its window still open), closed (final), undone (withdrawn)
     ("topic_id", "string"),
     ("text", "string"),
     ("norm", "string"),
@@ -234,6 +235,7 @@ def spam_record(row: dict[str, Any]) -> SpamEvent | SpamTopic:
             first_ts=int(row["first_ts"]),
             last_ts=int(row["last_ts"]),
             topic_id=row.get("topic_id") or "",
+            state=row.get("state") or "closed",
         )
     return SpamTopic(
         topic_id=row["topic_id"],
@@ -337,8 +339,10 @@ class Sinks:
                 for reason, raw, ts in dead
             ]
             with_retries("kafka dead letters", lambda: self._send(self.deadletter_topic, values), timings=timings)
-        if rows:
-            self._cassandra(rows, timings)
+        # The history holds closed events only: an open one is not final, and an undone one was never written.
+        history = [r for r in rows if r["kind"] == "topic" or r.get("state", "closed") == "closed"]
+        if history:
+            self._cassandra(history, timings)
 
     def _send(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
         if self._producer is None:

@@ -3,6 +3,7 @@ available (the same plan as production, trigger availableNow), and read back wha
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import os
 import signal
@@ -66,11 +67,27 @@ def run(spark, config: Config, checkpoint: Path, finish: bool = True) -> KeyedBa
     return drain(spark, config, str(checkpoint), finish=finish, timeout_s=900)
 
 
-def spam_records(config: Config, expected_at_least: int = 1) -> tuple[list[SpamEvent], list[SpamTopic]]:
+def event_records(config: Config) -> list[SpamEvent]:
+    """Every event record on the spam topic, in order: open ones, closed ones and undone ones."""
+    records = (decode_spam(r.value) for r in consume_all(config, config["kafka.spam_topic"], 10**9, timeout_s=8))
+    return [r for r in records if isinstance(r, SpamEvent)]
+
+
+def spam_records(config: Config) -> tuple[list[SpamEvent], list[SpamTopic]]:
+    """The closed events (final) and the topic updates on the spam topic."""
     records = [decode_spam(r.value) for r in consume_all(config, config["kafka.spam_topic"], 10**9, timeout_s=8)]
-    events = [r for r in records if isinstance(r, SpamEvent)]
+    events = [r for r in records if isinstance(r, SpamEvent) and r.state == "closed"]
     topics = [r for r in records if isinstance(r, SpamTopic)]
     return events, topics
+
+
+def open_reports(records: list[SpamEvent]) -> dict[str, int]:
+    """Per event id, how many open records it had; every id reported open must end closed or undone."""
+    opened = collections.Counter(r.event_id for r in records if r.state == "open")
+    last = {r.event_id: r.state for r in records}
+    unfinished = sorted(event_id for event_id in opened if last[event_id] == "open")
+    assert not unfinished, f"reported open and never closed or undone: {unfinished[:5]}"
+    return dict(opened)
 
 
 DEFAULT_SETTINGS = Settings()
@@ -100,9 +117,9 @@ def expected_events(
             hasher.signature(grams, coefficients) if len(grams) >= settings.min_shingles else None,
             settings,
         )
-        events |= {r["event_id"] for r in detector.take() if r["kind"] == "event"}
+        events |= {r["event_id"] for r in detector.take() if r.get("state") == "closed"}
     for detector in detectors.values():
-        events |= {r["event_id"] for r in detector.finish(settings) if r["kind"] == "event"}
+        events |= {r["event_id"] for r in detector.finish(settings) if r.get("state") == "closed"}
     return events, sum(d.late_dropped for d in detectors.values())
 
 

@@ -185,13 +185,14 @@ def test_a_silent_channel_is_closed_only_once_its_partition_is_read_to_the_end_a
             }
         )
 
-    def events(out: list[dict]) -> list[tuple[str, int, int]]:
-        return [(r["channel"], r["window_start"], r["message_count"]) for r in out if r["kind"] == "event"]
+    def events(out: list[dict], state: str = "closed") -> list[tuple[str, int, int]]:
+        return [(r["channel"], r["window_start"], r["message_count"]) for r in out if r.get("state") == state]
 
     lag = SETTINGS.channel_lag_ms
     partition = new_partition_state()  # one Kafka partition, two channels; now = processing time of the batch
     quiet = rows("quiet", [base + 1_000 + i for i in range(5)], kafka_ts=0, first_offset=0)
-    assert advance(partition, quiet, 0, base + 1_004, False, SETTINGS) == ([], 0)
+    out, late = advance(partition, quiet, 0, base + 1_004, False, SETTINGS)
+    assert events(out, "open") == [("quiet", base, 5)] and events(out) == [] and late == 0  # the wave, as it goes
     # silent for longer than the lag and read to the end, but nobody's chat has moved on (an outage upstream)
     assert advance(partition, None, lag + 1, base + 1_004, False, SETTINGS) == ([], 0)
     # the stream has moved on, but the partition is still being read (rows appended long before this batch's time,

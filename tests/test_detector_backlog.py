@@ -18,9 +18,11 @@ from ingest.synth import Generator, SynthSettings
 from tests.conftest import TEST_ENVIRONMENT
 from tests.detector_harness import (
     DetectorProcess,
+    event_records,
     expected_events,
     flush_message,
     fresh_config,
+    open_reports,
     produce,
     run,
     spam_records,
@@ -70,7 +72,11 @@ def test_a_multi_date_backlog_gives_the_same_events_however_it_is_cut(multi_date
     config, messages = multi_date
     expected, expected_late = expected_events(messages)
     assert expected_late == 0 and len(expected) > 100
-    lines = ["| max_offsets_per_trigger | micro-batches | events | late dropped | drain s |", "|---|---|---|---|---|"]
+    lines = [
+        "| max_offsets_per_trigger | micro-batches | closed events | reported open / most open records of one | "
+        "undone | late dropped | drain s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for limit in (2_000, 10_000, None):
         out = config.with_overrides(
             kafka__spam_topic=f"test-spam-{uuid.uuid4().hex[:8]}",
@@ -85,12 +91,16 @@ def test_a_multi_date_backlog_gives_the_same_events_however_it_is_cut(multi_date
         seconds = time.monotonic() - began
         events, _ = spam_records(out)
         batches = len(list((checkpoint / "commits").glob("[0-9]*")))
+        opened = open_reports(event_records(out))
         lines.append(
             f"| {limit or 'default'} | {batches} | {len({e.event_id for e in events})} | "
+            f"{len(opened)} / {max(opened.values(), default=0)} | {writer.totals['undone']} | "
             f"{writer.totals['late_dropped']} | {seconds:.1f} |"
         )
         assert writer.totals["late_dropped"] == 0, limit
         assert {e.event_id for e in events} == expected, limit
+        # an event is reported open at most once per micro-batch while its window is open
+        assert max(opened.values(), default=0) <= batches, limit
         assert writer.totals["messages"] == len(messages)
     (artifacts / "backlog.md").write_text("\n".join(lines) + "\n")
 

@@ -16,20 +16,63 @@ HASHER = MinHasher(1 << 20, 32, 20240106, 3)
 SETTINGS = Settings()
 
 
-def _feed(detector: ChannelDetector, messages, coefficients) -> list[dict]:
+def _feed(detector: ChannelDetector, messages, coefficients, report_every: int = 1) -> list[dict]:
+    """Every message into the detector; its open waves reported every `report_every` messages (0: never), as if
+    each such stretch were one micro-batch."""
     rows = []
-    for m in messages:
+    for i, m in enumerate(messages, start=1):
         norm = normalise(m.text)
         grams = shingles(norm)
         signature = HASHER.signature(grams, coefficients) if len(grams) >= SETTINGS.min_shingles else None
         detector.add(m.sent_ts, m.user_login, m.text, norm, signature, SETTINGS)
         rows += detector.take()
+        if report_every and i % report_every == 0:
+            rows += detector.report_open(SETTINGS)
     return rows
 
 
-def test_a_detector_packed_as_msgpack_between_any_two_messages_emits_what_an_unbroken_one_does():
+def _messages():
     generator = Generator(SynthSettings(rate=50, seconds=60, channels=1, seed=5, prefix="ks", spam_share=0.4))
-    messages = list(generator)
+    return list(generator)
+
+
+def test_open_reports_grow_with_the_wave_and_the_closed_events_do_not_depend_on_them():
+    messages = _messages()
+    coefficients = HASHER.coefficients
+
+    def closed(rows: list[dict]) -> list[tuple]:
+        return [(r["event_id"], r["message_count"], r["distinct_users"]) for r in rows if r.get("state") == "closed"]
+
+    quiet = ChannelDetector(messages[0].channel)
+    expected = closed(_feed(quiet, messages, coefficients, report_every=0) + quiet.finish(SETTINGS))
+    assert expected, "the generator's spam must make events"
+    for every in (1, 7, 50):
+        detector = ChannelDetector(messages[0].channel)
+        rows = _feed(detector, messages, coefficients, report_every=every) + detector.finish(SETTINGS)
+        assert closed(rows) == expected, every
+        opened = [r for r in rows if r.get("state") == "open"]
+        assert opened, every
+        by_id: dict[str, list[dict]] = {}
+        for r in rows:
+            if r["kind"] == "event":
+                by_id.setdefault(r["event_id"], []).append(r)
+        for event_id, records in by_id.items():
+            states = [r["state"] for r in records]
+            # open while it grows (each report a bigger wave), then closed (or undone), nothing after
+            assert states[-1] in ("closed", "undone") and "open" not in states[states.index(states[-1]) :], states
+            counts = [r["message_count"] for r in records if r["state"] == "open"]
+            assert counts == sorted(counts) and len(counts) <= len(messages) // every, (event_id, counts)
+        # With the default settings a wave is undone only when it merged into another wave of its window (a
+        # flooder's wave joined by a crowd's near copies): the closed one holds at least its messages.
+        for undone in [r for r in rows if r.get("state") == "undone"]:
+            same_window = [
+                r for r in rows if r.get("state") == "closed" and r["window_start"] == undone["window_start"]
+            ]
+            assert any(r["message_count"] >= undone["message_count"] for r in same_window), undone
+
+
+def test_a_detector_packed_as_msgpack_between_any_two_messages_emits_what_an_unbroken_one_does():
+    messages = _messages()
     coefficients = HASHER.coefficients
     unbroken = ChannelDetector(messages[0].channel)
     expected = _feed(unbroken, messages, coefficients) + unbroken.finish(SETTINGS)

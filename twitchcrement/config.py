@@ -403,6 +403,13 @@ SETTINGS: list[Setting] = [
         "Share of its channel-window's messages a cluster also needs (0 = off).",
         lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1",
     ),
+    Setting(
+        "detector.open_events",
+        "bool",
+        True,
+        "Report a wave while its window is still open (records in state open, sent again as it grows, then closed); "
+        "false: only when its window closes.",
+    ),
     Setting("detector.topic_quiet_s", "float", 30.0, "A spam topic ends after this long without spam.", _positive),
     Setting(
         "detector.metrics_port",

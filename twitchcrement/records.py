@@ -240,6 +240,9 @@ def emote_spans(tag: str, length: int) -> list[tuple[int, int, str]]:
     return [s for i, s in enumerate(spans) if i == 0 or s[0] >= spans[i - 1][1]]  # overlapping ranges: the first
 
 
+EVENT_STATES = ("open", "closed", "undone")
+
+
 @dataclass(slots=True)
 class SpamEvent(Record):
     """A cluster of similar messages in one channel and one event-time window that reached the spam thresholds."""
@@ -266,6 +269,14 @@ class SpamEvent(Record):
     first_ts: int = spec(int, default=0, check=_check_count)
     last_ts: int = spec(int, default=0, check=_check_count)
     topic_id: str = spec(str, max_chars=64)
+    # open: its window is still open and the wave may grow (sent again when it does); closed: final, the one the
+    # history keeps; undone: an event reported open that did not hold (consumers drop it). Every record of one
+    # event carries the same event_id: keep the last one.
+    state: str = spec(
+        str,
+        default="closed",
+        check=lambda v: None if v in EVENT_STATES else "must be 'open', 'closed' or 'undone'",
+    )
 
     @property
     def key(self) -> bytes:

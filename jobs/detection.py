@@ -5,14 +5,19 @@ The streaming job feeds each micro-batch's messages (already normalised and MinH
 Everything a detector remembers is in `ChannelDetector` (to_state), kept in Spark's state store with every
 micro-batch, so a restarted job resumes with the same open windows and active topics.
 
-Per closed 10 s window:
+Per 10 s window, after each micro-batch that brought it chat (`report_open`: events in state open, while the wave
+goes on) and once more when it closes (state closed, final):
 1. exact duplicates of the normalised text were aggregated on arrival (count, users, first/last time, originals),
    so a wave of identical messages costs one entry;
 2. texts with enough shingles are put in LSH buckets (bands of `rows_per_band` MinHash values); within a bucket each
    text is compared with the bucket's first and previous member by exact Jaccard on shingles (linear, not n^2);
-3. union-find joins verified pairs into clusters; a cluster that reaches the thresholds is a spam event;
-4. an event continues an active topic of the channel when its text matches the topic's (same hash, or Jaccard over
-   the threshold); topics quiet for `topic_quiet_ms` end and are evicted.
+   the texts of the window before that were in no event there (its remnant) take part, so that a wave cut by the
+   window boundary counts whole (see `_events`);
+3. union-find joins verified pairs into clusters; a cluster that reaches the thresholds is a spam event, named by
+   its first text in the window (the same id while it grows); an event reported open that no longer holds when
+   it is clustered again is sent as undone;
+4. at close, an event continues an active topic of the channel when its text matches the topic's (same hash, or
+   Jaccard over the threshold); topics quiet for `topic_quiet_ms` end and are evicted.
 """
 
 from __future__ import annotations
@@ -84,6 +89,14 @@ class TextAgg:
         self.first_ts, self.last_ts = min(self.first_ts, ts), max(self.last_ts, ts)
         if original in self.originals or len(self.originals) < MAX_ORIGINALS:
             self.originals[original] = self.originals.get(original, 0) + 1
+
+
+def _texts_state(texts: dict[str, TextAgg]) -> list[list[Any]]:
+    return [[n, a.count, a.users, a.first_ts, a.last_ts, a.originals, a.signature] for n, a in texts.items()]
+
+
+def _texts_from_state(rows: list[list[Any]]) -> dict[str, TextAgg]:
+    return {norm: TextAgg(*fields) for norm, *fields in rows}
 
 
 def merged_users(per_text: Any) -> list[tuple[str, int, int, int]]:
@@ -238,6 +251,8 @@ class ChannelDetector:
         self.closed_through = 0  # every window ending at or before this has been closed
         self.emitted: list[dict[str, Any]] = []  # rows closed by the channel's own clock, not yet taken
         self._next_end = 0  # the earliest end of an open window (0: none open)
+        # closed window start -> its texts that were in no event: the next window's waves may begin there
+        self.remnants: dict[int, dict[str, TextAgg]] = {}
 
     # --- input
     def add(self, ts: int, user: str, original: str, norm: str, signature: Any, settings: Settings) -> bool:
@@ -279,7 +294,7 @@ class ChannelDetector:
             if not window.changed:
                 continue
             window.changed = False
-            events = self._events(window, settings, "open")
+            events, _ = self._events(window, settings, "open")
             out.extend(self._undone(window, {e["event_id"] for e in events}))
             for event in events:
                 event["topic_id"] = self._topic_id(event, settings)
@@ -306,32 +321,31 @@ class ChannelDetector:
         out: list[dict[str, Any]] = []
         for start in sorted(s for s in self.windows if s + settings.window_ms <= watermark):
             window = self.windows.pop(start)
-            events = self._events(window, settings, "closed")
+            events, used = self._events(window, settings, "closed")
             out.extend(self._undone(window, {e["event_id"] for e in events}))
             out.extend(events)
             out.extend(self._track_topics(events, start + settings.window_ms, settings))
+            self.remnants[start] = {n: a for n, a in window.texts.items() if n not in used}
+            following = self.windows.get(start + settings.window_ms)
+            if following is not None:
+                following.changed = True  # its waves may now reach the thresholds with this window's part
+        # a remnant is kept until the window after it has closed
+        for start in [s for s in self.remnants if s + 2 * settings.window_ms <= watermark]:
+            del self.remnants[start]
         out.extend(self._end_quiet_topics(watermark, settings))
         self.closed_through = max(self.closed_through, watermark)
         self._next_end = min((s + settings.window_ms for s in self.windows), default=0)
         return out
 
     def is_empty(self) -> bool:
-        return not self.windows and not self.topics
+        return not self.windows and not self.topics and not self.remnants
 
     # --- the state as data (jobs.keyed: Spark's state store keeps it between micro-batches)
     def to_state(self) -> list[Any]:
         """Everything the detector remembers, as plain lists, dicts, numbers, strings and bytes (msgpack), never
         pickled classes. Rows emitted and not yet taken are not part of it: take them first."""
-        windows = [
-            [
-                w.start,
-                w.messages,
-                [[n, a.count, a.users, a.first_ts, a.last_ts, a.originals, a.signature] for n, a in w.texts.items()],
-                w.changed,
-                w.reported,
-            ]
-            for w in self.windows.values()
-        ]
+        windows = [[w.start, w.messages, _texts_state(w.texts), w.changed, w.reported] for w in self.windows.values()]
+        remnants = [[start, _texts_state(texts)] for start, texts in self.remnants.items()]
         topics = [
             [
                 t.topic_id,
@@ -346,17 +360,16 @@ class ChannelDetector:
             ]
             for t in self.topics.values()
         ]
-        return [self.channel, self.newest_ts, self.closed_through, self._next_end, windows, topics]
+        return [self.channel, self.newest_ts, self.closed_through, self._next_end, windows, topics, remnants]
 
     @classmethod
     def from_state(cls, data: list[Any]) -> ChannelDetector:
-        channel, newest_ts, closed_through, next_end, windows, topics = data
+        channel, newest_ts, closed_through, next_end, windows, topics, remnants = data
         detector = cls(channel)
         detector.newest_ts, detector.closed_through = newest_ts, closed_through
         for start, messages, texts, changed, reported in windows:
-            window = detector.windows[start] = Window(start, messages=messages, changed=changed, reported=reported)
-            for norm, count, users, first_ts, last_ts, originals, signature in texts:
-                window.texts[norm] = TextAgg(count, users, first_ts, last_ts, originals, signature)
+            detector.windows[start] = Window(start, _texts_from_state(texts), messages, changed, reported)
+        detector.remnants = {start: _texts_from_state(texts) for start, texts in remnants}
         for fields in topics:
             topic = Topic(*fields)
             detector.topics[topic.topic_id] = topic
@@ -368,22 +381,48 @@ class ChannelDetector:
         gone = [event_id for event_id in window.reported if event_id not in current]
         return [{**window.reported.pop(event_id), "state": "undone"} for event_id in gone]
 
-    def _events(self, window: Window, settings: Settings, state: str) -> list[dict[str, Any]]:
-        norms = list(window.texts)
-        aggs = [window.texts[n] for n in norms]
-        labels = cluster(norms, [a.signature for a in aggs], settings)
+    def _remnant(self, start: int, settings: Settings) -> dict[str, TextAgg]:
+        """The texts of the window at `start` that are in none of its events: its remnant once it has closed, and
+        while it is still open (the watermark's few seconds after its end) the texts outside its events so far."""
+        window = self.windows.get(start)
+        if window is None:
+            return self.remnants.get(start, {})
+        _, used = self._events(window, settings, "open")
+        return {n: a for n, a in window.texts.items() if n not in used}
+
+    def _events(self, window: Window, settings: Settings, state: str) -> tuple[list[dict[str, Any]], set[str]]:
+        """The window's events, and the texts in them. A wave counts whole across the boundary with the window
+        before: with each text of its cluster that was in no event there (the remnant), when that text's first
+        message came less than a window before the wave's first message in this window. So a wave split 4/4 by
+        the boundary is one event (of this window), and one big enough on both sides is one event in each."""
+        own = len(window.texts)
+        before = self._remnant(window.start - settings.window_ms, settings)
+        norms = [*window.texts, *(n for n in before if n not in window.texts)]
+        signatures = [(window.texts.get(n) or before[n]).signature for n in norms]
+        labels = cluster(norms, signatures, settings)
         members: dict[int, list[int]] = collections.defaultdict(list)
         for index, label in enumerate(labels):
             members[label].append(index)
-        events = []
+        events, used = [], set()
         for indices in members.values():
-            count = sum(aggs[i].count for i in indices)
+            if min(indices) >= own:
+                continue  # only texts of the window before
+            began = min(window.texts[norms[i]].first_ts for i in indices if i < own)
+            parts: dict[int, list[TextAgg]] = {i: [] for i in indices}
+            for i in indices:
+                if i < own:
+                    parts[i].append(window.texts[norms[i]])
+                earlier = before.get(norms[i])
+                if earlier is not None and earlier.first_ts > began - settings.window_ms:
+                    parts[i].append(earlier)
+            aggs = [a for i in indices for a in parts[i]]
+            count = sum(a.count for a in aggs)
             if count < min(settings.min_messages, settings.flood_min_messages):
                 continue
-            users = merged_users(aggs[i].users for i in indices)
+            users = merged_users(a.users for a in aggs)
             originals: collections.Counter = collections.Counter()
-            for i in indices:
-                originals.update(aggs[i].originals)
+            for a in aggs:
+                originals.update(a.originals)
             top_count = users[0][1]
             if count >= settings.min_messages and len(users) >= settings.min_users:
                 kind = "crowd"
@@ -393,11 +432,15 @@ class ChannelDetector:
                 continue
             if count < settings.min_share * window.messages:
                 continue
-            lead = max(indices, key=lambda i: (aggs[i].count, norms[i]))
+            lead = max((i for i in indices if parts[i]), key=lambda i: (sum(a.count for a in parts[i]), norms[i]))
             norm = norms[lead]
             # the lead text's own commonest spelling, so that text, message_hash and buckets name one message (the
             # commonest spelling overall can belong to another member, and a search by it would miss this event)
-            text = max(aggs[lead].originals.items() or originals.items(), key=lambda item: (item[1], item[0]))[0]
+            spellings: collections.Counter = collections.Counter()
+            for a in parts[lead]:
+                spellings.update(a.originals)
+            text = max(spellings.items() or originals.items(), key=lambda item: (item[1], item[0]))[0]
+            used.update(norms[i] for i in indices if i < own)
             events.append(
                 {
                     "kind": "event",
@@ -405,7 +448,8 @@ class ChannelDetector:
                     "channel": self.channel,
                     "window_start": window.start,
                     "window_end": window.start + settings.window_ms,
-                    # named by its first text to arrive: the same id while the wave grows, however it was cut
+                    # named by its first text to arrive in this window: the same id while the wave grows, however
+                    # it was cut into micro-batches
                     "event_id": stable_id(self.channel, window.start, norms[min(indices)]),
                     "state": state,
                     "text": text,
@@ -417,15 +461,15 @@ class ChannelDetector:
                     "top_users": [{"user": u, "count": c} for u, c, _, _ in users[:TOP_USERS]],
                     "users": users,
                     "top_variants": [{"text": t, "count": c} for t, c in originals.most_common(TOP_VARIANTS)],
-                    "first_ts": min(aggs[i].first_ts for i in indices),
-                    "last_ts": max(aggs[i].last_ts for i in indices),
+                    "first_ts": min(a.first_ts for a in aggs),
+                    "last_ts": max(a.last_ts for a in aggs),
                     "buckets": []
-                    if aggs[lead].signature is None
-                    else band_buckets(signature_array(aggs[lead].signature).tolist(), settings.rows_per_band),
+                    if signatures[lead] is None
+                    else band_buckets(signature_array(signatures[lead]).tolist(), settings.rows_per_band),
                     "window_messages": window.messages,
                 }
             )
-        return sorted(events, key=lambda e: -e["message_count"])
+        return sorted(events, key=lambda e: -e["message_count"]), used
 
     def _track_topics(self, events: list[dict[str, Any]], window_end: int, settings: Settings) -> list[dict[str, Any]]:
         touched: dict[str, Topic] = {}

@@ -2,7 +2,9 @@
 
 The unit of truth is a *cell*: one spam wave in one channel and one window that reaches the detector's thresholds
 (so a burst split across two windows counts in each window where it is big enough), with the texts of its
-messages. An event matches a cell in the same channel and window when one of the event's texts (its
+messages. A wave also counts its messages of the window before that are in no cell there, those sent less than a
+window before its first message in this one (`carried`): a wave split 4/4 by a window boundary is one cell, of the
+later window. An event matches a cell in the same channel and window when one of the event's texts (its
 representative and its top variants, as written) is one of the cell's: membership, not a similarity measure.
 
 - `labelled_cells`: cells from the synthetic generator's labels: every message it put in a wave, whatever its
@@ -80,34 +82,54 @@ def labelled_cells(
             key = (message.channel, message.sent_ts - message.sent_ts % settings.window_ms, burst["base_text"])
             groups[key].append(message)
             tags[key].add(burst["evasion"])
+    alone = {key for key, members in groups.items() if _qualifies_group(members, settings)}
     cells: list[Cell] = []
     for (channel, start, base_text), members in groups.items():
-        users = collections.Counter(m.user_login for m in members)
-        if _qualifies(len(members), users, settings) and len(members) >= (min_messages_in_window or 0):
+        before = (channel, start - settings.window_ms, base_text)
+        group = members + (
+            carried(groups[before], members, settings) if before in groups and before not in alone else []
+        )
+        users = collections.Counter(m.user_login for m in group)
+        if _qualifies(len(group), users, settings) and len(group) >= (min_messages_in_window or 0):
             cells.append(
                 Cell(
                     channel,
                     start,
-                    len(members),
+                    len(group),
                     len(users),
                     frozenset(tags[channel, start, base_text]),
-                    frozenset(m.text for m in members),
+                    frozenset(m.text for m in group),
                 )
             )
     return cells
 
 
+def _qualifies_group(messages: list[ChatMessage], settings: Settings) -> bool:
+    return _qualifies(len(messages), collections.Counter(m.user_login for m in messages), settings)
+
+
+def carried(before: list[ChatMessage], wave: list[ChatMessage], settings: Settings) -> list[ChatMessage]:
+    """The messages of the window before that count with a wave: sent less than a window before its first."""
+    began = min(m.sent_ts for m in wave)
+    return [m for m in before if m.sent_ts > began - settings.window_ms]
+
+
 def oracle_cells(messages: Iterable[ChatMessage], settings: Settings) -> list[Cell]:
-    """Brute force: all pairs of distinct normalised texts per channel-window, exact Jaccard, union-find."""
+    """Brute force: all pairs of distinct normalised texts per channel-window (with the texts of the window before
+    that are in no cell there), exact Jaccard, union-find."""
     windows: dict[tuple[str, int], list[ChatMessage]] = collections.defaultdict(list)
     for message in messages:
         windows[(message.channel, message.sent_ts - message.sent_ts % settings.window_ms)].append(message)
     cells = []
-    for (channel, start), members in windows.items():
+    leftover: dict[tuple[str, int], dict[str, list[ChatMessage]]] = {}  # window -> its texts in no cell
+    for channel, start in sorted(windows):
+        members = windows[channel, start]
         by_norm: dict[str, list[ChatMessage]] = collections.defaultdict(list)
         for message in members:
             by_norm[normalise(message.text)].append(message)
-        norms = list(by_norm)
+        own = set(by_norm)
+        before = leftover.get((channel, start - settings.window_ms), {})
+        norms = [*by_norm, *(n for n in before if n not in own)]
         sets = [frozenset(shingles(n, settings.shingle_size)) for n in norms]
         found = UnionFind(len(norms))
         for a, b in itertools.combinations(range(len(norms)), 2):
@@ -120,11 +142,17 @@ def oracle_cells(messages: Iterable[ChatMessage], settings: Settings) -> list[Ce
         clusters: dict[int, list[int]] = collections.defaultdict(list)
         for i in range(len(norms)):
             clusters[found.find(i)].append(i)
+        used: set[str] = set()
         for indices in clusters.values():
-            group = [m for i in indices for m in by_norm[norms[i]]]
+            wave = [m for i in indices for m in by_norm.get(norms[i], [])]
+            if not wave:
+                continue  # only texts of the window before
+            group = wave + carried([m for i in indices for m in before.get(norms[i], [])], wave, settings)
             users = collections.Counter(m.user_login for m in group)
             if _qualifies(len(group), users, settings):
                 cells.append(Cell(channel, start, len(group), len(users), texts=frozenset(m.text for m in group)))
+                used.update(norms[i] for i in indices)
+        leftover[channel, start] = {n: ms for n, ms in by_norm.items() if n not in used}
     return cells
 
 

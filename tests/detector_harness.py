@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -217,3 +219,37 @@ class DetectorProcess:
 
     def log_text(self) -> str:
         return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+
+
+class LiveWave:
+    """A spam wave written to the chat topic as it happens, stamped now: `users` take turns pasting `text`, one
+    message every `every_s`, `count` in all, beginning half a second after a window boundary (so the whole wave
+    falls in one window). `window_end` is that window's end (epoch ms); `done` is set after the last message."""
+
+    def __init__(self, config: Config, channel: str, text: str, users: int, count: int, every_s: float):
+        self.config, self.channel, self.text = config, channel, text
+        self.users, self.count, self.every_s = users, count, every_s
+        window_ms = config["detector.window_s"] * 1000
+        now = int(time.time() * 1000)
+        self.window_start = now - now % window_ms + window_ms
+        self.window_end = self.window_start + window_ms
+        assert count * every_s * 1000 < window_ms - 1_000, "the wave must fit in one window"
+        self.done = threading.Event()
+        threading.Thread(target=self._run, name="test-live-wave", daemon=True).start()
+
+    def _run(self) -> None:
+        sink = ChatSink(self.config)
+        try:
+            time.sleep(max(0.0, (self.window_start + 500) / 1000 - time.time()))
+            for i in range(self.count):
+                message = ChatMessage(
+                    channel=self.channel,
+                    user_login=f"{self.channel}_u{i % self.users}",
+                    text=self.text,
+                    sent_ts=int(time.time() * 1000),
+                )
+                sink.offer(message, block=True)
+                time.sleep(self.every_s)
+        finally:
+            sink.close(timeout_s=30)
+            self.done.set()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 
 from jobs.alerts import Alert, Rules, Sender, Tracker, Webhook, body
-from tests.detector_harness import fresh_config, produce, run
+from jobs.keyed import KeyedBatch
+from jobs.spam_detector import start, stop_between_batches
+from tests.detector_harness import LiveWave, fresh_config, produce, run
 from tests.test_ingest_twitch import wait_for
 from tests.test_security import free_port
 from twitchcrement.config import ConfigError
@@ -29,6 +32,7 @@ class Receiver:
     def __init__(self, fail_first: dict[str, int] | None = None):
         self.fail_first = dict(fail_first or {})
         self.requests: list[tuple[str, int, Any]] = []  # path, status answered, body
+        self.arrived_ms: list[int] = []  # when each request came (epoch ms), in the order of requests
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +41,7 @@ class Receiver:
                 left = receiver.fail_first.get(self.path, 0)
                 status = 500 if left else 204
                 receiver.fail_first[self.path] = max(0, left - 1)
+                receiver.arrived_ms.append(int(time.time() * 1000))
                 receiver.requests.append((self.path, status, data))
                 self.send_response(status)
                 self.end_headers()
@@ -139,6 +144,39 @@ def test_a_wave_alerts_each_webhook_once_per_topic_and_threshold(platform, spark
     assert writer.alerts.counts()["sent"] == 3 * len(expected) and writer.alerts.counts()["retried"] == 1
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "alerts on" in logged and "s3cr3t" not in logged
+
+
+@pytest.mark.slow
+def test_a_live_wave_alerts_before_its_window_has_closed(platform, spark, tmp_path) -> None:
+    """The detector streams; a wave of 8 users is written as it happens: the users alert reaches the receiver
+    while the wave's window is still open, not after it closes."""
+    receiver = Receiver()
+    config = fresh_config(platform).with_overrides(
+        alerts__webhooks=[f"json:{receiver.base}/json/live"],
+        alerts__min_messages=0,
+        alerts__min_users=5,
+        alerts__min_rate=0.0,
+        alerts__campaign_channels=0,
+    )
+    batches = KeyedBatch(config)
+    query = start(spark, config, checkpoint=str(tmp_path / "checkpoint"), writer=batches)
+    try:
+        wait_for(lambda: query.lastProgress is not None, 120, "the detector's first micro-batch")
+        tag = f"lw{uuid.uuid4().hex[:6]}"
+        wave = LiveWave(
+            config, f"{tag}_live", f"{tag} the raid is here right now KEKW", users=8, count=30, every_s=0.25
+        )
+        wait_for(
+            lambda: receiver.delivered("/json/live"),
+            wave.window_end / 1000 - time.time() + 30,
+            "the users alert",
+        )
+        (alert,) = receiver.delivered("/json/live")
+        assert alert["alert"] == "users" and alert["channel"] == wave.channel and alert["users"] >= 5
+        assert receiver.arrived_ms[0] < wave.window_end, (receiver.arrived_ms[0] - wave.window_end) / 1000
+    finally:
+        stop_between_batches(query, batches)
+        batches.close()
 
 
 def test_a_receiver_that_stays_down_is_counted_and_logged_without_its_secret(caplog) -> None:

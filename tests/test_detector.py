@@ -145,6 +145,51 @@ def test_an_events_text_is_a_spelling_of_the_message_its_hash_and_buckets_name()
     assert event["buckets"] == HASHER.bands(HASHER.signature(shingles(normalise(event["text"]))))
 
 
+@pytest.mark.parametrize("before", [0, 2, 3, 4, 5, 6, 8])
+def test_a_wave_is_one_event_wherever_the_window_boundary_falls(before):
+    """Eight users, one pasta each, 0.4 s apart, `before` of them before a window boundary: one event, always. It
+    holds the whole wave when the part after the boundary reached the thresholds (with the part before), and the
+    part before when that reached them alone (the few messages after it make no event of their own)."""
+    detector = ChannelDetector("nymn")
+    boundary = 1_767_225_610_000
+    pasta = "I can't believe chat is spamming this again Madge"
+    first = boundary - before * 400 + 200
+    rows = []
+    for i in range(8):
+        detector.add(
+            first + i * 400, f"user{i}", pasta, normalise(pasta), HASHER.signature(shingles(normalise(pasta))), SETTINGS
+        )
+        rows += detector.take() + detector.report_open(SETTINGS)
+    rows += detector.finish(SETTINGS)
+    closed = [r for r in rows if r.get("state") == "closed"]
+    whole = before < SETTINGS.min_messages
+    counted = 8 if whole else before
+    assert [(e["message_count"], e["distinct_users"]) for e in closed] == [(counted, counted)], before
+    assert closed[0]["first_ts"] == first and closed[0]["last_ts"] == first + (counted - 1) * 400
+    assert closed[0]["window_start"] == (boundary if whole else boundary - SETTINGS.window_ms)
+    assert [r for r in rows if r.get("state") == "open"], "reported while its window was open"
+
+
+def test_a_wave_big_enough_on_both_sides_of_a_boundary_is_one_event_in_each_and_a_slow_one_none():
+    detector = ChannelDetector("nymn")
+    boundary = 1_767_225_610_000
+    pasta = "I can't believe chat is spamming this again Madge"
+    signature = HASHER.signature(shingles(normalise(pasta)))
+    for i in range(12):  # 6 and 6
+        detector.add(boundary - 3_000 + i * 500, f"user{i}", pasta, normalise(pasta), signature, SETTINGS)
+    # two messages early in a window, three late in the next: never five within one window's length
+    slow = "this one is slow and not a wave at all my friends"
+    for i, ts in enumerate(
+        [boundary + 10_500, boundary + 11_000, boundary + 20_600, boundary + 21_000, boundary + 21_400]
+    ):
+        detector.add(ts, f"slow{i}", slow, normalise(slow), HASHER.signature(shingles(normalise(slow))), SETTINGS)
+    closed = [r for r in detector.take() + detector.finish(SETTINGS) if r.get("state") == "closed"]
+    assert sorted((e["window_start"], e["text"], e["message_count"]) for e in closed) == [
+        (boundary - 10_000, pasta, 6),
+        (boundary, pasta, 6),
+    ]
+
+
 def test_each_channel_closes_its_windows_by_its_own_clock_message_by_message():
     detector = ChannelDetector("busy")
     base = 1_767_225_600_000

@@ -243,11 +243,10 @@ class LiveFeed:
                 now = 0 if record.state == "undone" else record.message_count
                 if now and index is None:
                     buffer.events.append(record)
-                elif now:
+                    self._arrived(spam=1)
+                elif now and index is not None:
                     buffer.events.insert(index, record)  # room: its old record was just removed
                 self._count(buffer, record.window_start, spam=now - before)
-                if index is None and now:
-                    self._arrived(spam=1)
             else:
                 buffer.topics[record.topic_id] = record
                 buffer.topics.move_to_end(record.topic_id)

@@ -403,7 +403,8 @@ class ChannelDetector:
         members: dict[int, list[int]] = collections.defaultdict(list)
         for index, label in enumerate(labels):
             members[label].append(index)
-        events, used = [], set()
+        events: list[dict[str, Any]] = []
+        used: set[str] = set()
         for indices in members.values():
             if min(indices) >= own:
                 continue  # only texts of the window before

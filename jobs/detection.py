@@ -23,6 +23,7 @@ goes on) and once more when it closes (state closed, final):
 from __future__ import annotations
 
 import collections
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +165,24 @@ def _band_keys(signatures: np.ndarray, band: int, rows_per_band: int) -> np.ndar
     return key
 
 
+# An open window is clustered again after each micro-batch that brings it chat, and most of its candidate pairs
+# were checked the time before: their verdicts (pure functions of the two texts) are remembered, per Python worker
+# process, for as many pairs and texts as these bounds allow (about 40 MB at most).
+PAIR_VERDICTS = 200_000
+SHINGLE_SETS = 5_000
+
+
+@functools.lru_cache(maxsize=SHINGLE_SETS)
+def _shingle_set(norm: str, size: int) -> frozenset[str]:
+    return frozenset(shingle_set(norm, size))
+
+
+@functools.lru_cache(maxsize=PAIR_VERDICTS)
+def similar_texts(first: str, second: str, shingle_size: int, threshold: float) -> bool:
+    """Exact shingle Jaccard of two normalised texts >= threshold (call with the two in sorted order)."""
+    return jaccard(_shingle_set(first, shingle_size), _shingle_set(second, shingle_size)) >= threshold
+
+
 def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list[int]:
     """Cluster label (index of the cluster's first member) for each distinct normalised text.
 
@@ -176,20 +195,10 @@ def cluster(norms: list[str], signatures: list[Any], settings: Settings) -> list
     matrix = np.vstack([signature_array(signatures[i]) for i in hashed]).astype(np.int64)
     min_agreeing = int(PREFILTER_SHARE * matrix.shape[1])
     sure_agreeing = int(SURE_SHARE * matrix.shape[1])
-    shingle_sets: dict[int, set[str]] = {}
-    rejected: set[tuple[int, int]] = set()  # pairs that share several buckets are checked once
 
     def similar(a: int, b: int) -> bool:
-        pair = (a, b) if a < b else (b, a)
-        if pair in rejected:
-            return False
-        for i in pair:
-            if i not in shingle_sets:
-                shingle_sets[i] = shingle_set(norms[i], settings.shingle_size)
-        if jaccard(shingle_sets[a], shingle_sets[b]) >= settings.jaccard:
-            return True
-        rejected.add(pair)
-        return False
+        first, second = sorted((norms[a], norms[b]))
+        return similar_texts(first, second, settings.shingle_size, settings.jaccard)
 
     def join(a: int, b: int, agreeing: int) -> bool:
         """Join a candidate pair that shares `agreeing` MinHash values, if it is similar enough."""
@@ -405,9 +414,16 @@ class ChannelDetector:
             members[label].append(index)
         events: list[dict[str, Any]] = []
         used: set[str] = set()
+        least = min(settings.min_messages, settings.flood_min_messages)
         for indices in members.values():
             if min(indices) >= own:
                 continue  # only texts of the window before
+            most = sum(
+                (window.texts[norms[i]].count if i < own else 0) + (before[norms[i]].count if norms[i] in before else 0)
+                for i in indices
+            )
+            if most < least:
+                continue  # too few messages even with all of the window before's (most clusters: one chat line)
             began = min(window.texts[norms[i]].first_ts for i in indices if i < own)
             parts: dict[int, list[TextAgg]] = {i: [] for i in indices}
             for i in indices:
@@ -418,7 +434,7 @@ class ChannelDetector:
                     parts[i].append(earlier)
             aggs = [a for i in indices for a in parts[i]]
             count = sum(a.count for a in aggs)
-            if count < min(settings.min_messages, settings.flood_min_messages):
+            if count < least:
                 continue
             users = merged_users(a.users for a in aggs)
             originals: collections.Counter = collections.Counter()

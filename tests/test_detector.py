@@ -87,6 +87,34 @@ def test_a_wave_of_many_variants_costs_linear_comparisons(monkeypatch):
         assert 0 < len(checks) <= 2 * bands * n, (n, len(checks))
 
 
+def test_clustering_again_as_texts_come_gives_the_clusters_of_clustering_from_scratch():
+    """An open window is clustered after each micro-batch from the clusters of the time before (only what came
+    since is compared): on the generator's chat of three channels that gives the very clusters of clustering all
+    the texts at once."""
+    messages = list(Generator(SynthSettings(rate=3000, seconds=10, channels=3, seed=9, prefix="inc", spam_share=0.4)))
+
+    def partition(labels: list[int]) -> list[list[int]]:
+        groups: dict[int, list[int]] = {}
+        for index, label in enumerate(labels):
+            groups.setdefault(label, []).append(index)
+        return sorted(groups.values())
+
+    for channel in sorted({m.channel for m in messages}):
+        norms = list(dict.fromkeys(normalise(m.text) for m in messages if m.channel == channel))
+        grams = [shingles(n) for n in norms]
+        signatures = [detection.packed_signature(HASHER.signature(g)) if len(g) >= 5 else None for g in grams]
+        known = None
+        for end in (len(norms) // 4, len(norms) // 2, len(norms) * 3 // 4, len(norms)):
+            labels = cluster(norms[:end], signatures[:end], SETTINGS, known, own=end)
+            known = [0] * end
+            for group in partition(labels):
+                for index in group:
+                    known[index] = group[0]
+        full = partition(cluster(norms, signatures, SETTINGS))
+        assert len(full) < len(norms)  # waves joined texts
+        assert partition(known) == full, channel
+
+
 def test_channel_detector_events_topics_and_flood():
     detector = ChannelDetector("nymn")
     base = 1_704_557_980_000

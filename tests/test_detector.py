@@ -457,3 +457,76 @@ def test_late_messages_within_the_watermark_count_later_ones_are_dropped(platfor
 
 def _late_dropped(spark, config, checkpoint) -> int:
     return run(spark, config, checkpoint, finish=False).totals["late_dropped"]
+
+
+@pytest.mark.slow
+def test_live_waves_are_each_reported_while_they_go_on_wherever_the_window_boundary_falls(platform, spark, tmp_path):
+    """The detector streams beside 60 msg/s of chatter; six waves of a pasta from 8 users, 0.4 s apart, are written
+    as they happen, one a window: three inside a window, three across a boundary with 4, 3 and 2 of their eight
+    messages before it. Each is reported (open) before its window closes, and each ends as a closed event."""
+    import threading
+    import time
+
+    from ingest.sink import ChatSink
+    from jobs.keyed import KeyedBatch
+    from jobs.spam_detector import start, stop_between_batches
+    from tests.detector_harness import event_records
+    from tests.test_ingest_twitch import wait_for
+
+    config = fresh_config(platform)
+    tag = f"lv{uuid.uuid4().hex[:6]}"
+    chatter = list(Generator(SynthSettings(rate=60, seconds=75, channels=1, seed=3, prefix=tag, spam_share=0.0)))
+    channel = chatter[0].channel
+    batches = KeyedBatch(config)
+    query = start(spark, config, checkpoint=str(tmp_path / "checkpoint"), writer=batches)
+    try:
+        wait_for(lambda: query.lastProgress is not None, 120, "the detector's first micro-batch")
+        window_s = config["detector.window_s"]
+        first_boundary = (int(time.time()) // window_s + 2) * window_s
+        waves: list[tuple[str, float]] = []  # pasta, when its first message is sent (epoch s)
+        pastas = [
+            "the copypasta nobody asked for KEKW",
+            "stop posting this in chat the mods are asleep",
+            "who else is watching this at three in the morning",
+            "remember to hydrate and stretch your legs chat",
+            "first time chatter long time lurker hello everyone",
+            "this game is rigged and the devs know it",
+        ]
+        for k, before in enumerate([None, 4, None, 3, None, 2]):
+            boundary = first_boundary + k * window_s
+            began = boundary + 2.0 if before is None else boundary - before * 0.4 + 0.2
+            waves.append((f"{pastas[k]} {tag}", began))
+        plan = [
+            (began + i * 0.4, channel, f"{tag}w{k}u{i}", pasta)
+            for k, (pasta, began) in enumerate(waves)
+            for i in range(8)
+        ]
+        start_s = first_boundary - window_s
+        plan += [(start_s + (m.sent_ts - chatter[0].sent_ts) / 1000, channel, m.user_login, m.text) for m in chatter]
+        plan.sort()
+
+        def write() -> None:
+            sink = ChatSink(config)
+            for at, where, user, text in plan:
+                time.sleep(max(0.0, at - time.time()))
+                sink.offer(ChatMessage(channel=where, user_login=user, text=text, sent_ts=int(time.time() * 1000)))
+            sink.close(timeout_s=30)
+
+        writer = threading.Thread(target=write, name="test-live-chat", daemon=True)
+        writer.start()
+
+        def closed() -> set[str]:
+            return {r.text for r in event_records(config) if r.state == "closed"} & {p for p, _ in waves}
+
+        wait_for(lambda: len(closed()) == len(waves), plan[-1][0] - time.time() + 60, "every wave closed")
+        records = event_records(config)
+        for pasta, _ in waves:
+            mine = [r for r in records if r.text == pasta]
+            assert [r.state for r in mine][-1] == "closed", pasta
+            opened = [r for r in mine if r.state == "open"]
+            assert opened, f"never reported while it went on: {pasta}"
+            assert max(r.message_count for r in mine if r.state == "closed") >= 5
+        writer.join(timeout=30)
+    finally:
+        stop_between_batches(query, batches)
+        batches.close()

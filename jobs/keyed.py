@@ -44,7 +44,7 @@ from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 2  # 2: windows keep the open events they reported
+STATE_VERSION = 2  # 2: windows keep their reported open events and clusters; closed ones their remnants
 STATE_SCHEMA = "version int, shape string, body binary"
 EVICT_AFTER_MS = 3_600_000  # a channel with nothing open, silent this long, is forgotten (bounded state)
 USERS_TYPE = "array<struct<user:string,messages:long,first_ts:long,last_ts:long>>"

@@ -132,6 +132,20 @@ def live_events(sources: Sources, channel: str, limit: int = 30) -> tuple[list[d
     return events[:limit], problem
 
 
+def selected_event(
+    sources: Sources, channel: str, event_id: str | None, listed: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The event a user clicked: from the list shown, or from the channel's live buffer once newer events have
+    pushed it off the list (its detail stays while the user reads it)."""
+    if not event_id:
+        return None
+    shown = next((e for e in listed if e["event_id"] == event_id), None)
+    if shown is not None:
+        return shown
+    buffered = sources.feed.event(channel, event_id)
+    return _event_row(buffered) if buffered is not None else None
+
+
 def _event_row(event: SpamEvent) -> dict[str, Any]:
     return {
         "event_id": event.event_id,

@@ -313,6 +313,33 @@ def test_live_feed_memory_is_bounded(platform: Config) -> None:
     assert feed.channels()[0].login == "bigstreamer"  # viewers known: listed first
 
 
+def test_a_clicked_event_stays_in_the_detail_after_newer_events_push_it_off_the_list(platform: Config) -> None:
+    feed = LiveFeed(platform)
+    now = int(time.time() * 1000)
+    for i in range(40):  # one event per window, the newest last: the first ten fall off a list of 30
+        feed.add_spam(
+            SpamEvent(
+                event_id=f"e{i}",
+                kind="crowd",
+                channel="chan",
+                window_start=now + i * 10_000,
+                window_end=now + (i + 1) * 10_000,
+                text=f"spam {i}",
+                message_hash=f"h{i}",
+                message_count=5 + i,
+                distinct_users=3,
+            )
+        )
+    sources = views.Sources(feed, History(platform))
+    listed, problem = views.live_events(sources, "chan", 30)
+    assert problem is None and [e["event_id"] for e in listed] == [f"e{i}" for i in range(39, 9, -1)]
+    clicked = views.selected_event(sources, "chan", "e3", listed)
+    assert clicked is not None and (clicked["text"], clicked["message_count"]) == ("spam 3", 8)
+    assert views.selected_event(sources, "chan", "e39", listed) is listed[0]
+    assert views.selected_event(sources, "chan", "gone", listed) is None
+    assert views.selected_event(sources, "chan", None, listed) is None
+
+
 def test_outages_show_in_the_sources_state_not_as_errors(platform: Config) -> None:
     nowhere = platform.with_overrides(
         kafka__bootstrap_servers="127.0.0.1:1",

@@ -113,7 +113,7 @@ def refresh(_: int | None, channel: str | None, selected: str | None, shown: dic
         out += values
     # The detail is sent again only when the event shown, its numbers or the users found for it change, so it
     # too holds still (the history's user list is read each tick only until it is complete).
-    event = next((e for e in events if e["event_id"] == selected), None)
+    event = views.selected_event(data, channel, selected, events) if channel else None
     users, users_note = views.event_users(data, event)
     now_shown["detail"] = fingerprint((channel, selected, event and event["message_count"], len(users), users_note))
     detail = (

@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import itertools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,13 +24,14 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry
 
-from ingest import metrics, replay
+from ingest import metrics, replay, twitch
 from ingest.captures import Hints, captures, known_formats, merged
+from ingest.channels import ChannelSource, HelixError, publish
 from ingest.sink import ChatSink
 from ingest.synth import Generator, SynthSettings, write_jsonl
 from twitchcrement import config as configuration
 from twitchcrement.cli import command, configure
-from twitchcrement.records import ChatMessage
+from twitchcrement.records import ChannelList, ChatMessage
 
 log = logging.getLogger("ingest")
 
@@ -242,6 +244,68 @@ def cmd_synth(config: configuration.Config, args: argparse.Namespace, stop: Stop
     return status
 
 
+def _refresh_channels(
+    config: configuration.Config,
+    source: ChannelSource,
+    reader: twitch.TwitchReader,
+    stop: Callable[[], bool],
+    first: ChannelList,
+) -> None:
+    """Use the list fetched at start-up, then fetch again every ingest.channels_refresh_s; publish each list and
+    hand it to the reader."""
+    channels: ChannelList | None = first
+    while not stop():
+        try:
+            channels = channels or source.fetch()
+            reader.set_channels(channels.logins)
+            publish(config, channels)
+        except HelixError as exc:
+            log.error("could not refresh the channel list; keeping the current one", extra={"error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - publishing failed (Kafka down): the reader carries on
+            log.error("could not publish the channel list", extra={"error": f"{type(exc).__name__}: {exc}"})
+        channels = None
+        deadline = time.monotonic() + config["ingest.channels_refresh_s"]
+        while time.monotonic() < deadline and not stop():
+            time.sleep(0.5)
+
+
+def cmd_twitch(config: configuration.Config, args: argparse.Namespace, stop: Stopper) -> int:
+    source = ChannelSource(config, channels_file=args.channels_file)
+    first = source.fetch()  # fails now, with a clear message, if there is no usable channel list at all
+    host = args.irc_host or config["ingest.irc_host"]
+    port = args.irc_port or config["ingest.irc_port"]
+    tls = config["ingest.irc_tls"] and not args.no_tls
+    nick, token = os.environ.get(twitch.NICK_ENV), os.environ.get(twitch.TOKEN_ENV)
+    if bool(nick) != bool(token):
+        log.warning(f"set both {twitch.NICK_ENV} and {twitch.TOKEN_ENV} to log in; reading anonymously")
+        nick = token = None
+    registry = CollectorRegistry()
+    sink = ChatSink(config, delivery=metrics.delivery_histogram(registry))
+    reader = twitch.TwitchReader(config, sink, host, port, tls, nick=nick, token=token)
+    endpoint = metrics.serve(config, sink, registry, reader=reader)
+    log.info(
+        "reading Twitch chat",
+        extra={"server": f"{host}:{port}", "tls": tls, "login": reader.nick, "channels_from": source.kind},
+    )
+    refresher = threading.Thread(target=_refresh_channels, args=(config, source, reader, stop, first), daemon=True)
+    refresher.start()
+    try:
+        reader.run(stop, config["ingest.progress_every_s"])
+    finally:
+        sink.close(timeout_s=8.0)
+        endpoint.stop()
+    log.info(
+        "stopped",
+        extra={
+            "messages": reader.messages,
+            "produced": sink.stats.produced,
+            "dropped": sink.stats.dropped,
+            **reader.parser.summary(),
+        },
+    )
+    return 0
+
+
 @command
 def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
     args = parser(prog).parse_args(argv)
@@ -251,9 +315,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
         return cmd_replay(config, args, stop)
     if args.command == "synth":
         return cmd_synth(config, args, stop)
-    from ingest.twitch import run_twitch
-
-    return run_twitch(config, args, stop)
+    return cmd_twitch(config, args, stop)
 
 
 if __name__ == "__main__":

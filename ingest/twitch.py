@@ -11,29 +11,22 @@
 
 from __future__ import annotations
 
-import argparse
 import collections
 import functools
 import logging
-import os
 import queue
 import random
 import ssl
-import threading
 import time
 from collections.abc import Callable
 
 import irc.client
 import irc.connection
 from jaraco.stream import buffer as line_buffer
-from prometheus_client import CollectorRegistry
 
-from ingest import metrics
-from ingest.channels import ChannelSource, HelixError, publish
 from ingest.irc_parser import ChatParser, IrcParseError, parse_line
 from ingest.sink import ChatSink
 from twitchcrement.config import Config
-from twitchcrement.records import ChannelList
 
 log = logging.getLogger(__name__)
 
@@ -274,61 +267,3 @@ class TwitchReader:
     @property
     def joined(self) -> set[str]:
         return {c for s in self.shards for c in s.joined}
-
-
-def _refresh_loop(
-    config: Config, source: ChannelSource, reader: TwitchReader, stop: Callable[[], bool], first: ChannelList
-) -> None:
-    """Use the list fetched at start-up, then fetch again every ingest.channels_refresh_s; publish each list and
-    hand it to the reader."""
-    channels: ChannelList | None = first
-    while not stop():
-        try:
-            channels = channels or source.fetch()
-            reader.set_channels(channels.logins)
-            publish(config, channels)
-        except HelixError as exc:
-            log.error("could not refresh the channel list; keeping the current one", extra={"error": str(exc)})
-        except Exception as exc:  # noqa: BLE001 - publishing failed (Kafka down): the reader carries on
-            log.error("could not publish the channel list", extra={"error": f"{type(exc).__name__}: {exc}"})
-        channels = None
-        deadline = time.monotonic() + config["ingest.channels_refresh_s"]
-        while time.monotonic() < deadline and not stop():
-            time.sleep(0.5)
-
-
-def run_twitch(config: Config, args: argparse.Namespace, stop: Callable[[], bool]) -> int:
-    source = ChannelSource(config, channels_file=args.channels_file)
-    first = source.fetch()  # fails now, with a clear message, if there is no usable channel list at all
-    host = args.irc_host or config["ingest.irc_host"]
-    port = args.irc_port or config["ingest.irc_port"]
-    tls = config["ingest.irc_tls"] and not args.no_tls
-    nick, token = os.environ.get(NICK_ENV), os.environ.get(TOKEN_ENV)
-    if bool(nick) != bool(token):
-        log.warning(f"set both {NICK_ENV} and {TOKEN_ENV} to log in; reading anonymously")
-        nick = token = None
-    registry = CollectorRegistry()
-    sink = ChatSink(config, delivery=metrics.delivery_histogram(registry))
-    reader = TwitchReader(config, sink, host, port, tls, nick=nick, token=token)
-    endpoint = metrics.serve(config, sink, registry, reader=reader)
-    log.info(
-        "reading Twitch chat",
-        extra={"server": f"{host}:{port}", "tls": tls, "login": reader.nick, "channels_from": source.kind},
-    )
-    refresher = threading.Thread(target=_refresh_loop, args=(config, source, reader, stop, first), daemon=True)
-    refresher.start()
-    try:
-        reader.run(stop, config["ingest.progress_every_s"])
-    finally:
-        sink.close(timeout_s=8.0)
-        endpoint.stop()
-    log.info(
-        "stopped",
-        extra={
-            "messages": reader.messages,
-            "produced": sink.stats.produced,
-            "dropped": sink.stats.dropped,
-            **reader.parser.summary(),
-        },
-    )
-    return 0

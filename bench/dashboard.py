@@ -26,9 +26,13 @@ from tqdm import tqdm
 
 import services
 from bench.isolation import BenchSpace
-from dashboard import views
 from dashboard.history import History
 from dashboard.live import LiveFeed
+from dashboard.views.common import Sources
+from dashboard.views.live import chat_rows, event_details, event_rows, event_users, live_events, rate_figure, topic_rows
+from dashboard.views.overview import overview_view
+from dashboard.views.search import search_view
+from dashboard.views.user import user_view
 from jobs.sinks import CONNECTOR, EVENT_FACTS, cassandra_frames
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
@@ -183,36 +187,36 @@ def measure_callbacks(config: configuration.Config, args: argparse.Namespace) ->
     now = int(time.time() * 1000)
     for i in range(200):
         feed.add_chat(ChatMessage(channel="bench_001", user_login=f"u{i}", text=texts[i], sent_ts=now - i * 100))
-    sources = views.Sources(feed, history)
+    sources = Sources(feed, history)
     rng = random.Random(1)
 
     def live(i: int) -> Any:
         channel = f"bench_{rng.randrange(CHANNELS):03d}"
-        events, _ = views.live_events(sources, channel)
+        events, _ = live_events(sources, channel)
         rows = [
-            *views.event_rows(events, None),
-            *views.topic_rows(feed.topics(channel)),
-            *views.chat_rows(feed.chat(channel)),
+            *event_rows(events, None),
+            *topic_rows(feed.topics(channel)),
+            *chat_rows(feed.chat(channel)),
         ]
-        users, note = views.event_users(sources, events[0])
+        users, note = event_users(sources, events[0])
         return (
             [row.render() for row in rows],
-            views.event_details(events[0], users, note),
-            views.rate_figure(feed, channel),
+            event_details(events[0], users, note),
+            rate_figure(feed, channel),
         )
 
     def search(i: int) -> Any:
         text = texts[rng.randrange(len(texts))]
         query = (text, text.upper() + " xd", f"never seen {i} " + text[::-1])[i % 3]
-        view = views.search_view(sources, query, 0)
+        view = search_view(sources, query, 0)
         return view.message, view.matches, view.results, view.figure
 
     def user(i: int) -> Any:
-        view = views.user_view(sources, f"bench_user_{rng.randrange(USERS):05d}")
+        view = user_view(sources, f"bench_user_{rng.randrange(USERS):05d}")
         return view.message, view.figure, view.results
 
     def overview(i: int) -> Any:
-        view = views.overview_view(sources)
+        view = overview_view(sources)
         return view.totals, view.topics, view.campaigns, view.heatmap
 
     results = {

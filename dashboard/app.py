@@ -16,7 +16,7 @@ from dash import Input, Output, dcc, html
 
 from dashboard.history import History
 from dashboard.live import LiveFeed
-from dashboard.views import Sources
+from dashboard.views.common import Sources
 from twitchcrement.config import Config
 from twitchcrement.errors import UserError
 

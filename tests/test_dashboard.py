@@ -21,10 +21,14 @@ from typing import Any
 
 import pytest
 
-from dashboard import views
 from dashboard.app import DashboardError, create_app, credentials, is_loopback
 from dashboard.history import History, SearchError
 from dashboard.live import LiveFeed
+from dashboard.views.common import Sources, chat_text, spam_text
+from dashboard.views.live import event_details, event_users, live_events, selected_event
+from dashboard.views.overview import overview_view
+from dashboard.views.search import search_view
+from dashboard.views.user import user_view
 from ingest import replay
 from ingest.captures import Capture
 from ingest.sink import ChatSink
@@ -77,7 +81,7 @@ class World:
     channel_b: str
     feed: LiveFeed
     history: History
-    sources: views.Sources
+    sources: Sources
     replayed: threading.Event
 
 
@@ -144,7 +148,7 @@ def world(platform: Config, spark, tmp_path_factory) -> World:
 
     threading.Thread(target=feed_chat, name="test-replay", daemon=True).start()
     feed, history = LiveFeed(config).start(), History(config).start()
-    sources = views.Sources(feed, history, page_size=5, refresh_ms=1000, search_max_chars=500)
+    sources = Sources(feed, history, page_size=5, refresh_ms=1000, search_max_chars=500)
     try:
         wait_for(
             "the history's Cassandra session",
@@ -201,19 +205,19 @@ def test_search_rejects_empty_absurd_and_invisible_queries_with_a_message(world:
     ):
         with pytest.raises(SearchError, match=expected):
             world.history.search(query)
-        view = views.search_view(world.sources, query, 0)
+        view = search_view(world.sources, query, 0)
         assert expected in view.message and view.results == []
-    view = views.search_view(world.sources, f"zzqx {uuid.uuid4().hex} never said in any chat", 0)
+    view = search_view(world.sources, f"zzqx {uuid.uuid4().hex} never said in any chat", 0)
     assert view.message.startswith("No spam like this")
 
 
 def test_search_view_pages_newest_first(world: World) -> None:
     wait_for("several sightings", lambda: len(world.history.search(world.pasta).sightings) >= 8)
-    first = views.search_view(world.sources, world.pasta, 0)
-    second = views.search_view(world.sources, world.pasta, 1)
+    first = search_view(world.sources, world.pasta, 0)
+    second = search_view(world.sources, world.pasta, 1)
     assert first.page_label.startswith("page 1 of ") and second.page_label.startswith("page 2 of ")
     assert first.page == 0 and second.page == 1
-    past_end = views.search_view(world.sources, world.pasta, 10_000)
+    past_end = search_view(world.sources, world.pasta, 10_000)
     assert past_end.page == int(past_end.page_label.split()[-1]) - 1  # clamped to the last page
 
 
@@ -227,20 +231,20 @@ def test_live_view_tops_up_from_history_and_overview_shows_campaigns(world: Worl
         ),
     )
     # A dashboard started now has an empty live buffer: the live view still lists today's events from Cassandra.
-    fresh = views.Sources(LiveFeed(world.config), world.history)
-    events, problem = views.live_events(fresh, world.channel_a)
+    fresh = Sources(LiveFeed(world.config), world.history)
+    events, problem = live_events(fresh, world.channel_a)
     assert problem is None and world.pasta in {e["text"] for e in events}
     assert [e["window_start"] for e in events] == sorted((e["window_start"] for e in events), reverse=True)
-    users, _ = views.event_users(fresh, events[0])
-    details = str(views.event_details(events[0], users))
+    users, _ = event_users(fresh, events[0])
+    details = str(event_details(events[0], users))
     assert "Users (" in details and "Top spellings" in details
-    overview = views.overview_view(world.sources)
+    overview = overview_view(world.sources)
     assert world.tag in str(overview.campaigns)
     assert "chat messages/s in" in str(overview.totals)
 
 
 def campaign_event(world: World, channel: str) -> dict[str, Any]:
-    events, _ = views.live_events(world.sources, channel)
+    events, _ = live_events(world.sources, channel)
     return next(e for e in events if e["text"] == world.campaign)
 
 
@@ -250,38 +254,38 @@ def test_an_events_users_come_from_the_history_and_opted_out_users_are_left_out(
         lambda: next(
             (
                 e
-                for e in views.live_events(world.sources, world.channel_a)[0]
+                for e in live_events(world.sources, world.channel_a)[0]
                 if e["text"] == world.campaign
                 and len(world.history.event_users(e["event_id"], e["window_start"], e["distinct_users"])) == 6
             ),
             None,
         ),
     )
-    users, note = views.event_users(world.sources, event)
+    users, note = event_users(world.sources, event)
     assert note == "" and [u["user_login"] for u in users] == sorted(f"bot{i}" for i in range(6))
     assert sum(u["messages"] for u in users) == event["message_count"] and all(u["first_ts"] for u in users)
     # bot5 opts out after its chat was read: the dashboard no longer lists it, anywhere.
     private = dataclasses.replace(world.sources, hidden_users=frozenset({"bot5"}))
-    users, _ = views.event_users(private, event)
+    users, _ = event_users(private, event)
     assert [u["user_login"] for u in users] == [f"bot{i}" for i in range(5)]
-    assert views.user_view(private, "@bot5").message == "No spam by bot5 to show."
-    assert "bot5" in views.user_view(world.sources, "bot5").message
+    assert user_view(private, "@bot5").message == "No spam by bot5 to show."
+    assert "bot5" in user_view(world.sources, "bot5").message
 
 
 def test_user_view_lists_a_users_events_in_both_channels(world: World) -> None:
     view = wait_for(
         "bot0's events in both channels",
         lambda: (lambda v: v if world.channel_b in v.message and world.channel_a in v.message else None)(
-            views.user_view(world.sources, "  @Bot0 ")
+            user_view(world.sources, "  @Bot0 ")
         ),
-        shown=lambda: views.user_view(world.sources, "bot0").message,
+        shown=lambda: user_view(world.sources, "bot0").message,
     )
     assert view.login == "bot0" and view.message.startswith("bot0 took part in ")
     assert "in 2 channels" in view.message
     assert {trace.name for trace in view.figure.data} == {world.channel_a, world.channel_b}
-    search = views.search_view(world.sources, "@bot0", 0)
+    search = search_view(world.sources, "@bot0", 0)
     assert search.message == view.message and "/user?login=bot0" in str(search.results)
-    assert views.user_view(world.sources, f"nobody{uuid.uuid4().hex[:8]}").message.startswith("No spam by")
+    assert user_view(world.sources, f"nobody{uuid.uuid4().hex[:8]}").message.startswith("No spam by")
 
 
 def test_live_feed_memory_is_bounded(platform: Config) -> None:
@@ -330,14 +334,14 @@ def test_a_clicked_event_stays_in_the_detail_after_newer_events_push_it_off_the_
                 distinct_users=3,
             )
         )
-    sources = views.Sources(feed, History(platform))
-    listed, problem = views.live_events(sources, "chan", 30)
+    sources = Sources(feed, History(platform))
+    listed, problem = live_events(sources, "chan", 30)
     assert problem is None and [e["event_id"] for e in listed] == [f"e{i}" for i in range(39, 9, -1)]
-    clicked = views.selected_event(sources, "chan", "e3", listed)
+    clicked = selected_event(sources, "chan", "e3", listed)
     assert clicked is not None and (clicked["text"], clicked["message_count"]) == ("spam 3", 8)
-    assert views.selected_event(sources, "chan", "e39", listed) is listed[0]
-    assert views.selected_event(sources, "chan", "gone", listed) is None
-    assert views.selected_event(sources, "chan", None, listed) is None
+    assert selected_event(sources, "chan", "e39", listed) is listed[0]
+    assert selected_event(sources, "chan", "gone", listed) is None
+    assert selected_event(sources, "chan", None, listed) is None
 
 
 def test_outages_show_in_the_sources_state_not_as_errors(platform: Config) -> None:
@@ -357,9 +361,9 @@ def test_outages_show_in_the_sources_state_not_as_errors(platform: Config) -> No
             lambda: history.error and "no Cassandra node answered" in history.error,
             timeout_s=30,
         )
-        view = views.search_view(views.Sources(feed, history), "some spam", 0)
+        view = search_view(Sources(feed, history), "some spam", 0)
         assert view.message.startswith("History is not available right now")
-        events, problem = views.live_events(views.Sources(feed, history), "anyone")
+        events, problem = live_events(Sources(feed, history), "anyone")
         assert events == [] and "Cassandra" in problem
     finally:
         feed.stop(timeout_s=1)
@@ -380,10 +384,10 @@ def test_emote_tags_become_images_and_hostile_tags_are_skipped() -> None:
 
     assert emote_spans(EMOTE_TAG, len(EMOTE_TEXT)) == [(0, 5, "25"), (17, 25, "305954156")]
     assert emote_spans("25:0-99", 5) == [] and emote_spans("garbage", 5) == [] and emote_spans("", 5) == []
-    parts = views.chat_text(EMOTE_TEXT, EMOTE_TAG)
+    parts = chat_text(EMOTE_TEXT, EMOTE_TAG)
     assert [getattr(p, "alt", p) for p in parts] == ["Kappa", " hello chat ", "PogChamp"]
     assert parts[0].src == "https://static-cdn.jtvnw.net/emoticons/v2/25/default/dark/1.0"
-    spam = views.spam_text("Kappa Kappa 7tvEmote", {"Kappa": "25"})
+    spam = spam_text("Kappa Kappa 7tvEmote", {"Kappa": "25"})
     assert [getattr(p, "alt", p) for p in spam] == ["Kappa", " ", "Kappa", " 7tvEmote"]
 
 
@@ -618,9 +622,7 @@ def test_an_events_users_link_to_the_user_page_which_shows_both_channels(
 ) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    wait_for(
-        "bot0 in both channels' history", lambda: world.channel_b in views.user_view(world.sources, "bot0").message
-    )
+    wait_for("bot0 in both channels' history", lambda: world.channel_b in user_view(world.sources, "bot0").message)
     browser.get(f"{served}/?channel={world.channel_a}")
     campaign = wait_for(
         "a campaign event on the live page",

@@ -6,10 +6,11 @@ from typing import Any
 
 import dash
 from dash import ALL, Input, NoUpdate, Output, State, ctx, dcc, html, no_update
+from dashboard.view.common import empty_figure
 
-from dashboard import views
 from dashboard.app import sources
 from dashboard.slots import SlotList, fingerprint
+from dashboard.views import live as view
 
 dash.register_page(__name__, path="/", name="Live", order=0)
 
@@ -72,7 +73,7 @@ def layout(channel: str | None = None, **_: str) -> html.Div:
     State("live-channel", "value"),
 )
 def pick_channels(_: int | None, current: str | None) -> tuple[list[dict[str, str]], str | None]:
-    options = views.channel_options(sources().feed)
+    options = view.channel_options(sources().feed)
     if current and all(o["value"] != current for o in options):
         options.insert(0, {"label": current, "value": current})
     return options, current or (options[0]["value"] if options else None)
@@ -95,29 +96,29 @@ def refresh(_: int | None, channel: str | None, selected: str | None, shown: dic
     shown = shown or {}
     data = sources()
     if channel:
-        events, problem = views.live_events(data, channel, EVENTS.capacity)
+        events, problem = view.live_events(data, channel, EVENTS.capacity)
         topics, emotes = data.feed.topics(channel, TOPICS.capacity), data.feed.known_emotes()
         chat = data.feed.chat(channel, CHAT.capacity)
-        figure = views.rate_figure(data.feed, channel)
+        figure = view.rate_figure(data.feed, channel)
     else:
         events, topics, chat, emotes, problem = [], [], [], {}, None
-        figure = views.empty_figure("Chat rate", "pick a channel")
+        figure = empty_figure("Chat rate", "pick a channel")
     out: list[Any] = []
     now_shown: dict[str, Any] = {}
     for name, slots, rows in (
-        ("events", EVENTS, views.event_rows(events, selected, emotes)),
-        ("topics", TOPICS, views.topic_rows(topics, emotes)),
-        ("chat", CHAT, views.chat_rows(chat)),
+        ("events", EVENTS, view.event_rows(events, selected, emotes)),
+        ("topics", TOPICS, view.topic_rows(topics, emotes)),
+        ("chat", CHAT, view.chat_rows(chat)),
     ):
         values, now_shown[name] = slots.update(shown.get(name), rows)
         out += values
     # The detail is sent again only when the event shown, its numbers or the users found for it change, so it
     # too holds still (the history's user list is read each tick only until it is complete).
-    event = views.selected_event(data, channel, selected, events) if channel else None
-    users, users_note = views.event_users(data, event)
+    event = view.selected_event(data, channel, selected, events) if channel else None
+    users, users_note = view.event_users(data, event)
     now_shown["detail"] = fingerprint((channel, selected, event and event["message_count"], len(users), users_note))
     detail = (
-        views.event_details(event, users, users_note, emotes)
+        view.event_details(event, users, users_note, emotes)
         if now_shown["detail"] != shown.get("detail")
         else no_update
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, dcc, html
 
-from dashboard import views
 from dashboard.app import sources
+from dashboard.views.overview import overview_view
 
 dash.register_page(__name__, path="/overview", name="Overview", order=2)
 
@@ -36,5 +36,5 @@ layout = html.Div(
     Input("overview-tick", "n_intervals"),
 )
 def refresh(_: int | None) -> tuple:
-    view = views.overview_view(sources())
+    view = overview_view(sources())
     return view.totals, view.topics, view.campaigns, view.heatmap

@@ -7,8 +7,8 @@ import urllib.parse
 import dash
 from dash import Input, Output, State, ctx, dcc, html
 
-from dashboard import views
 from dashboard.app import sources
+from dashboard.views.search import search_view
 
 dash.register_page(__name__, path="/search", name="Search", order=1)
 
@@ -66,6 +66,6 @@ def layout(q: str | None = None, **_: str) -> html.Div:
 )
 def search(_go: int, text: str | None, _prev: int, _next: int, page: int | None) -> tuple:
     page = {"search-prev": (page or 0) - 1, "search-next": (page or 0) + 1}.get(ctx.triggered_id, 0)
-    view = views.search_view(sources(), text, max(page, 0))
+    view = search_view(sources(), text, max(page, 0))
     address = "?" + urllib.parse.urlencode({"q": text}) if text else ""
     return view.message, view.matches, view.results, view.figure, view.page_label, view.page, address

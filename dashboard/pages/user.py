@@ -7,8 +7,8 @@ import urllib.parse
 import dash
 from dash import Input, Output, dcc, html
 
-from dashboard import views
 from dashboard.app import sources
+from dashboard.views.user import user_view
 
 dash.register_page(__name__, path="/user", name="User", order=3)
 
@@ -48,6 +48,6 @@ def layout(login: str | None = None, **_: str) -> html.Div:
     Input("user-login", "value"),
 )
 def look_up(_go: int, text: str | None) -> tuple:
-    view = views.user_view(sources(), text)
+    view = user_view(sources(), text)
     address = "?" + urllib.parse.urlencode({"login": view.login}) if view.login else ""
     return view.message, view.figure, view.results, address

@@ -7,7 +7,7 @@ Each timed call is what the page's main callback runs (the dashboard.views funct
 JSON encoding Dash applies to its result. Live: a channel whose live buffer is empty, so its events come from
 Cassandra (the slow path); search: a known spam text (exact and similar), a mutated spelling and an unknown text;
 user: a user's page (each of the 20,000 users took part in about 50 events); overview: totals, topics, campaigns
-of today and the heatmap. Writes bench/results/dashboard.json.
+of today and the heatmap. Writes dashboard.json in --out (bench/results).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import plotly.utils
@@ -60,7 +61,7 @@ def fill(spark: Any, config: configuration.Config, events: int, texts: list[str]
     """Write `events` spam events (and their topics and LSH buckets) to the bench keyspace; returns seconds."""
     hasher = MinHasher.from_config(config)
     coefficients = hasher.coefficients
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for text in tqdm(texts, desc="texts", unit="text", mininterval=2.0):
         norm = normalise(text)
         rows.append((len(rows), text, message_hash(norm), hasher.bands(hasher.signature(shingles(norm), coefficients))))
@@ -154,6 +155,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--texts", type=int, default=20_000, help="distinct spam texts the events spread over")
     parser.add_argument("--calls", type=int, default=200, help="timed calls per callback")
+    parser.add_argument("--out", default=str(RESULTS), help="where dashboard.json goes (default bench/results)")
     parser.add_argument(
         "--keep", action="store_true", help="keep the bench keyspace at the end, and reuse it if it is already filled"
     )
@@ -231,9 +233,10 @@ def measure_callbacks(config: configuration.Config, args: argparse.Namespace) ->
         results["callbacks"][name] = timed(args.calls, action)
         print(f"{name:9s} {results['callbacks'][name]}", flush=True)
     history.stop()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "dashboard.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {RESULTS / 'dashboard.json'}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dashboard.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {out / 'dashboard.json'}")
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             first = False
             write_stats()
             last_stats = time.perf_counter()
-        if args.drain and all(consumer.position(p) >= o for p, o in end.items()):
+        if end is not None and all(consumer.position(p) >= o for p, o in end.items()):
             break
         if args.seconds and time.perf_counter() - started > args.seconds:
             break

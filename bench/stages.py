@@ -14,6 +14,7 @@ bench/results/stages.json and stages.md; `make bench` includes it in its report.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -71,6 +72,10 @@ def best_of(repeat: int, action: Callable[[], Any]) -> tuple[float, Any]:
     return min(times), result
 
 
+def write_noop(frame: Any) -> None:
+    frame.write.format("noop").mode("overwrite").save()
+
+
 def measure(space: BenchSpace, spark: Any, messages: int, repeat: int) -> dict[str, Any]:
     config = space.config
     topic = space.topic("stages")
@@ -93,10 +98,11 @@ def measure(space: BenchSpace, spark: Any, messages: int, repeat: int) -> dict[s
         ("shingles + HashingTF + MinHashLSH -> signature (one JVM call a row)", featured),
         ("detection per Kafka partition: windows, clusters, events (Python workers)", detected(featured, settings)),
     ]
-    stages, previous = [], 0.0
+    stages: list[dict[str, Any]] = []
+    previous = 0.0
     for name, frame in prefixes:
-        frame.write.format("noop").mode("overwrite").save()  # warm-up: JVM code paths, Python workers
-        seconds, _ = best_of(repeat, lambda frame=frame: frame.write.format("noop").mode("overwrite").save())
+        write_noop(frame)  # warm-up: JVM code paths, Python workers
+        seconds, _ = best_of(repeat, functools.partial(write_noop, frame))
         stages.append({"stage": name, "total_s": round(seconds, 3), "added_s": round(seconds - previous, 3)})
         previous = seconds
     for stage in stages:

@@ -1,0 +1,261 @@
+"""The phases that run the systems: capacity and quality (drains of a pre-filled topic, scored against the
+generator's labels and the real captures' oracle) and live runs at fixed offered rates."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import cpu, first_report
+from bench.isolation import BenchSpace
+from bench.plans import CAPTURES, CATCH_UP_S, CUT_BATCH, DETECTING, SHARED, SUSTAINED_SHARE, SYSTEMS, Plan, log
+from bench.stats import flat, percentile
+from bench.systems import Runner, closed, fill, read_output
+from ingest.captures import Capture
+from ingest.synth import Generator, SynthSettings
+from jobs.detection import Settings
+from jobs.evaluation import Cell, labelled_cells, oracle_cells, score
+from jobs.pipeline import DetectorSettings
+from twitchcrement import PROJECT_ROOT
+from twitchcrement import config as configuration
+
+
+def drain_seconds(spark: Any, config: configuration.Config, system: str, chat_topic: str, out_topic: str) -> float:
+    """Wall seconds of one system draining the chat topic into out_topic."""
+    runner = Runner(spark, config, system)
+    began = time.perf_counter()
+    runner.start(chat_topic, out_topic, drain=True)
+    runner.wait()
+    return time.perf_counter() - began
+
+
+def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str, dict[str, Any]]:
+    """Each system drains the same labelled chat `plan.repeat` times; its first drain's events are scored."""
+    config, settings = space.config, Settings()
+    generator = Generator(
+        SynthSettings(rate=plan.prefill_rate, seconds=plan.prefill_seconds, channels=40, seed=21, prefix="bench")
+    )
+    messages = list(generator)
+    chat_topic = space.topic("chat")
+    log(f"pre-filling {chat_topic} with {len(messages):,} labelled messages ...")
+    fill(config, chat_topic, messages)
+    cells = labelled_cells(messages, [b.label() for b in generator.bursts], settings)
+    oracle = None
+    if plan.oracle and SHARED.exists():
+        real = sorted((m for path in CAPTURES for m in Capture(SHARED / path)), key=lambda m: m.sent_ts)
+        oracle = (space.topic("real"), oracle_cells(real, settings))
+        fill(config, oracle[0], real)
+    warm_up = Runner(spark, config, "noop")  # the session's first query pays JVM and worker start-up: not a system's
+    warm_up.start(chat_topic, "unused", drain=True)
+    warm_up.wait()
+    results: dict[str, dict[str, Any]] = {}
+    for system in SYSTEMS:
+        runs, first_events = [], []
+        cpu_before = cpu.snapshot()
+        for repetition in range(plan.repeat):
+            out_topic = space.topic(f"out-{system}")
+            runs.append(drain_seconds(spark, config, system, chat_topic, out_topic))
+            if repetition == 0 and system in DETECTING:
+                first_events = read_output(config, out_topic)
+        rates = [(len(messages) + 1) / r for r in runs]
+        entry: dict[str, Any] = {
+            "cpu": cpu.used_since(cpu_before, len(messages) * plan.repeat),
+            "max_sustained_msgs_per_s": round(statistics.median(rates)),
+            "drain_min_msgs_per_s": round(min(rates)),
+            "drain_max_msgs_per_s": round(max(rates)),
+            "drain_runs": len(runs),
+            "precision": None,
+            "recall": None,
+        }
+        if system in DETECTING:
+            entry.update(_quality(first_events, cells, settings))
+            if oracle:
+                entry.update(_oracle_agreement(spark, space, system, *oracle, settings))
+        if system == "detector":
+            entry.update(_cut_drains(spark, space, plan, chat_topic, runs))
+        results[system] = entry
+        log(f"{system}: {entry}")
+    return results
+
+
+def _quality(records: list[dict[str, Any]], cells: list[Cell], settings: Settings) -> dict[str, Any]:
+    """Closed events scored against the labels; the open records counted, and those undone at close."""
+    quality = score(closed(records), cells, settings)
+    return {
+        "events_reported_open": len({r["event_id"] for r in records if r.get("state") == "open"}),
+        "undone": len({r["event_id"] for r in records if r.get("state") == "undone"}),
+        "precision": round(quality.precision, 4),
+        "recall": round(quality.recall, 4),
+        "events": quality.events,
+        "labelled_cells": quality.cells,
+        "recall_by_evasion": {k: round(v, 4) for k, v in quality.recall_by_tag.items()},
+        "precision_by_evasion": {k: round(v, 4) for k, v in quality.precision_by_tag.items()},
+    }
+
+
+def _oracle_agreement(
+    spark: Any, space: BenchSpace, system: str, real_topic: str, cells: list[Cell], settings: Settings
+) -> dict[str, Any]:
+    out_topic = space.topic(f"out-{system}-real")
+    runner = Runner(spark, space.config, system)
+    runner.start(real_topic, out_topic, drain=True)
+    runner.wait()
+    agreement = score(closed(read_output(space.config, out_topic)), cells, settings)
+    return {
+        "oracle_precision": round(agreement.precision, 4),
+        "oracle_recall": round(agreement.recall, 4),
+        "oracle_cells": agreement.cells,
+    }
+
+
+def _cut_drains(spark: Any, space: BenchSpace, plan: Plan, chat_topic: str, one_batch: list[float]) -> dict[str, Any]:
+    """The detector's drain again, cut into micro-batches of CUT_BATCH messages."""
+    cut_config = space.config.with_overrides(detector__max_offsets_per_trigger=CUT_BATCH)
+    out_topic = space.topic("out-detector-cut")
+    cut_runs = [drain_seconds(spark, cut_config, "detector", chat_topic, out_topic) for _ in range(plan.repeat)]
+    cut = {
+        "cut_batch": CUT_BATCH,
+        "cut_drain_s": round(statistics.median(cut_runs), 2),
+        "one_batch_drain_s": round(statistics.median(one_batch), 2),
+        "cut_slowdown": round(statistics.median(cut_runs) / statistics.median(one_batch), 2),
+    }
+    log(f"detector, cut into micro-batches of {CUT_BATCH:,}: {cut}")
+    return cut
+
+
+class MemorySampler:
+    """Every second, in a thread: the resident memory of a system's processes and its state bytes."""
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        while not self._stop.wait(1.0):
+            rss = 0
+            for process in self.runner.processes():
+                try:
+                    rss += process.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.samples.append(
+                {
+                    "t": round(time.monotonic() - began),
+                    "rss_mb": round(rss / 2**20),
+                    "state_bytes": self.runner.state_bytes(),
+                }
+            )
+
+
+def offer_load(chat_topic: str, rate: int, seconds: float, waves: Path) -> dict[str, Any]:
+    """The load generator (bench/load.py) at a fixed rate; its stats, and its waves written to `waves`."""
+    stats = Path(tempfile.mkstemp(prefix="bench-load-", suffix=".json")[1])
+    command = ["--topic", chat_topic, "--rate", str(rate), "--seconds", str(seconds)]
+    subprocess.run(
+        [sys.executable, "-m", "bench.load", *command, "--stats", str(stats), "--waves", str(waves)],
+        cwd=PROJECT_ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    load: dict[str, Any] = json.loads(stats.read_text())
+    stats.unlink()
+    return load
+
+
+def live(
+    spark: Any, space: BenchSpace, plan: Plan, system: str, rate: int, seconds: float | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """One live run at an offered rate; a long one (seconds) also keeps memory and state minute by minute.
+    overrides: settings of the system's config for this run (config.with_overrides)."""
+    seconds = seconds or plan.live_seconds
+    config = space.config.with_overrides(**overrides)
+    chat_topic, out_topic = space.topic("live"), space.topic("live-out")
+    runner = Runner(spark, config, system)
+    runner.start(chat_topic, out_topic, drain=False, seconds=seconds + plan.grace_seconds + 60)
+    deadline = time.monotonic() + 120
+    while not runner.ready() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    waves = Path(tempfile.mkstemp(prefix="bench-waves-", suffix=".jsonl")[1])
+    with MemorySampler(runner) as memory:
+        load = offer_load(chat_topic, rate, seconds, waves)
+        load_end_ms = int(time.time() * 1000)
+        time.sleep(CATCH_UP_S)
+        processed = runner.processed()
+        time.sleep(max(0.0, plan.grace_seconds - CATCH_UP_S))
+    runner.stop()
+    records = read_output(config, out_topic)
+    first = first_report.time_to_first_report(
+        first_report.read_waves(waves), records, DetectorSettings.from_config(config).detection
+    )
+    waves.unlink()
+    result = {
+        "offered_per_s": rate,
+        "achieved_offered_per_s": load["achieved_per_s"],
+        "offered": load["offered"],
+        "processed_within_10s": processed,
+        "sustained": processed >= SUSTAINED_SHARE * load["offered"],
+        **_latencies([e for e in closed(records) if e["window_end"] <= load_end_ms]),
+        **first,
+        **_memory(memory.samples, seconds if seconds > plan.live_seconds else 0),
+    }
+    log(f"live {system} at {rate:,}/s: {result}")
+    return result
+
+
+def _latencies(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """From each closed event's Kafka time: after its window's end (latency), after its last message (detect)."""
+    latency = [(e["kafka_ms"] - e["window_end"]) / 1000 for e in events]
+    detect = [(e["kafka_ms"] - e["last_ts"]) / 1000 for e in events if e.get("last_ts")]
+    return {
+        "events": len(events),
+        "latency_p50_s": percentile(latency, 0.5),
+        "latency_p95_s": percentile(latency, 0.95),
+        "latency_p99_s": percentile(latency, 0.99),
+        "time_to_detect_p50_s": percentile(detect, 0.5),
+        "time_to_detect_p95_s": percentile(detect, 0.95),
+    }
+
+
+def _memory(samples: list[dict[str, Any]], endurance_s: float) -> dict[str, Any]:
+    """Resident memory and state over a run; for the endurance run, also minute by minute and whether flat."""
+    rss = [s["rss_mb"] for s in samples]
+    memory = {
+        "rss_mb_max": max(rss) if rss else None,
+        "rss_mb_first": rss[0] if rss else None,
+        "rss_mb_last": rss[-1] if rss else None,
+        "state_bytes_max": max((s["state_bytes"] or 0 for s in samples), default=None) or None,
+    }
+    if endurance_s:
+        minutes = [
+            next(s for s in samples if s["t"] >= minute * 60)
+            for minute in range(1, int(endurance_s // 60) + 1)
+            if samples and samples[-1]["t"] >= minute * 60
+        ]
+        memory.update(
+            {
+                "seconds": endurance_s,
+                "per_minute": minutes,
+                "rss_flat": flat([s["rss_mb"] for s in minutes]),
+                "state_flat": flat([s["state_bytes"] for s in minutes]),
+            }
+        )
+    return memory

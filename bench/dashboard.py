@@ -59,43 +59,9 @@ def spam_texts(count: int, seed: int = 5) -> list[str]:
 
 def fill(spark: Any, config: configuration.Config, events: int, texts: list[str]) -> float:
     """Write `events` spam events (and their topics and LSH buckets) to the bench keyspace; returns seconds."""
-    hasher = MinHasher.from_config(config)
-    coefficients = hasher.coefficients
-    rows: list[tuple[Any, ...]] = []
-    for text in tqdm(texts, desc="texts", unit="text", mininterval=2.0):
-        norm = normalise(text)
-        rows.append((len(rows), text, message_hash(norm), hasher.bands(hasher.signature(shingles(norm), coefficients))))
-    text_frame = spark.createDataFrame(rows, "text_id long, text string, message_hash string, buckets array<long>")
+    text_frame = texts_frame(spark, config, texts)
     now_ms = int(time.time() * 1000)
-    day_ms = 20 * 3600 * 1000  # the last 20 hours: today's and yesterday's partitions, as live history is
-    base = (
-        spark.range(events)
-        .withColumnRenamed("id", "n")
-        .withColumn("text_id", (F.hash("n") % len(texts) + len(texts)) % len(texts))
-        .join(F.broadcast(text_frame), "text_id")
-        .withColumn("channel", F.format_string("bench_%03d", (F.col("n") % CHANNELS).cast("int")))
-        .withColumn(
-            "window_start", F.lit(now_ms) - (F.abs(F.hash("n", F.lit(7))) % (day_ms // 10_000)) * 10_000 - 10_000
-        )
-    )
-    event_frame = base.select(
-        "channel",
-        F.lit("crowd").alias("event_kind"),
-        "window_start",
-        (F.col("window_start") + 10_000).alias("window_end"),
-        F.md5(F.col("n").cast("string")).alias("event_id"),
-        F.substring(F.md5(F.concat_ws("/", "channel", "message_hash")), 1, 32).alias("topic_id"),
-        "text",
-        "message_hash",
-        (F.col("n") % 40 + 5).alias("message_count"),
-        (F.col("n") % 20 + 3).alias("distinct_users"),
-        (F.col("n") % 4 + 1).alias("variants"),
-        F.array(F.struct(F.lit("user_a").alias("user"), F.lit(3).cast("long").alias("count"))).alias("top_users"),
-        F.array(F.struct(F.col("text").alias("text"), F.lit(3).cast("long").alias("count"))).alias("top_variants"),
-        (F.col("window_start") + 500).alias("first_ts"),
-        (F.col("window_start") + 9_500).alias("last_ts"),
-        "buckets",
-    )
+    event_frame = events_frame(spark, text_frame, events, len(texts), now_ms)
     # Topics: one per (channel, text) that had an event, spanning its first to last window.
     topic_frame = (
         event_frame.groupBy("channel", "topic_id", "text", "message_hash")
@@ -130,6 +96,50 @@ def fill(spark: Any, config: configuration.Config, events: int, texts: list[str]
         frame.write.format(CONNECTOR).options(keyspace=KEYSPACE, table=table).mode("append").save()
         print(f"  wrote {table} in {time.perf_counter() - began:.0f} s", flush=True)
     return time.perf_counter() - started
+
+
+def texts_frame(spark: Any, config: configuration.Config, texts: list[str]) -> Any:
+    """The spam texts with their ids, hashes and LSH buckets, computed as the detector computes them."""
+    hasher = MinHasher.from_config(config)
+    coefficients = hasher.coefficients
+    rows: list[tuple[Any, ...]] = []
+    for text in tqdm(texts, desc="texts", unit="text", mininterval=2.0):
+        norm = normalise(text)
+        rows.append((len(rows), text, message_hash(norm), hasher.bands(hasher.signature(shingles(norm), coefficients))))
+    return spark.createDataFrame(rows, "text_id long, text string, message_hash string, buckets array<long>")
+
+
+def events_frame(spark: Any, text_frame: Any, events: int, texts: int, now_ms: int) -> Any:
+    """`events` events over CHANNELS channels and the texts, in 10 s windows of the last 20 hours."""
+    day_ms = 20 * 3600 * 1000  # the last 20 hours: today's and yesterday's partitions, as live history is
+    base = (
+        spark.range(events)
+        .withColumnRenamed("id", "n")
+        .withColumn("text_id", (F.hash("n") % texts + texts) % texts)
+        .join(F.broadcast(text_frame), "text_id")
+        .withColumn("channel", F.format_string("bench_%03d", (F.col("n") % CHANNELS).cast("int")))
+        .withColumn(
+            "window_start", F.lit(now_ms) - (F.abs(F.hash("n", F.lit(7))) % (day_ms // 10_000)) * 10_000 - 10_000
+        )
+    )
+    return base.select(
+        "channel",
+        F.lit("crowd").alias("event_kind"),
+        "window_start",
+        (F.col("window_start") + 10_000).alias("window_end"),
+        F.md5(F.col("n").cast("string")).alias("event_id"),
+        F.substring(F.md5(F.concat_ws("/", "channel", "message_hash")), 1, 32).alias("topic_id"),
+        "text",
+        "message_hash",
+        (F.col("n") % 40 + 5).alias("message_count"),
+        (F.col("n") % 20 + 3).alias("distinct_users"),
+        (F.col("n") % 4 + 1).alias("variants"),
+        F.array(F.struct(F.lit("user_a").alias("user"), F.lit(3).cast("long").alias("count"))).alias("top_users"),
+        F.array(F.struct(F.col("text").alias("text"), F.lit(3).cast("long").alias("count"))).alias("top_variants"),
+        (F.col("window_start") + 500).alias("first_ts"),
+        (F.col("window_start") + 9_500).alias("last_ts"),
+        "buckets",
+    )
 
 
 def timed(calls: int, action: Callable[[int], Any]) -> dict[str, float]:
@@ -171,18 +181,24 @@ def main() -> None:
                 (RESULTS / f".{KEYSPACE}-filled").unlink(missing_ok=True)  # the keyspace goes with it
 
 
+def filled(config: configuration.Config, args: argparse.Namespace, texts: list[str]) -> float | None:
+    """The bench keyspace filled with args.events events: the seconds it took, or None if a kept fill was reused."""
+    marker = RESULTS / f".{KEYSPACE}-filled"
+    size = f"{args.events} {args.texts} {USERS} users"  # a fill of another size, or without users, is redone
+    if args.keep and marker.exists() and marker.read_text() == size:
+        return None
+    spark = session(config, app_name="twitchcrement-bench-dashboard")
+    print(f"filling {args.events:,} spam events over {CHANNELS} channels and {args.texts:,} texts ...", flush=True)
+    seconds = fill(spark, config, args.events, texts)
+    spark.stop()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    marker.write_text(size)
+    return seconds
+
+
 def measure_callbacks(config: configuration.Config, args: argparse.Namespace) -> None:
     texts = spam_texts(args.texts)
-    marker = RESULTS / f".{KEYSPACE}-filled"
-    fill_s = None
-    filled = f"{args.events} {args.texts} {USERS} users"  # a fill of another size, or without users, is redone
-    if not (args.keep and marker.exists() and marker.read_text() == filled):
-        spark = session(config, app_name="twitchcrement-bench-dashboard")
-        print(f"filling {args.events:,} spam events over {CHANNELS} channels and {args.texts:,} texts ...", flush=True)
-        fill_s = fill(spark, config, args.events, texts)
-        spark.stop()
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        marker.write_text(filled)
+    fill_s = filled(config, args, texts)
     history = History(config)
     history.connect()
     feed = LiveFeed(config)  # not started: the live page's Cassandra path is the one measured

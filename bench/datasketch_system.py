@@ -120,7 +120,7 @@ class DatasketchDetector:
         return events
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.datasketch_system",
         description=__doc__,
@@ -131,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain", action="store_true", help="read the topic from the start to its end, then stop")
     parser.add_argument("--seconds", type=float, default=0, help="live mode: stop after this long (0: never)")
     parser.add_argument("--stats", help="write {messages, seconds} here as JSON when done")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     config = configuration.load()
     detector = DatasketchDetector(Settings())
     consumer = kafka_consumer(

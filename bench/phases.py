@@ -3,10 +3,7 @@ generator's labels and the real captures' oracle) and live runs at fixed offered
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -15,6 +12,7 @@ from typing import Any
 
 import psutil
 
+import bench.load
 from bench import cpu, first_report
 from bench.isolation import BenchSpace
 from bench.plans import CAPTURES, CATCH_UP_S, CUT_BATCH, DETECTING, SHARED, SUSTAINED_SHARE, SYSTEMS, Plan, log
@@ -25,7 +23,6 @@ from ingest.synth import Generator, SynthSettings
 from jobs.detection import Settings
 from jobs.evaluation import Cell, labelled_cells, oracle_cells, score
 from jobs.pipeline import DetectorSettings
-from twitchcrement import PROJECT_ROOT
 from twitchcrement import config as configuration
 
 
@@ -166,21 +163,6 @@ class MemorySampler:
             )
 
 
-def offer_load(chat_topic: str, rate: int, seconds: float, waves: Path) -> dict[str, Any]:
-    """The load generator (bench/load.py) at a fixed rate; its stats, and its waves written to `waves`."""
-    stats = Path(tempfile.mkstemp(prefix="bench-load-", suffix=".json")[1])
-    command = ["--topic", chat_topic, "--rate", str(rate), "--seconds", str(seconds)]
-    subprocess.run(
-        [sys.executable, "-m", "bench.load", *command, "--stats", str(stats), "--waves", str(waves)],
-        cwd=PROJECT_ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    load: dict[str, Any] = json.loads(stats.read_text())
-    stats.unlink()
-    return load
-
-
 def live(
     spark: Any, space: BenchSpace, plan: Plan, system: str, rate: int, seconds: float | None = None, **overrides: Any
 ) -> dict[str, Any]:
@@ -196,7 +178,7 @@ def live(
         time.sleep(0.5)
     waves = Path(tempfile.mkstemp(prefix="bench-waves-", suffix=".jsonl")[1])
     with MemorySampler(runner) as memory:
-        load = offer_load(chat_topic, rate, seconds, waves)
+        load = bench.load.in_subprocess(chat_topic, rate, seconds, waves=waves)
         load_end_ms = int(time.time() * 1000)
         time.sleep(CATCH_UP_S)
         processed = runner.processed()

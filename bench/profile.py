@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import bench.load
 from bench.isolation import BenchSpace, local_bench
 from jobs.keyed import KeyedBatch
 from jobs.spam_detector import start, stop_between_batches
@@ -82,24 +82,7 @@ def profile_rate(spark: Any, space: BenchSpace, rate: int, seconds: float, spam_
         while query.lastProgress is None and time.monotonic() < deadline:
             time.sleep(0.2)
         began = time.monotonic()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.load",
-                "--topic",
-                chat_topic,
-                "--rate",
-                str(rate),
-                "--seconds",
-                str(seconds),
-                "--spam-share",
-                str(spam_share),
-            ],
-            cwd=PROJECT_ROOT,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        bench.load.in_subprocess(chat_topic, rate, seconds, spam_share)
         time.sleep(3)
         progress = [p for p in query.recentProgress if p["numInputRows"]]
     finally:

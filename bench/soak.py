@@ -77,84 +77,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def soak(space: BenchSpace, args: argparse.Namespace) -> int:
-    base = space.config
-    chat_topic, spam_topic = base["kafka.chat_topic"], base["kafka.spam_topic"]
     work = Path(tempfile.mkdtemp(prefix="soak-"))
-    checkpoint = work / "checkpoint"
-    env = {
-        **os.environ,
-        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": chat_topic,
-        "TWITCHCREMENT_KAFKA_SPAM_TOPIC": spam_topic,
-        "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": base["kafka.deadletter_topic"],
-        "TWITCHCREMENT_CASSANDRA_KEYSPACE": base["cassandra.keyspace"],
-        "TWITCHCREMENT_SPARK_MASTER": "local[2]",
-        "TWITCHCREMENT_LOCAL_DATA_DIR": str(work / "local"),
-    }
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dashboard_port = probe.getsockname()[1]
-    seconds = args.minutes * 60
-    processes = {
-        "detector": subprocess.Popen(
-            [sys.executable, "jobs/spam_detector.py", "--checkpoint", str(checkpoint)],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=open(work / "detector.log", "wb"),
-            start_new_session=True,
-        ),
-        "dashboard": subprocess.Popen(
-            [sys.executable, "-m", "dashboard", "--port", str(dashboard_port)],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=open(work / "dashboard.log", "wb"),
-            start_new_session=True,
-        ),
-    }
-    while not (checkpoint / "offsets").exists() and processes["detector"].poll() is None:
-        time.sleep(1)
-    processes["load"] = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.load",
-            "--topic",
-            chat_topic,
-            "--rate",
-            str(args.rate),
-            "--seconds",
-            str(seconds),
-        ],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    kafka, cassandra = services.LocalKafka(base), services.LocalCassandra(base)
-    samples: list[dict[str, Any]] = []
-    began = time.monotonic()
+    processes = start_platform(space.config, work, args.rate, args.minutes * 60)
     try:
-        while time.monotonic() - began < seconds:
-            time.sleep(min(args.sample_s, max(0.0, seconds - (time.monotonic() - began))))
-            metrics_file = work / "local" / "detector" / "metrics.json"
-            metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-            sample = {
-                "minute": round((time.monotonic() - began) / 60, 1),
-                **{f"{name}_rss_mb": tree_rss_mb(p.pid) for name, p in processes.items() if name != "load"},
-                "kafka_rss_mb": tree_rss_mb(kafka.pid() or 0),
-                "cassandra_rss_mb": tree_rss_mb(cassandra.pid() or 0),
-                "state_rows": metrics.get("state_rows"),
-                "state_bytes": metrics.get("state_bytes"),
-                "detector_rows_per_s": metrics.get("processed_rows_per_s"),
-                "backlog": backlog(base, chat_topic, checkpoint),
-            }
-            samples.append(sample)
-            print(json.dumps(sample), flush=True)
-            dead = [name for name, p in processes.items() if p.poll() is not None and name != "load"]
-            if dead:
-                print(f"soak: {', '.join(dead)} stopped early; see {work}", flush=True)
-                break
+        samples = sample(space.config, processes, work, args.minutes * 60, args.sample_s)
     finally:
         for process in processes.values():
             if process.poll() is None:
@@ -164,6 +90,79 @@ def soak(space: BenchSpace, args: argparse.Namespace) -> int:
                 process.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+    write_report(args, samples, work)
+    return 0
+
+
+def start_platform(base: configuration.Config, work: Path, rate: int, seconds: float) -> dict[str, subprocess.Popen]:
+    """The detector and the dashboard as a user starts them, on the bench's topics and keyspace; then the load."""
+    env = {
+        **os.environ,
+        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": base["kafka.chat_topic"],
+        "TWITCHCREMENT_KAFKA_SPAM_TOPIC": base["kafka.spam_topic"],
+        "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": base["kafka.deadletter_topic"],
+        "TWITCHCREMENT_CASSANDRA_KEYSPACE": base["cassandra.keyspace"],
+        "TWITCHCREMENT_SPARK_MASTER": "local[2]",
+        "TWITCHCREMENT_LOCAL_DATA_DIR": str(work / "local"),
+    }
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dashboard_port = probe.getsockname()[1]
+
+    def started(name: str, *command: str, log: bool = True) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, *command],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(work / f"{name}.log", "wb") if log else None,
+            start_new_session=True,
+        )
+
+    checkpoint = work / "checkpoint"
+    processes = {
+        "detector": started("detector", "jobs/spam_detector.py", "--checkpoint", str(checkpoint)),
+        "dashboard": started("dashboard", "-m", "dashboard", "--port", str(dashboard_port)),
+    }
+    while not (checkpoint / "offsets").exists() and processes["detector"].poll() is None:
+        time.sleep(1)
+    load = ("-m", "bench.load", "--topic", base["kafka.chat_topic"], "--rate", str(rate), "--seconds", str(seconds))
+    processes["load"] = started("load", *load, log=False)
+    return processes
+
+
+def sample(
+    base: configuration.Config, processes: dict[str, subprocess.Popen], work: Path, seconds: float, every_s: float
+) -> list[dict[str, Any]]:
+    """Every `every_s` until the load ends (or a process stops early): memory, state and the detector's backlog."""
+    kafka, cassandra = services.LocalKafka(base), services.LocalCassandra(base)
+    samples: list[dict[str, Any]] = []
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        time.sleep(min(every_s, max(0.0, seconds - (time.monotonic() - began))))
+        metrics_file = work / "local" / "detector" / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        measured = {
+            "minute": round((time.monotonic() - began) / 60, 1),
+            **{f"{name}_rss_mb": tree_rss_mb(p.pid) for name, p in processes.items() if name != "load"},
+            "kafka_rss_mb": tree_rss_mb(kafka.pid() or 0),
+            "cassandra_rss_mb": tree_rss_mb(cassandra.pid() or 0),
+            "state_rows": metrics.get("state_rows"),
+            "state_bytes": metrics.get("state_bytes"),
+            "detector_rows_per_s": metrics.get("processed_rows_per_s"),
+            "backlog": backlog(base, base["kafka.chat_topic"], work / "checkpoint"),
+        }
+        samples.append(measured)
+        print(json.dumps(measured), flush=True)
+        dead = [name for name, p in processes.items() if p.poll() is not None and name != "load"]
+        if dead:
+            print(f"soak: {', '.join(dead)} stopped early; see {work}", flush=True)
+            break
+    return samples
+
+
+def write_report(args: argparse.Namespace, samples: list[dict[str, Any]], work: Path) -> None:
+    """soak.json, soak.md and the memory plot in bench/results."""
     series = {key: [s[key] for s in samples] for key in samples[0] if key != "minute"} if samples else {}
     verdict = {
         key: flat(values) for key, values in series.items() if key.endswith("_rss_mb") or key.startswith("state_")
@@ -214,7 +213,6 @@ def soak(space: BenchSpace, args: argparse.Namespace) -> int:
         figure.tight_layout()
         figure.savefig(RESULTS / "soak.png", dpi=100)
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":

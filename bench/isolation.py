@@ -51,7 +51,7 @@ class BenchSpace:
         ensure_tables(self.config)
         ensure_topics(
             self.config,
-            [self.config["kafka.chat_topic"], self.config["kafka.spam_topic"], self.config["kafka.deadletter_topic"]],
+            [self.config.kafka.chat_topic, self.config.kafka.spam_topic, self.config.kafka.deadletter_topic],
         )
         return self
 
@@ -69,12 +69,12 @@ class BenchSpace:
             session = cassandra_session(self.config, keyspace=False)
             try:
                 # the keyspace name cannot be bound; the config checks it is a plain CQL name
-                session.execute(DROP_KEYSPACE.format(keyspace=self.config["cassandra.keyspace"]), timeout=120)
+                session.execute(DROP_KEYSPACE.format(keyspace=self.config.cassandra.keyspace), timeout=120)
             finally:
                 session.cluster.shutdown()
             log.warning(
                 "bench keyspace and topics dropped",
-                extra={"keyspace": self.config["cassandra.keyspace"], "topics": len(ours)},
+                extra={"keyspace": self.config.cassandra.keyspace, "topics": len(ours)},
             )
         except Exception as exc:  # noqa: BLE001 - say what is left behind, in one line
             log.error(

@@ -98,10 +98,10 @@ def start_platform(base: configuration.Config, work: Path, rate: int, seconds: f
     """The detector and the dashboard as a user starts them, on the bench's topics and keyspace; then the load."""
     env = {
         **os.environ,
-        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": base["kafka.chat_topic"],
-        "TWITCHCREMENT_KAFKA_SPAM_TOPIC": base["kafka.spam_topic"],
-        "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": base["kafka.deadletter_topic"],
-        "TWITCHCREMENT_CASSANDRA_KEYSPACE": base["cassandra.keyspace"],
+        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": base.kafka.chat_topic,
+        "TWITCHCREMENT_KAFKA_SPAM_TOPIC": base.kafka.spam_topic,
+        "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": base.kafka.deadletter_topic,
+        "TWITCHCREMENT_CASSANDRA_KEYSPACE": base.cassandra.keyspace,
         "TWITCHCREMENT_SPARK_MASTER": "local[2]",
         "TWITCHCREMENT_LOCAL_DATA_DIR": str(work / "local"),
     }
@@ -126,7 +126,7 @@ def start_platform(base: configuration.Config, work: Path, rate: int, seconds: f
     }
     while not (checkpoint / "offsets").exists() and processes["detector"].poll() is None:
         time.sleep(1)
-    load = ("-m", "bench.load", "--topic", base["kafka.chat_topic"], "--rate", str(rate), "--seconds", str(seconds))
+    load = ("-m", "bench.load", "--topic", base.kafka.chat_topic, "--rate", str(rate), "--seconds", str(seconds))
     processes["load"] = started("load", *load, log=False)
     return processes
 
@@ -150,7 +150,7 @@ def sample(
             "state_rows": metrics.get("state_rows"),
             "state_bytes": metrics.get("state_bytes"),
             "detector_rows_per_s": metrics.get("processed_rows_per_s"),
-            "backlog": backlog(base, base["kafka.chat_topic"], work / "checkpoint"),
+            "backlog": backlog(base, base.kafka.chat_topic, work / "checkpoint"),
         }
         samples.append(measured)
         print(json.dumps(measured), flush=True)

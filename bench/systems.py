@@ -120,9 +120,9 @@ class Runner:
         kafka = (
             self.spark.readStream.format("kafka")
             .options(**kafka_options(config))
-            .option("subscribe", config["kafka.chat_topic"])
-            .option("startingOffsets", config["detector.starting_offsets"])
-            .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"])
+            .option("subscribe", config.kafka.chat_topic)
+            .option("startingOffsets", config.detector.starting_offsets)
+            .option("maxOffsetsPerTrigger", config.detector.max_offsets_per_trigger)
             .load()
         )
         # msgpack decode to columns only: no normalisation or shingles (the floor of any Python-decoding job)
@@ -130,10 +130,10 @@ class Runner:
         if self.system == "noop":
             writer = chat.writeStream.format("noop")
         else:
-            window = config["detector.window_s"]
+            window = config.detector.window_s
             events = (
                 chat.withColumn("event_time", F.timestamp_millis("sent_ts"))
-                .withWatermark("event_time", f"{config['detector.watermark_s']} seconds")
+                .withWatermark("event_time", f"{config.detector.watermark_s} seconds")
                 .groupBy("channel", F.window("event_time", f"{window} seconds"), "text")
                 .agg(F.count("*").alias("message_count"), F.max("sent_ts").alias("last_ts"))
                 .where(F.col("message_count") > 1)
@@ -152,13 +152,13 @@ class Runner:
                 events.select(F.col("channel").cast("binary").alias("key"), value.cast("binary").alias("value"))
                 .writeStream.format("kafka")
                 .options(**kafka_options(config))
-                .option("topic", config["kafka.spam_topic"])
+                .option("topic", config.kafka.spam_topic)
             )
         writer = writer.outputMode("append").option("checkpointLocation", checkpoint)
         writer = (
             writer.trigger(availableNow=True)
             if drain
-            else writer.trigger(processingTime=f"{int(config['detector.trigger_s'] * 1000)} milliseconds")
+            else writer.trigger(processingTime=f"{int(config.detector.trigger_s * 1000)} milliseconds")
         )
         return writer.start()
 

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m dashboard") -> in
     overrides = {k: v for k, v in (("dashboard__host", args.host), ("dashboard__port", args.port)) if v}
     config = configure(args.config, **overrides)
     auth = credentials()
-    host, port = config["dashboard.host"], config["dashboard.port"]
+    host, port = config.dashboard.host, config.dashboard.port
     if not is_loopback(host) and auth is None:
         raise DashboardError(
             f"dashboard.host={host} is not loopback: set DASHBOARD_USER and DASHBOARD_PASSWORD "

@@ -77,10 +77,10 @@ def create_app(config: Config, feed: LiveFeed, history: History, auth: tuple[str
     app.server.config[SOURCES_KEY] = Sources(
         feed,
         history,
-        config["dashboard.page_size"],
-        int(config["dashboard.refresh_s"] * 1000),
-        config["dashboard.search_max_chars"],
-        frozenset(u.lower() for u in config["ingest.optout_users"]),
+        config.dashboard.page_size,
+        int(config.dashboard.refresh_s * 1000),
+        config.dashboard.search_max_chars,
+        frozenset(u.lower() for u in config.ingest.optout_users),
     )
     if auth:
         _require_basic_auth(app.server, *auth)

@@ -107,10 +107,10 @@ class History:
     def __post_init__(self) -> None:
         self.hasher = MinHasher.from_config(self.config)
         self.coefficients = self.hasher.coefficients
-        self.min_shingles = self.config["detector.min_shingles"]
-        self.shingle_size = self.config["detector.shingle_size"]
-        self.threshold = self.config["detector.jaccard"]
-        self.max_chars = self.config["dashboard.search_max_chars"]
+        self.min_shingles = self.config.detector.min_shingles
+        self.shingle_size = self.config.detector.shingle_size
+        self.threshold = self.config.detector.jaccard
+        self.max_chars = self.config.dashboard.search_max_chars
 
     # --- connection -----------------------------------------------------------------------------------------
     def start(self) -> History:
@@ -124,10 +124,10 @@ class History:
 
     def connect(self) -> None:
         session = cassandra_session(self.config.with_overrides(cassandra__connect_timeout_s=5.0), keyspace=False)
-        keyspace = self.config["cassandra.keyspace"]  # checked by the config to be a plain CQL name
+        keyspace = self.config.cassandra.keyspace  # checked by the config to be a plain CQL name
         self._prepared = {name: session.prepare(cql.format(keyspace=keyspace)) for name, cql in STATEMENTS.items()}
         self.session, self.error = session, None
-        log.info("history connected", extra={"keyspace": self.config["cassandra.keyspace"]})
+        log.info("history connected", extra={"keyspace": self.config.cassandra.keyspace})
 
     def _monitor(self) -> None:
         while not self._stop.is_set():

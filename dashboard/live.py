@@ -56,13 +56,13 @@ class LiveFeed:
 
     def __init__(self, config: Config):
         self.config = config
-        self.chat_topic = config["kafka.chat_topic"]
-        self.spam_topic = config["kafka.spam_topic"]
-        self.channels_topic = config["ingest.channels_topic"]
-        self.chat_size = config["dashboard.chat_per_channel"]
-        self.spam_size = config["dashboard.spam_per_channel"]
-        self.max_channels = config["dashboard.max_channels"]
-        self.history_ms = config["dashboard.history_s"] * 1000
+        self.chat_topic = config.kafka.chat_topic
+        self.spam_topic = config.kafka.spam_topic
+        self.channels_topic = config.ingest.channels_topic
+        self.chat_size = config.dashboard.chat_per_channel
+        self.spam_size = config.dashboard.spam_per_channel
+        self.max_channels = config.dashboard.max_channels
+        self.history_ms = config.dashboard.history_s * 1000
         self._channels: collections.OrderedDict[str, ChannelBuffer] = collections.OrderedDict()
         self._viewers: dict[str, int] = {}
         self._arrivals: collections.deque = collections.deque(maxlen=600)  # (wall second, chat, spam events)
@@ -139,7 +139,7 @@ class LiveFeed:
         # after a reconnect the consumer simply goes on from where it was.
         consumer.seek_to_beginning(*[p for p in partitions if p.topic == self.channels_topic])
         streams = [p for p in partitions if p.topic != self.channels_topic]
-        since_ms = int(time.time() * 1000) - (self.config["dashboard.backfill_s"] * 1000 if backfill else 0)
+        since_ms = int(time.time() * 1000) - (self.config.dashboard.backfill_s * 1000 if backfill else 0)
         offsets = consumer.offsets_for_times({p: since_ms for p in streams})
         for partition in streams:
             found = offsets.get(partition)

@@ -83,4 +83,4 @@ def serve(config: Config, server: flask.Flask, feed: LiveFeed, history: History)
     registry.register(DashboardCollector(feed, history))
     instrument(server, registry)
     checks = {"kafka": lambda: feed.kafka_error, "cassandra": lambda: history.error}
-    return Endpoint("dashboard", config["dashboard.metrics_port"], registry, checks).start()
+    return Endpoint("dashboard", config.dashboard.metrics_port, registry, checks).start()

@@ -133,7 +133,7 @@ def _to_kafka(
             label=label,
             stop=stop,
             progress=progress,
-            log_every_s=config["ingest.progress_every_s"],
+            log_every_s=config.ingest.progress_every_s,
         )
     finally:
         # On SIGTERM give Kafka a few seconds; a finished replay waits until everything is acknowledged.
@@ -161,7 +161,7 @@ def _hints(args: argparse.Namespace) -> Hints:
 
 
 def cmd_replay(config: configuration.Config, args: argparse.Namespace, stop: Stopper) -> int:
-    speed = _speed(args.speed or config["ingest.replay_speed"])
+    speed = _speed(args.speed or config.ingest.replay_speed)
     files = captures(args.paths, _hints(args))
 
     def problems() -> dict[str, int]:
@@ -217,11 +217,11 @@ def cmd_replay(config: configuration.Config, args: argparse.Namespace, stop: Sto
 
 def cmd_synth(config: configuration.Config, args: argparse.Namespace, stop: Stopper) -> int:
     settings = SynthSettings(
-        rate=args.rate or config["ingest.synth_rate"],
+        rate=args.rate or config.ingest.synth_rate,
         seconds=args.seconds,
-        channels=args.channels or config["ingest.synth_channels"],
-        spam_share=config["ingest.synth_spam_share"] if args.spam_share is None else args.spam_share,
-        seed=config["ingest.synth_seed"] if args.seed is None else args.seed,
+        channels=args.channels or config.ingest.synth_channels,
+        spam_share=config.ingest.synth_spam_share if args.spam_share is None else args.spam_share,
+        seed=config.ingest.synth_seed if args.seed is None else args.seed,
         start_ms=int(time.time() * 1000),
     )
     generator = Generator(settings, labels_path=args.labels)
@@ -264,7 +264,7 @@ def _refresh_channels(
         except Exception as exc:  # noqa: BLE001 - publishing failed (Kafka down): the reader carries on
             log.error("could not publish the channel list", extra={"error": f"{type(exc).__name__}: {exc}"})
         channels = None
-        deadline = time.monotonic() + config["ingest.channels_refresh_s"]
+        deadline = time.monotonic() + config.ingest.channels_refresh_s
         while time.monotonic() < deadline and not stop():
             time.sleep(0.5)
 
@@ -272,9 +272,9 @@ def _refresh_channels(
 def cmd_twitch(config: configuration.Config, args: argparse.Namespace, stop: Stopper) -> int:
     source = ChannelSource(config, channels_file=args.channels_file)
     first = source.fetch()  # fails now, with a clear message, if there is no usable channel list at all
-    host = args.irc_host or config["ingest.irc_host"]
-    port = args.irc_port or config["ingest.irc_port"]
-    tls = config["ingest.irc_tls"] and not args.no_tls
+    host = args.irc_host or config.ingest.irc_host
+    port = args.irc_port or config.ingest.irc_port
+    tls = config.ingest.irc_tls and not args.no_tls
     nick, token = os.environ.get(twitch.NICK_ENV), os.environ.get(twitch.TOKEN_ENV)
     if bool(nick) != bool(token):
         log.warning(f"set both {twitch.NICK_ENV} and {twitch.TOKEN_ENV} to log in; reading anonymously")
@@ -290,7 +290,7 @@ def cmd_twitch(config: configuration.Config, args: argparse.Namespace, stop: Sto
     refresher = threading.Thread(target=_refresh_channels, args=(config, source, reader, stop, first), daemon=True)
     refresher.start()
     try:
-        reader.run(stop, config["ingest.progress_every_s"])
+        reader.run(stop, config.ingest.progress_every_s)
     finally:
         sink.close(timeout_s=8.0)
         endpoint.stop()

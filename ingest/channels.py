@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twitchcrement.config import Config
+from twitchcrement.config import Config, project_path
 from twitchcrement.errors import UserError
 from twitchcrement.records import ChannelEntry, ChannelList
 
@@ -162,8 +162,8 @@ class ChannelSource:
         # A file named on the command line is relative to the working directory; one from the config, to the project.
         if channels_file:
             self.channels_file = channels_file
-        elif config["ingest.channels_file"]:
-            self.channels_file = str(config.path("ingest.channels_file"))
+        elif config.ingest.channels_file:
+            self.channels_file = str(project_path(config.ingest.channels_file))
         else:
             self.channels_file = ""
         self.credentials = credentials if credentials is not None else HelixCredentials.from_environment()
@@ -175,8 +175,8 @@ class ChannelSource:
     def fetch(self) -> ChannelList:
         if self.kind == "helix":
             assert self.credentials is not None
-            client = HelixClient(self.config["ingest.helix_url"], self.credentials)
-            entries = client.top_streams(self.config["ingest.top_channels"])
+            client = HelixClient(self.config.ingest.helix_url, self.credentials)
+            entries = client.top_streams(self.config.ingest.top_channels)
         else:
             if not self.channels_file:
                 raise HelixError(
@@ -184,7 +184,7 @@ class ChannelSource:
                     f"from Helix, or give a channels file (--channels-file, ingest.channels_file)"
                 )
             log.info("no Helix credentials given: reading the channels file", extra={"path": self.channels_file})
-            entries = read_channels_file(self.channels_file)[: self.config["ingest.top_channels"]]
+            entries = read_channels_file(self.channels_file)[: self.config.ingest.top_channels]
         return ChannelList(
             source=self.kind, updated_at=int(time.time() * 1000), channels=[[e.login, e.viewers] for e in entries]
         )
@@ -197,7 +197,7 @@ def publish(config: Config, channels: ChannelList, producer: Any = None) -> None
     own = producer is None
     producer = producer or kafka_producer(config, linger_ms=0)
     try:
-        producer.send(config["ingest.channels_topic"], key=LIST_KEY, value=channels.encode())
+        producer.send(config.ingest.channels_topic, key=LIST_KEY, value=channels.encode())
         producer.flush(timeout=30)
     finally:
         if own:
@@ -213,7 +213,7 @@ def latest(config: Config, timeout_s: float = 5.0) -> ChannelList | None:
 
     consumer = kafka_consumer(config, enable_auto_commit=False)
     try:
-        partition = TopicPartition(config["ingest.channels_topic"], 0)
+        partition = TopicPartition(config.ingest.channels_topic, 0)
         consumer.assign([partition])
         end = consumer.end_offsets([partition])[partition]
         if end == 0:

@@ -94,4 +94,4 @@ def serve(
     registry.register(IngestCollector(sink, reader, problems))
 
     checks: dict[str, Check] = {"kafka": lambda: kafka_problem(config, sink.topic)}
-    return Endpoint("ingest", config["ingest.metrics_port"], registry, checks).start()
+    return Endpoint("ingest", config.ingest.metrics_port, registry, checks).start()

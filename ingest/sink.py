@@ -33,11 +33,11 @@ class SinkStats:
 class ChatSink:
     def __init__(self, config: Config, topic: str | None = None, producer: Any = None, delivery: Any = None):
         """delivery: a prometheus-client Histogram to observe each record's seconds to acknowledgement in."""
-        self.topic = topic or config["kafka.chat_topic"]
+        self.topic = topic or config.kafka.chat_topic
         self.delivery = delivery
-        self.bound = config["ingest.buffer_records"]
-        self.optout_channels = {c.lower().lstrip("#") for c in config["ingest.optout_channels"]}
-        self.optout_users = {u.lower() for u in config["ingest.optout_users"]}
+        self.bound = config.ingest.buffer_records
+        self.optout_channels = {c.lower().lstrip("#") for c in config.ingest.optout_channels}
+        self.optout_users = {u.lower() for u in config.ingest.optout_users}
         self.stats = SinkStats()
         self._queue: collections.deque[ChatMessage] = collections.deque()
         self._retry: list[ChatMessage] = []  # handed back by the producer, in that order: sent again first

@@ -102,9 +102,9 @@ class TwitchReader:
         self.host, self.port, self.tls = host, port, tls
         self.nick = nick or f"justinfan{random.randint(10_000, 99_999)}"
         self._password = f"oauth:{token.removeprefix('oauth:')}" if token else None
-        self.per_connection = config["ingest.channels_per_connection"]
-        self.silence_s = config["ingest.silence_timeout_s"]
-        self.pacer = JoinPacer(config["ingest.joins_per_10s"], config["ingest.join_window_s"])
+        self.per_connection = config.ingest.channels_per_connection
+        self.silence_s = config.ingest.silence_timeout_s
+        self.pacer = JoinPacer(config.ingest.joins_per_10s, config.ingest.join_window_s)
         self.parser = ChatParser(source=f"irc {host}:{port}")
         self.reactor = _Reactor()
         self.reactor.add_global_handler("all_raw_messages", self._on_raw, -10)

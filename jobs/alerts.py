@@ -168,11 +168,11 @@ class Rules:
     @classmethod
     def from_config(cls, config: Config) -> Rules:
         return cls(
-            config["alerts.min_messages"],
-            config["alerts.min_users"],
-            config["alerts.min_rate"],
-            config["alerts.campaign_channels"],
-            frozenset(c.lower().lstrip("#") for c in config["alerts.channels"]),
+            config.alerts.min_messages,
+            config.alerts.min_users,
+            config.alerts.min_rate,
+            config.alerts.campaign_channels,
+            frozenset(c.lower().lstrip("#") for c in config.alerts.channels),
         )
 
 
@@ -339,9 +339,9 @@ class Alerts:
     """The detector's alerting: rules over its output rows, and a sender per configured webhook."""
 
     def __init__(self, config: Config):
-        webhooks = [Webhook.parse(entry) for entry in config["alerts.webhooks"]]
+        webhooks = [Webhook.parse(entry) for entry in config.alerts.webhooks]
         self.tracker = Tracker(Rules.from_config(config))
-        self.senders = [Sender(w, config["alerts.max_per_minute"]) for w in webhooks]
+        self.senders = [Sender(w, config.alerts.max_per_minute) for w in webhooks]
         for sender in self.senders:
             sender.start()
         if self.senders:

@@ -368,7 +368,7 @@ class KeyedBatch:
             return {}
         if self._consumer is None:
             self._consumer = kafka_consumer(self.config, enable_auto_commit=False)
-        topic = self.config["kafka.chat_topic"]
+        topic = self.config.kafka.chat_topic
         ends = self._consumer.end_offsets([TopicPartition(topic, p) for p in self.summaries])
         read = {p: int(s["read_through"]) for p, s in self.summaries.items()}
         return {tp.partition: max(0, int(end) - read[tp.partition]) for tp, end in ends.items()}

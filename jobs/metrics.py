@@ -128,4 +128,4 @@ def serve(
 ) -> Endpoint:
     registry.register(DetectorCollector(batches, latest))
     checks: dict[str, Check] = {"kafka": kafka, "cassandra": CassandraCheck(config), "query": query_running}
-    return Endpoint("detector", config["detector.metrics_port"], registry, checks).start()
+    return Endpoint("detector", config.detector.metrics_port, registry, checks).start()

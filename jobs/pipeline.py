@@ -64,22 +64,22 @@ class DetectorSettings:
     def from_config(cls, config: Config) -> DetectorSettings:
         return cls(
             detection=Settings(
-                window_ms=config["detector.window_s"] * 1000,
-                jaccard=config["detector.jaccard"],
-                rows_per_band=config["detector.rows_per_band"],
-                min_shingles=config["detector.min_shingles"],
-                shingle_size=config["detector.shingle_size"],
-                min_messages=config["detector.min_messages"],
-                min_users=config["detector.min_users"],
-                flood_min_messages=config["detector.flood_min_messages"],
-                min_share=config["detector.min_share"],
-                topic_quiet_ms=int(config["detector.topic_quiet_s"] * 1000),
-                watermark_ms=int(config["detector.watermark_s"] * 1000),
-                channel_lag_ms=int(config["detector.channel_lag_s"] * 1000),
-                open_events=config["detector.open_events"],
+                window_ms=config.detector.window_s * 1000,
+                jaccard=config.detector.jaccard,
+                rows_per_band=config.detector.rows_per_band,
+                min_shingles=config.detector.min_shingles,
+                shingle_size=config.detector.shingle_size,
+                min_messages=config.detector.min_messages,
+                min_users=config.detector.min_users,
+                flood_min_messages=config.detector.flood_min_messages,
+                min_share=config.detector.min_share,
+                topic_quiet_ms=int(config.detector.topic_quiet_s * 1000),
+                watermark_ms=int(config.detector.watermark_s * 1000),
+                channel_lag_ms=int(config.detector.channel_lag_s * 1000),
+                open_events=config.detector.open_events,
             ),
             hasher=MinHasher.from_config(config),
-            trigger_s=config["detector.trigger_s"],
+            trigger_s=config.detector.trigger_s,
         )
 
 

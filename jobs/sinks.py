@@ -321,9 +321,9 @@ class Sinks:
     def __init__(self, config: Config, spark: Any):
         self.config = config
         self.spark = spark
-        self.keyspace = config["cassandra.keyspace"]
-        self.spam_topic = config["kafka.spam_topic"]
-        self.deadletter_topic = config["kafka.deadletter_topic"]
+        self.keyspace = config.cassandra.keyspace
+        self.spam_topic = config.kafka.spam_topic
+        self.deadletter_topic = config.kafka.deadletter_topic
         self._producer: Any = None
 
     def write(self, rows: list[dict[str, Any]], dead: list[tuple[str, bytes, int]], timings: dict[str, float]) -> None:
@@ -348,7 +348,7 @@ class Sinks:
         if self._producer is None:
             self._producer = kafka_producer(self.config)
         futures = [self._producer.send(topic, key=key, value=value) for key, value in records]
-        self._producer.flush(timeout=self.config["kafka.connect_timeout_s"] * 4)
+        self._producer.flush(timeout=self.config.kafka.connect_timeout_s * 4)
         for future in futures:
             future.get(timeout=0)  # raises the delivery error of a record that did not make it
 

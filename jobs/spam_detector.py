@@ -33,6 +33,7 @@ from jobs.sinks import is_transient
 from twitchcrement import config as configuration
 from twitchcrement.cli import command, configure
 from twitchcrement.clients import ServiceRefused, check_cassandra_login, kafka_problem
+from twitchcrement.config import project_path
 from twitchcrement.errors import UserError
 from twitchcrement.spark import kafka_options, session
 
@@ -119,7 +120,7 @@ def start(
     """Build the plan on the config's Kafka and Cassandra and start it; `writer` (bound here to the session)
     writes each micro-batch's events. An --available-now query closes the last windows once the topic is read to
     the end, unless not `finish` (a backfill that more chat will follow); see drain for how it ends."""
-    location = checkpoint or str(config.path("spark.checkpoint_dir") / QUERY_NAME)
+    location = checkpoint or str(project_path(config.spark.checkpoint_dir) / QUERY_NAME)
     problem = outdated_checkpoint(location)
     if problem:
         raise UserError(problem)
@@ -127,9 +128,9 @@ def start(
     kafka = (
         spark.readStream.format("kafka")
         .options(**kafka_options(config))
-        .option("subscribe", config["kafka.chat_topic"])
-        .option("startingOffsets", config["detector.starting_offsets"])
-        .option("maxOffsetsPerTrigger", config["detector.max_offsets_per_trigger"])
+        .option("subscribe", config.kafka.chat_topic)
+        .option("startingOffsets", config.detector.starting_offsets)
+        .option("maxOffsetsPerTrigger", config.detector.max_offsets_per_trigger)
         .option("failOnDataLoss", "false")
         .load()
     )
@@ -145,11 +146,11 @@ def start(
     log.info(
         "starting",
         extra={
-            "chat_topic": config["kafka.chat_topic"],
+            "chat_topic": config.kafka.chat_topic,
             "checkpoint": location,
-            "window_s": config["detector.window_s"],
-            "watermark_s": config["detector.watermark_s"],
-            "channel_lag_s": config["detector.channel_lag_s"],
+            "window_s": config.detector.window_s,
+            "watermark_s": config.detector.watermark_s,
+            "channel_lag_s": config.detector.channel_lag_s,
         },
     )
     return stream.start()
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
     batches = KeyedBatch(config)
     registry = CollectorRegistry()
     listener = ProgressLog(
-        config.path("local.data_dir") / "detector" / "metrics.json",
+        project_path(config.local.data_dir) / "detector" / "metrics.json",
         batches,
         metrics.batch_histogram(registry),
         stopping,
@@ -297,11 +298,11 @@ class KafkaWatch(threading.Thread):
     def __init__(self, config: configuration.Config, stopping: threading.Event, progress: ProgressLog):
         super().__init__(name="kafka-watch", daemon=True)
         self.config, self.stopping, self.progress = config, stopping, progress
-        self.timeout_s = config["kafka.connect_timeout_s"]
+        self.timeout_s = config.kafka.connect_timeout_s
 
     def reachable(self, raise_refused: bool = False) -> str | None:
         """None when a broker answers for the chat topic, else why not (one line); see kafka_problem."""
-        return kafka_problem(self.config, self.config["kafka.chat_topic"], raise_refused=raise_refused)
+        return kafka_problem(self.config, self.config.kafka.chat_topic, raise_refused=raise_refused)
 
     def wait_until_reachable(self) -> bool:
         """Block until Kafka answers (True) or the job is stopped (False), retrying with backoff. A broker that

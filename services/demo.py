@@ -19,7 +19,7 @@ import psutil
 
 from services.local import ManagedProcess, ServiceError
 from twitchcrement import PROJECT_ROOT
-from twitchcrement.config import Config
+from twitchcrement.config import Config, project_path
 
 log = logging.getLogger(__name__)
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json"
@@ -69,8 +69,8 @@ class Dashboard(Component):
 
 
 def dashboard_url(config: Config) -> str:
-    host = config["dashboard.host"]
-    return f"http://{'[' + host + ']' if ':' in host else host}:{config['dashboard.port']}/"
+    host = config.dashboard.host
+    return f"http://{'[' + host + ']' if ':' in host else host}:{config.dashboard.port}/"
 
 
 def set_aside_outdated_checkpoint(config: Config) -> None:
@@ -79,7 +79,7 @@ def set_aside_outdated_checkpoint(config: Config) -> None:
     moves such a checkpoint aside and starts afresh, where a production job stops and says so."""
     from jobs.spam_detector import QUERY_NAME, outdated_checkpoint
 
-    location = config.path("spark.checkpoint_dir") / QUERY_NAME
+    location = project_path(config.spark.checkpoint_dir) / QUERY_NAME
     if not outdated_checkpoint(str(location)):
         return
     aside = location.with_name(f"{QUERY_NAME}.outdated-{int(time.time())}")
@@ -90,7 +90,7 @@ def set_aside_outdated_checkpoint(config: Config) -> None:
 
 
 def components(config: Config) -> list[ManagedProcess]:
-    labels = config.path("local.data_dir") / "synth-labels.jsonl"
+    labels = project_path(config.local.data_dir) / "synth-labels.jsonl"
     return [
         Component(config, "detector", str(PROJECT_ROOT / "jobs" / "spam_detector.py")),
         Component(config, "replay", "-m", "ingest", "--no-progress", "replay", str(SAMPLE), "--loop", "--speed", "1"),

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 
 from twitchcrement import jvm, logs
-from twitchcrement.config import Config
+from twitchcrement.config import Config, project_path
 from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class ManagedProcess:
 
     def __init__(self, config: Config):
         self.config = config
-        self.home = config.path("local.data_dir") / self.name
+        self.home = project_path(config.local.data_dir) / self.name
         self.pidfile = self.home / "pid"
         self.logfile = self.home / "logs" / "stdout.log"
 
@@ -168,7 +168,7 @@ class ManagedProcess:
         return self.status()
 
     def _wait_ready(self, proc: subprocess.Popen[bytes] | None) -> None:
-        deadline = time.monotonic() + self.config["local.start_timeout_s"]
+        deadline = time.monotonic() + self.config.local.start_timeout_s
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             code = proc.poll() if proc is not None else (None if self.pid() is not None else -1)
@@ -188,7 +188,7 @@ class ManagedProcess:
                 last_error = exc
                 time.sleep(1.0)
         raise ServiceError(
-            f"local {self.name} did not become ready in {self.config['local.start_timeout_s']:.0f} s "
+            f"local {self.name} did not become ready in {self.config.local.start_timeout_s:.0f} s "
             f"(last error: {last_error}); log {self.logfile} ends with:\n{_tail(self.logfile)}"
         )
 
@@ -244,8 +244,8 @@ class LocalKafka(JavaService):
 
     def ports(self) -> dict[str, int]:
         return {
-            "local.kafka_port": self.config["local.kafka_port"],
-            "local.kafka_controller_port": self.config["local.kafka_controller_port"],
+            "local.kafka_port": self.config.local.kafka_port,
+            "local.kafka_controller_port": self.config.local.kafka_controller_port,
         }
 
     def is_external(self) -> bool:
@@ -259,7 +259,7 @@ class LocalKafka(JavaService):
         return self.home / "server.properties"
 
     def jvm_options(self) -> list[str]:
-        heap = self.config["local.kafka_heap"]
+        heap = self.config.local.kafka_heap
         return [
             f"-Xms{heap}",
             f"-Xmx{heap}",
@@ -275,7 +275,7 @@ class LocalKafka(JavaService):
 
     def listener_properties(self) -> list[str]:
         """The broker's listeners: one plain one for clients and brokers, and the KRaft controller's."""
-        port, controller = self.config["local.kafka_port"], self.config["local.kafka_controller_port"]
+        port, controller = self.config.local.kafka_port, self.config.local.kafka_controller_port
         return [
             f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
             f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
@@ -289,13 +289,13 @@ class LocalKafka(JavaService):
 
     def prepare(self) -> None:
         data = self.home / "data"
-        partitions = self.config["kafka.partitions"]
+        partitions = self.config.kafka.partitions
         self.properties_file.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self.config['local.kafka_controller_port']}",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.config.local.kafka_controller_port}",
                     "controller.listener.names=CONTROLLER",
                     *self.listener_properties(),
                     f"log.dirs={data}",
@@ -374,9 +374,9 @@ class LocalCassandra(JavaService):
 
     def ports(self) -> dict[str, int]:
         return {
-            "local.cassandra_port": self.config["local.cassandra_port"],
-            "local.cassandra_storage_port": self.config["local.cassandra_storage_port"],
-            "local.cassandra_jmx_port": self.config["local.cassandra_jmx_port"],
+            "local.cassandra_port": self.config.local.cassandra_port,
+            "local.cassandra_storage_port": self.config.local.cassandra_storage_port,
+            "local.cassandra_jmx_port": self.config.local.cassandra_jmx_port,
         }
 
     def is_external(self) -> bool:
@@ -390,7 +390,7 @@ class LocalCassandra(JavaService):
         return self.home / "conf" / "cassandra.yaml"
 
     def jvm_options(self) -> list[str]:
-        heap = self.config["local.cassandra_heap"]
+        heap = self.config.local.cassandra_heap
         jamm = next((j for j in jvm.classpath("cassandra") if j.name.startswith("jamm-")), None)
         options = [
             f"-Xms{heap}",
@@ -409,7 +409,7 @@ class LocalCassandra(JavaService):
             f"-Dcassandra.storagedir={self.home / 'data'}",
             f"-Dcassandra.logdir={self.home / 'logs'}",
             f"-Dlogback.configurationFile={self.home / 'conf' / 'logback.xml'}",
-            f"-Dcassandra.jmx.local.port={self.config['local.cassandra_jmx_port']}",
+            f"-Dcassandra.jmx.local.port={self.config.local.cassandra_jmx_port}",
             # A single node has nobody to gossip with: skip the waits meant for clusters.
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
             "-Dcassandra.ring_delay_ms=0",
@@ -460,7 +460,7 @@ class LocalCassandra(JavaService):
     def prepare(self) -> None:
         conf, data = self.home / "conf", self.home / "data"
         conf.mkdir(parents=True, exist_ok=True)
-        storage = self.config["local.cassandra_storage_port"]
+        storage = self.config.local.cassandra_storage_port
         self.yaml_file.write_text(f"""\
 cluster_name: twitchcrement-local
 num_tokens: 16
@@ -474,7 +474,7 @@ seed_provider:
 listen_address: 127.0.0.1
 rpc_address: 127.0.0.1
 storage_port: {storage}
-native_transport_port: {self.config["local.cassandra_port"]}
+native_transport_port: {self.config.local.cassandra_port}
 start_native_transport: true
 data_file_directories: [{data / "data"}]
 commitlog_directory: {data / "commitlog"}

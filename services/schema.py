@@ -19,12 +19,12 @@ HEALTH_TOPIC = "twitchcrement-health"
 
 
 def platform_topics(config: Config) -> list[str]:
-    return [config["kafka.chat_topic"], config["kafka.spam_topic"], config["kafka.deadletter_topic"]]
+    return [config.kafka.chat_topic, config.kafka.spam_topic, config.kafka.deadletter_topic]
 
 
 def compacted_topics(config: Config) -> list[str]:
     """Topics that hold the latest value per key (one partition, log compaction)."""
-    return [config["ingest.channels_topic"]]
+    return [config.ingest.channels_topic]
 
 
 def ensure_topics(config: Config, topics: list[str] | None = None, partitions: int | None = None) -> list[str]:
@@ -39,11 +39,9 @@ def ensure_topics(config: Config, topics: list[str] | None = None, partitions: i
         missing = [t for t in wanted if t not in set(admin.list_topics())]
         for topic in missing:
             if topic in compacted:
-                new = NewTopic(
-                    topic, 1, config["kafka.replication_factor"], topic_configs={"cleanup.policy": "compact"}
-                )
+                new = NewTopic(topic, 1, config.kafka.replication_factor, topic_configs={"cleanup.policy": "compact"})
             else:
-                new = NewTopic(topic, partitions or config["kafka.partitions"], config["kafka.replication_factor"])
+                new = NewTopic(topic, partitions or config.kafka.partitions, config.kafka.replication_factor)
             try:
                 admin.create_topics([new])
             except TopicAlreadyExistsError:
@@ -95,11 +93,11 @@ def kafka_round_trip(config: Config, timeout_s: float = 10.0) -> None:
 def replication(config: Config) -> str:
     """The keyspace's replication map, as CQL: SimpleStrategy with one factor, or NetworkTopologyStrategy with a
     factor per data centre (names and factors validated by the config)."""
-    strategy = config["cassandra.replication_strategy"]
+    strategy = config.cassandra.replication_strategy
     if strategy == "SimpleStrategy":
-        factors = {"replication_factor": int(config["cassandra.replication_factor"])}
+        factors = {"replication_factor": int(config.cassandra.replication_factor)}
     else:
-        factors = {dc: int(factor) for dc, factor in sorted(config["cassandra.datacenters"].items())}
+        factors = {dc: int(factor) for dc, factor in sorted(config.cassandra.datacenters.items())}
     return "{" + ", ".join([f"'class': '{strategy}'", *(f"'{dc}': {n}" for dc, n in factors.items())]) + "}"
 
 
@@ -110,7 +108,7 @@ def cql_statements(config: Config) -> list[str]:
     identifier; a strategy, data centre names and whole factors).
     """
     template = Template(CQL_FILE.read_text())
-    text = template.substitute(keyspace=config["cassandra.keyspace"], replication=replication(config))
+    text = template.substitute(keyspace=config.cassandra.keyspace, replication=replication(config))
     text = re.sub(r"--[^\n]*", "", text)
     return [s.strip() for s in text.split(";") if s.strip()]
 
@@ -120,7 +118,7 @@ def ensure_tables(config: Config) -> None:
     try:
         for statement in cql_statements(config):
             session.execute(statement, timeout=60)
-        log.info("keyspace and tables ready", extra={"keyspace": config["cassandra.keyspace"]})
+        log.info("keyspace and tables ready", extra={"keyspace": config.cassandra.keyspace})
     finally:
         session.cluster.shutdown()
 

@@ -13,6 +13,7 @@ import pytest
 import services
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
+from twitchcrement.config import project_path
 
 # Set before pyspark.testing imports pyspark.pandas, which warns without it.
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
@@ -63,7 +64,7 @@ def platform(config: configuration.Config):
     """Real Kafka and Cassandra for the whole run, with the topics and tables; stopped cleanly at the end.
     Each run starts from empty data, so no earlier run's topics, rows or schema leak into it."""
     services.down(config)
-    shutil.rmtree(config.path("local.data_dir"), ignore_errors=True)
+    shutil.rmtree(project_path(config.local.data_dir), ignore_errors=True)
     services.up(config)
     yield config
     services.down(config)

@@ -38,7 +38,7 @@ def fresh_config(platform: Config) -> Config:
         kafka__deadletter_topic=f"test-dead-{suffix}",
         detector__starting_offsets="earliest",
     )
-    ensure_topics(config, [config["kafka.chat_topic"], config["kafka.spam_topic"], config["kafka.deadletter_topic"]])
+    ensure_topics(config, [config.kafka.chat_topic, config.kafka.spam_topic, config.kafka.deadletter_topic])
     return config
 
 
@@ -52,7 +52,7 @@ def produce(config: Config, messages: list[ChatMessage], raw: list[bytes] = ()) 
 
         producer = kafka_producer(config)
         for value in raw:
-            producer.send(config["kafka.chat_topic"], value)
+            producer.send(config.kafka.chat_topic, value)
         producer.flush(30)
         producer.close()
 
@@ -71,13 +71,13 @@ def run(spark, config: Config, checkpoint: Path, finish: bool = True) -> KeyedBa
 
 def event_records(config: Config) -> list[SpamEvent]:
     """Every event record on the spam topic, in order: open ones, closed ones and undone ones."""
-    records = (decode_spam(r.value) for r in consume_all(config, config["kafka.spam_topic"], 10**9, timeout_s=8))
+    records = (decode_spam(r.value) for r in consume_all(config, config.kafka.spam_topic, 10**9, timeout_s=8))
     return [r for r in records if isinstance(r, SpamEvent)]
 
 
 def spam_records(config: Config) -> tuple[list[SpamEvent], list[SpamTopic]]:
     """The closed events (final) and the topic updates on the spam topic."""
-    records = [decode_spam(r.value) for r in consume_all(config, config["kafka.spam_topic"], 10**9, timeout_s=8)]
+    records = [decode_spam(r.value) for r in consume_all(config, config.kafka.spam_topic, 10**9, timeout_s=8)]
     events = [r for r in records if isinstance(r, SpamEvent) and r.state == "closed"]
     topics = [r for r in records if isinstance(r, SpamTopic)]
     return events, topics
@@ -169,9 +169,9 @@ class DetectorProcess:
         self.env = {
             "PATH": "/usr/bin:/bin",
             **TEST_ENVIRONMENT,
-            "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config["kafka.chat_topic"],
-            "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config["kafka.spam_topic"],
-            "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": config["kafka.deadletter_topic"],
+            "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config.kafka.chat_topic,
+            "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config.kafka.spam_topic,
+            "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": config.kafka.deadletter_topic,
             "TWITCHCREMENT_DETECTOR_STARTING_OFFSETS": "earliest",
             "TWITCHCREMENT_DETECTOR_MAX_OFFSETS_PER_TRIGGER": str(max_offsets_per_trigger),
             "TWITCHCREMENT_LOCAL_DATA_DIR": str(workdir / "local"),
@@ -215,7 +215,7 @@ class DetectorProcess:
 
     def offsets_read(self) -> int:
         """Records of the chat topic the query has planned to read."""
-        return checkpoint_offsets(self.checkpoint, self.config["kafka.chat_topic"]) or 0
+        return checkpoint_offsets(self.checkpoint, self.config.kafka.chat_topic) or 0
 
     def log_text(self) -> str:
         return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
@@ -229,7 +229,7 @@ class LiveWave:
     def __init__(self, config: Config, channel: str, text: str, users: int, count: int, every_s: float):
         self.config, self.channel, self.text = config, channel, text
         self.users, self.count, self.every_s = users, count, every_s
-        window_ms = config["detector.window_s"] * 1000
+        window_ms = config.detector.window_s * 1000
         now = int(time.time() * 1000)
         self.window_start = now - now % window_ms + window_ms
         self.window_end = self.window_start + window_ms

@@ -106,7 +106,7 @@ class SecuredKafka(LocalKafka):
         self.authority, self.admin_password, self.plain_users = authority, admin_password, plain_users
 
     def listener_properties(self) -> list[str]:
-        port, controller = self.config["local.kafka_port"], self.config["local.kafka_controller_port"]
+        port, controller = self.config.local.kafka_port, self.config.local.kafka_controller_port
         jaas = (
             "org.apache.kafka.common.security.scram.ScramLoginModule required "
             f'username="{KAFKA_ADMIN}" password="{self.admin_password}";'
@@ -143,7 +143,7 @@ class SecuredKafka(LocalKafka):
         _run(
             [jvm.java_executable(), "-cp", self.classpath,
              f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}", "kafka.admin.ConfigCommand",
-             "--bootstrap-server", f"localhost:{self.config['local.kafka_port']}",
+             "--bootstrap-server", f"localhost:{self.config.local.kafka_port}",
              "--command-config", str(properties), "--alter", "--entity-type", "users", "--entity-name", user,
              "--add-config", f"{mechanism}=[password={password}]"],
             f"creating SCRAM user {user}",

@@ -35,7 +35,7 @@ def test_a_bench_run_writes_nothing_into_the_configured_keyspace_and_topics(plat
     session = cassandra_session(platform, keyspace=False)
     try:
         keyspaces = {r.keyspace_name for r in session.execute("SELECT keyspace_name FROM system_schema.keyspaces")}
-        session.set_keyspace(platform["cassandra.keyspace"])
+        session.set_keyspace(platform.cassandra.keyspace)
         channels = {r.channel for r in session.execute("SELECT channel FROM spam_events_by_channel")}
     finally:
         session.cluster.shutdown()

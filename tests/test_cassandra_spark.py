@@ -36,7 +36,7 @@ def test_dataframe_round_trip_through_the_connector(platform, spark):
         "message_hash string, message_count int, distinct_users int, "
         "top_users array<struct<user:string,count:int>>",
     )
-    table = {"keyspace": platform["cassandra.keyspace"], "table": "spam_events_by_channel"}
+    table = {"keyspace": platform.cassandra.keyspace, "table": "spam_events_by_channel"}
     written.write.format(CONNECTOR).options(**table).mode("append").save()
 
     read = (

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from twitchcrement import config as configuration
 from twitchcrement.clients import ServiceUnavailable, cassandra_session, kafka_admin
 from twitchcrement.config import SETTINGS, ConfigError, load
+from twitchcrement.sections import SECTIONS, Secret
 
 
 @pytest.fixture
@@ -27,13 +31,13 @@ def test_defaults_point_at_the_local_services():
     assert config.kafka_is_local and config.cassandra_is_local
     assert config.kafka_bootstrap == "127.0.0.1:9092"
     assert (config.cassandra_hosts, config.cassandra_port) == (["127.0.0.1"], 9042)
-    assert config["kafka.chat_topic"] == "chatmessage" and config["kafka.spam_topic"] == "spammessage"
+    assert config.kafka.chat_topic == "chatmessage" and config.kafka.spam_topic == "spammessage"
 
 
 def test_file_overrides_defaults(config_file):
     config = load(config_file, environ={})
     assert config.kafka_bootstrap == "file-broker:9092" and not config.kafka_is_local
-    assert config["kafka.partitions"] == 8
+    assert config.kafka.partitions == 8
     assert (config.cassandra_hosts, config.cassandra_port) == (["file-cass"], 9142)
 
 
@@ -47,7 +51,7 @@ def test_environment_overrides_file(config_file):
         },
     )
     assert config.kafka_bootstrap == "env-broker:9093"
-    assert config["kafka.partitions"] == 12
+    assert config.kafka.partitions == 12
     assert config.cassandra_port == 9242
 
 
@@ -75,7 +79,7 @@ def test_zookeeper_alias_is_ignored_with_a_warning(caplog):
 
 
 def test_config_file_from_environment(config_file):
-    assert load(environ={"TWITCHCREMENT_CONFIG": str(config_file)})["kafka.partitions"] == 8
+    assert load(environ={"TWITCHCREMENT_CONFIG": str(config_file)}).kafka.partitions == 8
 
 
 BAD_FILES = {
@@ -134,6 +138,49 @@ def test_every_setting_has_a_documented_default_that_validates():
             configuration._parse(setting, setting.default, "default")
 
 
+def test_the_typed_sections_hold_every_setting_of_the_table_with_its_type():
+    kinds = {"str": str, "int": int, "port": int, "float": float, "bool": bool, "list": list, "table": dict}
+    typed = {f"{section}.{f.name}": f.type for section, kind in SECTIONS.items() for f in dataclasses.fields(kind)}
+    assert len(typed) == len(SETTINGS) > 100 and set(typed) == {s.key for s in SETTINGS}
+    config = load(environ={"TWITCHCREMENT_KAFKA_SASL_PASSWORD": "pw"})
+    for setting in SETTINGS:
+        section, name = setting.key.split(".")
+        value = getattr(getattr(config, section), name)
+        assert value is config.values[setting.key]  # the section holds the checked value itself
+        expected = "Secret" if setting.secret else "str" if setting.kind == "hosts" else kinds[setting.kind].__name__
+        assert str(typed[setting.key]).startswith(expected), (setting.key, typed[setting.key])
+        assert value is None or isinstance(value, Secret if setting.secret else kinds.get(setting.kind, str))
+    assert (
+        config.kafka.sasl_password.reveal() == "pw"
+        and config.with_overrides(detector__window_s=5).detector.window_s == 5
+    )
+
+
+@pytest.mark.parametrize(
+    "line, complaint",
+    [
+        ("config.detector.window_s + 1", None),
+        ("config.detector.windw_s", '"DetectorSection" has no attribute "windw_s"'),
+        ("config.dectector.window_s", '"Config" has no attribute "dectector"'),
+        ("config.kafka.chat_topic + 1", 'Unsupported operand types for + ("str" and "int")'),
+    ],
+)
+def test_a_misspelt_setting_fails_the_type_check(tmp_path, line, complaint):
+    code = tmp_path / "reads_config.py"
+    code.write_text(f"from twitchcrement.config import load\n\nconfig = load()\nvalue = {line}\n")
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", str(code)],
+        capture_output=True,
+        text=True,
+        cwd=configuration.PROJECT_ROOT,
+        timeout=300,
+    )
+    if complaint is None:
+        assert checked.returncode == 0, checked.stdout
+    else:
+        assert checked.returncode == 1 and complaint in checked.stdout, checked.stdout
+
+
 def test_readme_configuration_reference_is_current():
     readme = (configuration.PROJECT_ROOT / "README.md").read_text()
     assert configuration.reference_markdown() in readme, "run `make readme-config` to refresh the README table"
@@ -179,9 +226,9 @@ def test_secrets_come_from_the_environment_or_a_file_and_never_print(tmp_path):
         f'[cassandra]\nusername = "tc"\npassword_file = "{secret_file}"\n'
     )
     config = load(path, environ={"TWITCHCREMENT_KAFKA_SASL_PASSWORD": "from-the-env-77a1"})
-    assert config["kafka.sasl_password"].reveal() == "from-the-env-77a1"
-    assert config["cassandra.password"].reveal() == "from-a-file-3f9c"  # its first line, without the newline
-    shown = repr(config) + str(config.values) + f"{config['cassandra.password']}"
+    assert config.kafka.sasl_password.reveal() == "from-the-env-77a1"
+    assert config.cassandra.password.reveal() == "from-a-file-3f9c"  # its first line, without the newline
+    shown = repr(config) + str(config.values) + f"{config.cassandra.password}"
     assert "from-the-env" not in shown and "from-a-file" not in shown and "***" in shown
     # A secret that fails its check is quoted as *** in the error, too.
     with pytest.raises(ConfigError, match=r"config kafka.sasl_password_file = '/nonexistent/pw': cannot read it"):

@@ -312,7 +312,7 @@ def test_live_feed_memory_is_bounded(platform: Config) -> None:
             )
     assert len(feed._channels) == 3
     assert all(len(b.chat) <= 10 and len(b.events) <= 5 for b in feed._channels.values())
-    assert all(len(b.bins) <= config["dashboard.history_s"] // 10 + 2 for b in feed._channels.values())
+    assert all(len(b.bins) <= config.dashboard.history_s // 10 + 2 for b in feed._channels.values())
     feed.set_channel_list(ChannelList(source="file", updated_at=now, channels=[["bigstreamer", 50_000]]))
     assert feed.channels()[0].login == "bigstreamer"  # viewers known: listed first
 

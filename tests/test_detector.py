@@ -299,7 +299,7 @@ def test_python_minhash_equals_spark_ml(spark):
         [(t, shingles(normalise(t))) for t in long_enough], "text string, shingles array<string>"
     )
     rows = model.transform(tf.transform(frame)).collect()
-    assert spark_config["detector.num_hash_tables"] == len(rows[0].hashes)
+    assert spark_config.detector.num_hash_tables == len(rows[0].hashes)
     for row in rows:
         assert [int(v[0]) for v in row.hashes] == settings.hasher.signature(row.shingles), row.text
     assert isinstance(tf, HashingTF)
@@ -379,7 +379,7 @@ def test_streaming_job_end_to_end(platform, spark, tmp_path):
     assert {t.topic_id for t in topics} == {e.topic_id for e in events}
     assert any(t.ended for t in topics)
     assert writer.totals["dead_letters"] == 2
-    dead = [msgpack.unpackb(r.value) for r in consume_all(config, config["kafka.deadletter_topic"], 2)]
+    dead = [msgpack.unpackb(r.value) for r in consume_all(config, config.kafka.deadletter_topic, 2)]
     assert sorted(d["value"] for d in dead) == sorted(bad)
     assert any("missing field 'user_login'" in d["reason"] for d in dead)
 
@@ -427,7 +427,7 @@ def test_late_messages_within_the_watermark_count_later_ones_are_dropped(platfor
     config = fresh_config(platform)
     channel, ahead = f"late_{uuid.uuid4().hex[:8]}", f"ahead_{uuid.uuid4().hex[:8]}"
     window = 1_767_225_600_000  # a window start (a multiple of 10 s)
-    lag_ms = int(config["detector.channel_lag_s"] * 1000)
+    lag_ms = int(config.detector.channel_lag_s * 1000)
     spam = "this is the same spam text again and again"
 
     def chat(ts: int, user: str, text: str = spam, where: str = channel) -> ChatMessage:
@@ -481,7 +481,7 @@ def test_live_waves_are_each_reported_while_they_go_on_wherever_the_window_bound
     query = start(spark, config, checkpoint=str(tmp_path / "checkpoint"), writer=batches)
     try:
         wait_for(lambda: query.lastProgress is not None, 120, "the detector's first micro-batch")
-        window_s = config["detector.window_s"]
+        window_s = config.detector.window_s
         first_boundary = (int(time.time()) // window_s + 2) * window_s
         waves: list[tuple[str, float]] = []  # pasta, when its first message is sent (epoch s)
         pastas = [

@@ -84,7 +84,7 @@ def test_a_multi_date_backlog_gives_the_same_events_however_it_is_cut(multi_date
         )
         from services.schema import ensure_topics
 
-        ensure_topics(out, [out["kafka.spam_topic"]])
+        ensure_topics(out, [out.kafka.spam_topic])
         checkpoint = tmp_path / f"checkpoint-{limit}"
         began = time.monotonic()
         writer = run(spark, out, checkpoint)
@@ -112,7 +112,7 @@ def test_the_same_events_after_three_sigkills_in_a_cut_backlog(multi_date, tmp_p
     out = config.with_overrides(kafka__spam_topic=f"test-spam-{uuid.uuid4().hex[:8]}")
     from services.schema import ensure_topics
 
-    ensure_topics(out, [out["kafka.spam_topic"]])
+    ensure_topics(out, [out.kafka.spam_topic])
     detector = DetectorProcess(out, tmp_path, max_offsets_per_trigger=2_000)
     detector.launch()
     try:
@@ -236,7 +236,7 @@ def test_an_unreachable_broker_is_one_line_then_the_detector_recovers(platform, 
     began = time.monotonic()
     detector.launch()
     try:
-        timeout = config["kafka.connect_timeout_s"]
+        timeout = config.kafka.connect_timeout_s
         wait_for(lambda: "kafka unreachable" in detector.log_text(), timeout + 60, "the one-line Kafka message")
         said_after = time.monotonic() - began
         line = next(x for x in detector.log_text().splitlines() if "kafka unreachable" in x)

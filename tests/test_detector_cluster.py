@@ -51,9 +51,9 @@ def test_job_runs_unchanged_on_a_standalone_cluster(platform, runtime_python, tm
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_DRIVER_PYTHON": str(runtime_python),
         "SPARK_LOG_DIR": str(tmp_path),
-        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config["kafka.chat_topic"],
-        "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config["kafka.spam_topic"],
-        "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": config["kafka.deadletter_topic"],
+        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config.kafka.chat_topic,
+        "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config.kafka.spam_topic,
+        "TWITCHCREMENT_KAFKA_DEADLETTER_TOPIC": config.kafka.deadletter_topic,
         "TWITCHCREMENT_DETECTOR_STARTING_OFFSETS": "earliest",
     }
     master_url = f"spark://127.0.0.1:{MASTER_PORT}"

@@ -76,7 +76,7 @@ def test_sigkill_three_times_and_restart_from_checkpoint_keeps_every_event_once(
     # On Kafka a replayed micro-batch may send an event again: then with the same id (and the same content).
     on_kafka = [
         r
-        for r in (decode_spam(x.value) for x in consume_all(config, config["kafka.spam_topic"], 10**9, timeout_s=8))
+        for r in (decode_spam(x.value) for x in consume_all(config, config.kafka.spam_topic, 10**9, timeout_s=8))
         if isinstance(r, SpamEvent) and r.state == "closed"
     ]
     assert {e.event_id for e in on_kafka} == expected

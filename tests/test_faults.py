@@ -77,7 +77,7 @@ def test_kafka_broker_killed_while_ingest_and_detector_run(platform, tmp_path, r
         drained = time.monotonic() - killed - back
         assert fed.wait(180)
         sink.close(timeout_s=120)
-        in_topic = [decode_chat(r.value) for r in consume_all(config, config["kafka.chat_topic"], 10**9, timeout_s=10)]
+        in_topic = [decode_chat(r.value) for r in consume_all(config, config.kafka.chat_topic, 10**9, timeout_s=10)]
         # Time moves on (a message far ahead closes every window) once the backlog is read: read before it, it
         # would stand for a stream minutes ahead, and each channel's windows would close behind it.
         wait_for(lambda: detector.offsets_read() >= len(in_topic), 180, "the detector to read the backlog")
@@ -193,7 +193,7 @@ def test_garbage_in_the_chat_topic_goes_to_the_dead_letter_topic(platform, spark
     ]
     produce(config, valid + [flush_message(start)], raw=garbage)
     run(spark, config, tmp_path / "checkpoint")
-    dead = [msgpack.unpackb(r.value) for r in consume_all(config, config["kafka.deadletter_topic"], len(garbage))]
+    dead = [msgpack.unpackb(r.value) for r in consume_all(config, config.kafka.deadletter_topic, len(garbage))]
     assert sorted(d["value"] for d in dead) == sorted(garbage)
     assert all(d["reason"] and "\n" not in d["reason"] for d in dead)
     reasons = " ".join(d["reason"] for d in dead)
@@ -206,8 +206,8 @@ def test_sigterm_stops_each_process_within_10_s(platform, tmp_path, recovery) ->
     env = {
         "PATH": "/usr/bin:/bin",
         **TEST_ENVIRONMENT,
-        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config["kafka.chat_topic"],
-        "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config["kafka.spam_topic"],
+        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config.kafka.chat_topic,
+        "TWITCHCREMENT_KAFKA_SPAM_TOPIC": config.kafka.spam_topic,
         "TWITCHCREMENT_LOCAL_DATA_DIR": str(tmp_path / "local"),
     }
     sample = str(PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json")

@@ -93,13 +93,13 @@ def test_ingest_metrics_count_what_reached_kafka(platform) -> None:
         sink.close()
         endpoint.stop()
     assert len(set(seen)) >= 3 and seen == sorted(seen), seen  # rising during the replay
-    on_kafka = len(consume_all(config, config["kafka.chat_topic"], len(messages), timeout_s=15))
+    on_kafka = len(consume_all(config, config.kafka.chat_topic, len(messages), timeout_s=15))
     expected_out = sum(m.user_login == opted_out for m in messages)
     assert final[("twitchcrement_ingest_messages_produced_total", ())] == on_kafka == len(messages) - expected_out
     assert final[("twitchcrement_ingest_messages_opted_out_total", ())] == expected_out > 0
     assert final[("twitchcrement_ingest_messages_dropped_total", ())] == 0
     assert final[("twitchcrement_ingest_kafka_delivery_seconds_count", ())] == on_kafka
-    assert final[("twitchcrement_ingest_buffer_capacity_records", ())] == config["ingest.buffer_records"]
+    assert final[("twitchcrement_ingest_buffer_capacity_records", ())] == config.ingest.buffer_records
 
 
 @pytest.mark.slow
@@ -110,7 +110,7 @@ def test_the_ingest_command_serves_health_and_readiness(platform, tmp_path) -> N
         **TEST_ENVIRONMENT,
         "PATH": "/usr/bin:/bin",
         "TWITCHCREMENT_INGEST_METRICS_PORT": str(port),
-        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config["kafka.chat_topic"],
+        "TWITCHCREMENT_KAFKA_CHAT_TOPIC": config.kafka.chat_topic,
     }
     process = subprocess.Popen(
         [

@@ -46,6 +46,7 @@ from tests.test_security import free_port
 from twitchcrement import PROJECT_ROOT
 from twitchcrement import config as configuration
 from twitchcrement.clients import cassandra_session
+from twitchcrement.config import project_path
 from twitchcrement.records import SpamEvent, decode_spam
 
 pytestmark = pytest.mark.slow
@@ -115,7 +116,7 @@ def secured(tmp_path_factory) -> Secured:
     )
     for service in (kafka, cassandra):
         service.stop()  # a run that was killed may have left them running
-    shutil.rmtree(administrator.path("local.data_dir"), ignore_errors=True)
+    shutil.rmtree(project_path(administrator.local.data_dir), ignore_errors=True)
     kafka.start()
     cassandra.start()
     try:
@@ -216,7 +217,7 @@ def test_replay_detector_history_and_dashboard_search_on_secured_clusters(secure
         ui = wait_for_line(detector_log, r"spark session ready.*ui=(http://\S+)").group(1)
 
         def pasta_events() -> list[SpamEvent]:
-            records = consume_all(secured.config, secured.config["kafka.spam_topic"], 10**6, timeout_s=5)
+            records = consume_all(secured.config, secured.config.kafka.spam_topic, 10**6, timeout_s=5)
             spam = (decode_spam(record.value) for record in records)
             return [r for r in spam if isinstance(r, SpamEvent) and r.text == pasta]
 
@@ -357,7 +358,7 @@ def test_a_refused_client_says_what_was_refused_in_one_line(secured: Secured, co
 def test_no_secret_in_any_output_log_or_page(secured: Secured) -> None:
     """Runs last in this module: everything the commands printed, the pages fetched, and the log files of the
     platform and the secured services."""
-    files = [p for p in secured.config.path("local.data_dir").rglob("*.log")]
+    files = [p for p in project_path(secured.config.local.data_dir).rglob("*.log")]
     files += [p for p in (secured.folder / "checkpoints").rglob("*") if p.is_file()]
     texts = [*secured.produced, *(p.read_text(errors="replace") for p in files)]
     assert len(secured.produced) > 20 and files, "the scan needs the other tests' outputs"

@@ -54,7 +54,7 @@ def test_topics_and_tables_exist_and_creation_is_idempotent(platform):
     session = cassandra_session(platform)
     try:
         query = session.prepare("SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?")
-        tables = {row.table_name for row in session.execute(query, [platform["cassandra.keyspace"]])}
+        tables = {row.table_name for row in session.execute(query, [platform.cassandra.keyspace])}
     finally:
         session.cluster.shutdown()
     expected = {

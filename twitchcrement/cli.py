@@ -46,7 +46,7 @@ def configure(path: str | None, **overrides: Any) -> configuration.Config:
     config = configuration.load(path)
     if overrides:
         config = config.with_overrides(**overrides)
-    logs.setup(config["logging.level"], config["logging.format"])
+    logs.setup(config.logging.level, config.logging.format)
     return config
 
 

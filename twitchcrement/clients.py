@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from twitchcrement import logs
-from twitchcrement.config import Config
+from twitchcrement.config import Config, project_path
 from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -45,26 +45,26 @@ def _file(config: Config, key: str) -> str | None:
 
 
 def _sasl(config: Config) -> bool:
-    return config["kafka.security_protocol"].startswith("SASL_")
+    return config.kafka.security_protocol.startswith("SASL_")
 
 
 def _tls(config: Config) -> bool:
-    return config["kafka.security_protocol"].endswith("SSL")
+    return config.kafka.security_protocol.endswith("SSL")
 
 
 def kafka_python_security(config: Config) -> dict[str, Any]:
     """kafka-python's settings for kafka.security_protocol and its credentials (ingest, dashboard, admin)."""
-    settings: dict[str, Any] = {"security_protocol": config["kafka.security_protocol"]}
+    settings: dict[str, Any] = {"security_protocol": config.kafka.security_protocol}
     if _sasl(config):
-        settings["sasl_mechanism"] = config["kafka.sasl_mechanism"]
-        settings["sasl_plain_username"] = config["kafka.sasl_username"]
-        settings["sasl_plain_password"] = config["kafka.sasl_password"].reveal()
+        settings["sasl_mechanism"] = config.kafka.sasl_mechanism
+        settings["sasl_plain_username"] = config.kafka.sasl_username
+        settings["sasl_plain_password"] = config.kafka.sasl_password.reveal()
     if _tls(config):
-        settings["ssl_check_hostname"] = config["kafka.ssl_check_hostname"]
+        settings["ssl_check_hostname"] = config.kafka.ssl_check_hostname
         settings["ssl_cafile"] = _file(config, "kafka.ssl_cafile")
         settings["ssl_certfile"] = _file(config, "kafka.ssl_certfile")
         settings["ssl_keyfile"] = _file(config, "kafka.ssl_keyfile")
-        settings["ssl_password"] = config["kafka.ssl_key_password"].reveal() or None
+        settings["ssl_password"] = config.kafka.ssl_key_password.reveal() or None
     return settings
 
 
@@ -74,54 +74,54 @@ def _jaas_quoted(value: str) -> str:
 
 def kafka_java_security(config: Config) -> dict[str, str]:
     """The same, as the Java client's properties (Spark's Kafka source takes them with a "kafka." prefix)."""
-    settings = {"security.protocol": config["kafka.security_protocol"]}
+    settings = {"security.protocol": config.kafka.security_protocol}
     if _sasl(config):
         module = (
             "org.apache.kafka.common.security.plain.PlainLoginModule"
-            if config["kafka.sasl_mechanism"] == "PLAIN"
+            if config.kafka.sasl_mechanism == "PLAIN"
             else "org.apache.kafka.common.security.scram.ScramLoginModule"
         )
-        settings["sasl.mechanism"] = config["kafka.sasl_mechanism"]
+        settings["sasl.mechanism"] = config.kafka.sasl_mechanism
         settings["sasl.jaas.config"] = (
-            f"{module} required username={_jaas_quoted(config['kafka.sasl_username'])} "
-            f"password={_jaas_quoted(config['kafka.sasl_password'].reveal())};"
+            f"{module} required username={_jaas_quoted(config.kafka.sasl_username)} "
+            f"password={_jaas_quoted(config.kafka.sasl_password.reveal())};"
         )
     if _tls(config):
-        settings["ssl.endpoint.identification.algorithm"] = "https" if config["kafka.ssl_check_hostname"] else ""
-        if config["kafka.ssl_cafile"]:
+        settings["ssl.endpoint.identification.algorithm"] = "https" if config.kafka.ssl_check_hostname else ""
+        if config.kafka.ssl_cafile:
             settings["ssl.truststore.type"] = "PEM"
-            settings["ssl.truststore.location"] = str(config.path("kafka.ssl_cafile"))
-        if config["kafka.ssl_certfile"]:
+            settings["ssl.truststore.location"] = str(project_path(config.kafka.ssl_cafile))
+        if config.kafka.ssl_certfile:
             # A PEM key store is one file with key and chain, or both inline: inline keeps the two files apart.
             settings["ssl.keystore.type"] = "PEM"
-            settings["ssl.keystore.certificate.chain"] = config.path("kafka.ssl_certfile").read_text()
-            settings["ssl.keystore.key"] = config.path("kafka.ssl_keyfile").read_text()
-            if config["kafka.ssl_key_password"]:
-                settings["ssl.key.password"] = config["kafka.ssl_key_password"].reveal()
+            settings["ssl.keystore.certificate.chain"] = project_path(config.kafka.ssl_certfile).read_text()
+            settings["ssl.keystore.key"] = project_path(config.kafka.ssl_keyfile).read_text()
+            if config.kafka.ssl_key_password:
+                settings["ssl.key.password"] = config.kafka.ssl_key_password.reveal()
     return settings
 
 
 def librdkafka_security(config: Config) -> dict[str, str]:
     """The same, for librdkafka (confluent-kafka: the benchmarks' load generator)."""
-    settings = {"security.protocol": config["kafka.security_protocol"].lower()}
+    settings = {"security.protocol": config.kafka.security_protocol.lower()}
     if _sasl(config):
-        settings["sasl.mechanism"] = config["kafka.sasl_mechanism"]
-        settings["sasl.username"] = config["kafka.sasl_username"]
-        settings["sasl.password"] = config["kafka.sasl_password"].reveal()
+        settings["sasl.mechanism"] = config.kafka.sasl_mechanism
+        settings["sasl.username"] = config.kafka.sasl_username
+        settings["sasl.password"] = config.kafka.sasl_password.reveal()
     if _tls(config):
-        settings["ssl.endpoint.identification.algorithm"] = "https" if config["kafka.ssl_check_hostname"] else "none"
+        settings["ssl.endpoint.identification.algorithm"] = "https" if config.kafka.ssl_check_hostname else "none"
         optional = {
             "ssl.ca.location": _file(config, "kafka.ssl_cafile"),
             "ssl.certificate.location": _file(config, "kafka.ssl_certfile"),
             "ssl.key.location": _file(config, "kafka.ssl_keyfile"),
-            "ssl.key.password": config["kafka.ssl_key_password"].reveal(),
+            "ssl.key.password": config.kafka.ssl_key_password.reveal(),
         }
         settings.update({k: v for k, v in optional.items() if v})
     return settings
 
 
 def _kafka_common(config: Config) -> dict[str, Any]:
-    timeout_ms = int(config["kafka.connect_timeout_s"] * 1000)
+    timeout_ms = int(config.kafka.connect_timeout_s * 1000)
     return {
         "bootstrap_servers": config.kafka_bootstrap.split(","),
         "bootstrap_timeout_ms": timeout_ms,
@@ -138,8 +138,8 @@ def kafka_refusal(config: Config, warnings: list[str]) -> str | None:
     """What a broker refused, from kafka-python's warnings while it tried to connect (it does not raise them:
     it retries until its bootstrap times out). None when they show no refusal (a broker away, not answering)."""
     kafka = f"Kafka at {config.kafka_bootstrap}"
-    protocol = config["kafka.security_protocol"]
-    login = f"{kafka} refused the login of user {config['kafka.sasl_username']!r} with {config['kafka.sasl_mechanism']}"
+    protocol = config.kafka.security_protocol
+    login = f"{kafka} refused the login of user {config.kafka.sasl_username!r} with {config.kafka.sasl_mechanism}"
     password = "kafka.sasl_username, TWITCHCREMENT_KAFKA_SASL_PASSWORD or kafka.sasl_password_file"
     failures = [w for w in warnings if _BOOTSTRAP_FAILED.match(w)]  # one per attempt, with why
     for warning in failures:
@@ -185,7 +185,7 @@ def _kafka(factory: Any, config: Config, *args: Any, **kwargs: Any) -> Any:
         refusal = kafka_refusal(config, logs.KAFKA_WARNINGS.since(started))
         if refusal:
             raise ServiceRefused(refusal) from None
-        timeout = config["kafka.connect_timeout_s"]
+        timeout = config.kafka.connect_timeout_s
         raise ServiceUnavailable(f"no Kafka broker answered within {timeout:.0f} s: {_kafka_where(config)}") from None
     except KafkaConfigurationError:
         raise  # a programming error, not an unreachable broker
@@ -243,14 +243,14 @@ def cassandra_cluster(config: Config) -> Any:
     from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config["cassandra.local_datacenter"])),
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config.cassandra.local_datacenter)),
         request_timeout=30.0,
     )
     return Cluster(
         contact_points=config.cassandra_hosts,
         port=config.cassandra_port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        connect_timeout=config["cassandra.connect_timeout_s"],
+        connect_timeout=config.cassandra.connect_timeout_s,
         protocol_version=5,
         auth_provider=_cassandra_auth(config),
         ssl_context=cassandra_tls(config),
@@ -260,17 +260,17 @@ def cassandra_cluster(config: Config) -> Any:
 def _cassandra_auth(config: Config) -> Any:
     from cassandra.auth import PlainTextAuthProvider
 
-    if not config["cassandra.username"]:
+    if not config.cassandra.username:
         return None
-    return PlainTextAuthProvider(config["cassandra.username"], config["cassandra.password"].reveal())
+    return PlainTextAuthProvider(config.cassandra.username, config.cassandra.password.reveal())
 
 
 def cassandra_tls(config: Config) -> ssl.SSLContext | None:
     """The TLS context of cassandra.ssl (None: plain connections)."""
-    if not config["cassandra.ssl"]:
+    if not config.cassandra.ssl:
         return None
     context = ssl.create_default_context(cafile=_file(config, "cassandra.ssl_cafile"))
-    context.check_hostname = config["cassandra.ssl_check_hostname"]
+    context.check_hostname = config.cassandra.ssl_check_hostname
     return context
 
 
@@ -282,7 +282,7 @@ def cassandra_session(config: Config, *, keyspace: bool = True) -> Any:
     cluster = cassandra_cluster(config)
     try:
         with logs.quiet("cassandra"):  # the driver logs each failed node; the one line below says it all
-            session = cluster.connect(config["cassandra.keyspace"] if keyspace else None)
+            session = cluster.connect(config.cassandra.keyspace if keyspace else None)
     except NoHostAvailable as exc:
         cluster.shutdown()
         refusal = cassandra_refusal(config, list(exc.errors.values()))
@@ -292,7 +292,7 @@ def cassandra_session(config: Config, *, keyspace: bool = True) -> Any:
     except InvalidRequest as exc:
         cluster.shutdown()
         raise ServiceUnavailable(
-            f"Cassandra keyspace {config['cassandra.keyspace']!r} is not usable ({exc}); "
+            f"Cassandra keyspace {config.cassandra.keyspace!r} is not usable ({exc}); "
             f"create it with `make services-up` or `python -m services init`"
         ) from None
     return session
@@ -323,13 +323,13 @@ def cassandra_refusal(config: Config, errors: list[Any]) -> str | None:
             )
         if isinstance(error, AuthenticationFailed):
             return (
-                f"{cassandra} refused the login of user {config['cassandra.username']!r}: wrong user name or "
+                f"{cassandra} refused the login of user {config.cassandra.username!r}: wrong user name or "
                 f"password (cassandra.username, TWITCHCREMENT_CASSANDRA_PASSWORD or cassandra.password_file)"
             )
         if "CERTIFICATE_VERIFY_FAILED" in text:
             return _untrusted(cassandra, text, config, "cassandra")
         if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
             return f"{cassandra} does not speak TLS, which cassandra.ssl = true expects"
-        if isinstance(error, ConnectionResetError) and not config["cassandra.ssl"]:
+        if isinstance(error, ConnectionResetError) and not config.cassandra.ssl:
             return f"{cassandra} closed the connection at once: does it require TLS (cassandra.ssl = true)?"
     return None

@@ -1,7 +1,8 @@
 """Configuration: one TOML file in conf/, then environment overrides, then the original system's aliases.
 
-Every setting is declared once in SETTINGS (name, type, default, meaning); the README's configuration reference
-is generated from it. A wrong value fails at load time with an error naming the key.
+Every setting is declared once in twitchcrement/settings.py (name, type, default, meaning); the README's
+configuration reference is generated from it. A wrong value fails at load time with an error naming the key; code
+reads the checked values as typed sections (`config.detector.window_s`, twitchcrement/sections.py).
 """
 
 from __future__ import annotations
@@ -12,497 +13,36 @@ import os
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from twitchcrement import PROJECT_ROOT
 from twitchcrement.errors import UserError
+from twitchcrement.sections import (
+    SECTIONS,
+    AlertsSection,
+    CassandraSection,
+    DashboardSection,
+    DetectorSection,
+    IngestSection,
+    KafkaSection,
+    LocalSection,
+    LoggingSection,
+    Secret,
+    SparkSection,
+)
+from twitchcrement.settings import ENV_PREFIX, SETTINGS, SETTINGS_BY_KEY, Setting
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "twitchcrement.toml"
-ENV_PREFIX = "TWITCHCREMENT_"
 CONFIG_FILE_ENV = "TWITCHCREMENT_CONFIG"
 
 
 class ConfigError(UserError, ValueError):
     """A configuration value is missing, unknown or invalid; the message names the key and where it came from."""
 
-
-@dataclass(frozen=True)
-class Setting:
-    key: str  # "section.name"
-    kind: str  # str | int | float | bool | list | table | hosts | port
-    default: Any
-    doc: str
-    check: Callable[[Any], str | None] | None = None  # returns a complaint, or None when the value is fine
-    # A secret is read from its environment variable or from the file its `<key>_file` setting names, never from
-    # the config file; Config holds it as a Secret, which prints as *** wherever the config is shown or logged.
-    secret: bool = False
-
-    @property
-    def env_name(self) -> str:
-        return ENV_PREFIX + self.key.replace(".", "_").upper()
-
-
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else "must be greater than 0"
-
-
-def _non_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 or more"
-
-
-def _metrics_port(value: Any) -> str | None:
-    return None if 0 <= value <= 65535 else "must be a port number from 1 to 65535, or 0 for no endpoint"
-
-
-def _one_of(*choices: str) -> Callable[[Any], str | None]:
-    return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
-
-
-_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-_CQL_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
-_SIZE_RE = re.compile(r"^\d+[kmgKMG]$")
-
-
-def _topic(value: str) -> str | None:
-    return None if _TOPIC_RE.match(value) else "must be a Kafka topic name (letters, digits, '.', '_', '-')"
-
-
-def _cql_name(value: str) -> str | None:
-    return None if _CQL_NAME_RE.match(value) else "must be a lower-case CQL name (letters, digits, '_')"
-
-
-def _jvm_size(value: str) -> str | None:
-    return None if _SIZE_RE.match(value) else "must be a JVM memory size such as 512m or 2g"
-
-
-def _speed(value: str) -> str | None:
-    if value == "max":
-        return None
-    try:
-        return None if float(value) > 0 else "must be greater than 0, or max"
-    except ValueError:
-        return "must be a number greater than 0, or max"
-
-
-_DATACENTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def _replication(value: dict[str, str]) -> str | None:
-    names = [dc for dc in value if not _DATACENTER_RE.match(dc)]
-    if names:
-        return f"data centre names are letters, digits, '_', '.', '-' (not {', '.join(map(repr, names))})"
-    wrong = [f"{dc} = {factor}" for dc, factor in value.items() if not (factor.isdigit() and int(factor) > 0)]
-    return f"each data centre needs a whole replication factor above 0 (not {', '.join(wrong)})" if wrong else None
-
-
-def _spark_conf(value: dict[str, str]) -> str | None:
-    wrong = [k for k in value if not k.startswith("spark.")]
-    return f"keys must start with 'spark.' (not {', '.join(wrong)})" if wrong else None
-
-
-SETTINGS: list[Setting] = [
-    # Kafka
-    Setting(
-        "kafka.bootstrap_servers",
-        "hosts",
-        None,
-        "Kafka bootstrap servers, host:port[,host:port]. Unset: the local broker that `make services-up` runs.",
-    ),
-    Setting("kafka.chat_topic", "str", "chatmessage", "Topic of chat records (msgpack, key = channel).", _topic),
-    Setting("kafka.spam_topic", "str", "spammessage", "Topic of spam events and topic updates.", _topic),
-    Setting(
-        "kafka.deadletter_topic",
-        "str",
-        "chatmessage-deadletter",
-        "Topic where records that cannot be decoded go, with the reason.",
-        _topic,
-    ),
-    Setting("kafka.partitions", "int", 4, "Partitions of each topic the platform creates.", _positive),
-    Setting("kafka.replication_factor", "int", 1, "Replication factor of the topics the platform creates.", _positive),
-    Setting("kafka.connect_timeout_s", "float", 15.0, "How long to wait for a broker before giving up.", _positive),
-    Setting(
-        "kafka.security_protocol",
-        "str",
-        "PLAINTEXT",
-        "How every Kafka client of the platform talks to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
-        _one_of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
-    ),
-    Setting(
-        "kafka.sasl_mechanism",
-        "str",
-        "SCRAM-SHA-512",
-        "SASL mechanism of the SASL_* protocols: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
-        _one_of("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
-    ),
-    Setting("kafka.sasl_username", "str", "", "SASL user name (needed by the SASL_* protocols)."),
-    Setting(
-        "kafka.sasl_password",
-        "str",
-        "",
-        "SASL password: environment only (or kafka.sasl_password_file), never in the config file.",
-        secret=True,
-    ),
-    Setting("kafka.sasl_password_file", "str", "", "A file holding the SASL password (its first line)."),
-    Setting(
-        "kafka.ssl_cafile",
-        "str",
-        "",
-        "PEM file of the CA certificates that sign the brokers' certificates (SSL, SASL_SSL); empty: the system's.",
-    ),
-    Setting(
-        "kafka.ssl_certfile", "str", "", "PEM client certificate, for brokers that ask for one (with ssl_keyfile)."
-    ),
-    Setting("kafka.ssl_keyfile", "str", "", "PEM (PKCS#8) private key of kafka.ssl_certfile."),
-    Setting(
-        "kafka.ssl_key_password",
-        "str",
-        "",
-        "Password of an encrypted kafka.ssl_keyfile: environment only (or kafka.ssl_key_password_file).",
-        secret=True,
-    ),
-    Setting("kafka.ssl_key_password_file", "str", "", "A file holding the password of kafka.ssl_keyfile."),
-    Setting(
-        "kafka.ssl_check_hostname",
-        "bool",
-        True,
-        "Check that each broker's certificate names the host connected to.",
-    ),
-    # Cassandra
-    Setting(
-        "cassandra.hosts",
-        "hosts",
-        None,
-        "Cassandra contact points, host[,host]. Unset: the local node that `make services-up` runs.",
-    ),
-    Setting("cassandra.port", "port", None, "CQL native port of cassandra.hosts (default 9042 for external hosts)."),
-    Setting("cassandra.keyspace", "str", "twitchcrement", "Keyspace of the platform's tables.", _cql_name),
-    Setting(
-        "cassandra.replication_strategy",
-        "str",
-        "SimpleStrategy",
-        "Replication of the keyspace `services init` creates: SimpleStrategy (cassandra.replication_factor "
-        "copies) or NetworkTopologyStrategy (cassandra.datacenters).",
-        _one_of("SimpleStrategy", "NetworkTopologyStrategy"),
-    ),
-    Setting("cassandra.replication_factor", "int", 1, "SimpleStrategy replication factor of the keyspace.", _positive),
-    Setting(
-        "cassandra.datacenters",
-        "table",
-        {},
-        'NetworkTopologyStrategy copies per data centre, as dc = factor (environment: "dc1=3,dc2=2").',
-        _replication,
-    ),
-    Setting("cassandra.local_datacenter", "str", "datacenter1", "Data centre the drivers treat as local."),
-    Setting("cassandra.connect_timeout_s", "float", 15.0, "How long to wait for a node before giving up.", _positive),
-    Setting("cassandra.username", "str", "", "User name for PasswordAuthenticator (empty: no authentication)."),
-    Setting(
-        "cassandra.password",
-        "str",
-        "",
-        "Password of cassandra.username: environment only (or cassandra.password_file), never in the config file.",
-        secret=True,
-    ),
-    Setting("cassandra.password_file", "str", "", "A file holding the password of cassandra.username."),
-    Setting("cassandra.ssl", "bool", False, "Talk to Cassandra over TLS (client_encryption_options)."),
-    Setting(
-        "cassandra.ssl_cafile",
-        "str",
-        "",
-        "PEM file of the CA certificates that sign the nodes' certificates; empty: the system's.",
-    ),
-    Setting(
-        "cassandra.ssl_check_hostname",
-        "bool",
-        True,
-        "Check that each node's certificate names the host connected to (the Python driver; the Spark connector "
-        "checks the CA only).",
-    ),
-    # Embedded services for the demo and the tests
-    Setting(
-        "local.data_dir",
-        "str",
-        "var/local",
-        "Where the local Kafka and Cassandra keep data and logs (relative to the project).",
-    ),
-    Setting("local.kafka_port", "port", 9092, "Client port of the local Kafka broker."),
-    Setting("local.kafka_controller_port", "port", 9093, "KRaft controller port of the local Kafka broker."),
-    Setting("local.kafka_heap", "str", "512m", "Heap of the local Kafka broker.", _jvm_size),
-    Setting("local.cassandra_port", "port", 9042, "CQL port of the local Cassandra node."),
-    Setting("local.cassandra_storage_port", "port", 7000, "Inter-node port of the local Cassandra node."),
-    Setting("local.cassandra_jmx_port", "port", 7199, "JMX port (loopback only) of the local Cassandra node."),
-    Setting("local.cassandra_heap", "str", "1g", "Heap of the local Cassandra node.", _jvm_size),
-    Setting("local.start_timeout_s", "float", 180.0, "How long a local service may take to become ready.", _positive),
-    # Spark
-    Setting("spark.master", "str", "local[*]", "Spark master URL (local[*], spark://host:7077, yarn, k8s://...)."),
-    Setting("spark.app_name", "str", "twitchcrement", "Spark application name."),
-    Setting(
-        "spark.shuffle_partitions",
-        "int",
-        0,
-        "spark.sql.shuffle.partitions; 0: one per core Spark has. More partitions than cores slow every "
-        "micro-batch (docs/operations.md); Spark's own default 200 made a job 18x slower.",
-        _non_negative,
-    ),
-    Setting("spark.driver_memory", "str", "2g", "Driver heap (local mode: the whole job).", _jvm_size),
-    Setting(
-        "spark.checkpoint_dir",
-        "str",
-        "var/checkpoints",
-        "Where streaming queries keep their checkpoints (relative to the project, or a URL).",
-    ),
-    Setting("spark.conf", "table", {}, 'Any other Spark settings, as "spark.x.y" = "value".', _spark_conf),
-    # Ingest
-    Setting(
-        "ingest.optout_channels",
-        "list",
-        [],
-        "Channels whose chat is never produced (privacy opt-out), honoured before anything reaches Kafka.",
-    ),
-    Setting("ingest.optout_users", "list", [], "User logins whose messages are never produced (privacy opt-out)."),
-    Setting(
-        "ingest.buffer_records",
-        "int",
-        100_000,
-        "How many chat records ingest holds while Kafka is unreachable; beyond that it drops and counts.",
-        _positive,
-    ),
-    Setting(
-        "ingest.progress_every_s", "float", 10.0, "Seconds between ingest's progress and rate log lines.", _positive
-    ),
-    Setting("ingest.irc_host", "str", "irc.chat.twitch.tv", "Twitch IRC server of `python -m ingest twitch`."),
-    Setting("ingest.irc_port", "port", 6697, "Its port (6697: TLS, 6667: plain)."),
-    Setting("ingest.irc_tls", "bool", True, "Connect to IRC with TLS."),
-    Setting(
-        "ingest.channels_file",
-        "str",
-        "",
-        "Channels to read, one name a line, used when no Helix credentials are set (relative to the project).",
-    ),
-    Setting("ingest.top_channels", "int", 500, "How many of the top live channels to read.", _positive),
-    Setting("ingest.channels_refresh_s", "float", 3600.0, "Seconds between refreshes of the channel list.", _positive),
-    Setting(
-        "ingest.channels_topic",
-        "str",
-        "channellist",
-        "Compacted topic where the current channel list is published for the reader and the dashboard.",
-        _topic,
-    ),
-    Setting("ingest.helix_url", "str", "https://api.twitch.tv/helix", "Base URL of the Twitch Helix API."),
-    Setting("ingest.channels_per_connection", "int", 90, "Most channels joined on one IRC connection.", _positive),
-    Setting("ingest.joins_per_10s", "int", 20, "JOINs sent per join window across the whole process.", _positive),
-    Setting(
-        "ingest.join_window_s", "float", 10.0, "The window of ingest.joins_per_10s, in seconds (Twitch: 10).", _positive
-    ),
-    Setting(
-        "ingest.silence_timeout_s",
-        "float",
-        300.0,
-        "An IRC connection that receives nothing (not even PING) this long is treated as dead.",
-        _positive,
-    ),
-    Setting("ingest.replay_speed", "str", "1", 'Replay speed factor (1, 10, ...) or "max".', _speed),
-    Setting("ingest.synth_rate", "float", 1000.0, "Synthetic chat: messages per second, all channels.", _positive),
-    Setting("ingest.synth_channels", "int", 40, "Synthetic chat: number of channels.", _positive),
-    Setting(
-        "ingest.synth_spam_share",
-        "float",
-        0.2,
-        "Synthetic chat: share of messages in spam bursts.",
-        lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1",
-    ),
-    Setting("ingest.synth_seed", "int", 7, "Synthetic chat: random seed (same seed, same chat)."),
-    Setting(
-        "ingest.metrics_port",
-        "int",
-        9461,
-        "Loopback port of the ingest's /metrics (Prometheus), /healthz and /readyz; 0: none.",
-        _metrics_port,
-    ),
-    # Detector
-    Setting("detector.window_s", "int", 10, "Length of the tumbling event-time windows, in seconds.", _positive),
-    Setting(
-        "detector.watermark_s",
-        "float",
-        3.0,
-        "How late (event time, behind its channel's newest message) a message may arrive and still count in "
-        "its window.",
-        _non_negative,
-    ),
-    Setting(
-        "detector.channel_lag_s",
-        "float",
-        15.0,
-        "How long a channel may be silent before its open windows close anyway: nothing from it for this long "
-        "(processing time), its Kafka partition read to the end, and the rest of the stream this far ahead in "
-        "event time. A channel whose partition is behind, or whose chat is delayed with everyone's, stays open.",
-        _non_negative,
-    ),
-    Setting("detector.trigger_s", "float", 1.0, "Micro-batch interval of the streaming job, in seconds.", _positive),
-    Setting(
-        "detector.starting_offsets",
-        "str",
-        "latest",
-        "Where a new job (no checkpoint yet) starts reading chatmessage: latest or earliest.",
-        _one_of("latest", "earliest"),
-    ),
-    Setting(
-        "detector.max_offsets_per_trigger",
-        "int",
-        500_000,
-        "Most chat records one micro-batch reads (bounds a batch after downtime).",
-        _positive,
-    ),
-    Setting(
-        "detector.jaccard",
-        "float",
-        0.6,
-        "Shingle Jaccard similarity at which two texts are the same spam.",
-        lambda v: None if 0 < v <= 1 else "must be greater than 0 and at most 1",
-    ),
-    Setting("detector.num_hash_tables", "int", 32, "MinHashLSH hash tables (MinHash values per text).", _positive),
-    Setting(
-        "detector.rows_per_band",
-        "int",
-        3,
-        "MinHash values ANDed into one LSH band (32 tables, 3 rows: 10 bands).",
-        _positive,
-    ),
-    Setting("detector.num_features", "int", 1 << 20, "HashingTF feature space for shingles.", _positive),
-    Setting("detector.seed", "int", 20240106, "MinHashLSH seed (the dashboard's fuzzy search must use the same)."),
-    Setting(
-        "detector.shingle_size",
-        "int",
-        3,
-        "Character n-gram length of the shingles (beside the tokens) that MinHash and Jaccard compare.",
-        _positive,
-    ),
-    Setting(
-        "detector.min_shingles",
-        "int",
-        5,
-        "Texts with fewer shingles skip LSH (exact duplicates still count).",
-        _positive,
-    ),
-    Setting("detector.min_messages", "int", 5, "Messages a cluster needs in one window to be spam.", _positive),
-    Setting("detector.min_users", "int", 3, "Distinct users a cluster needs to be crowd spam.", _positive),
-    Setting(
-        "detector.flood_min_messages",
-        "int",
-        5,
-        "Messages one user needs in one window, on one text, to be a flood.",
-        _positive,
-    ),
-    Setting(
-        "detector.min_share",
-        "float",
-        0.0,
-        "Share of its channel-window's messages a cluster also needs (0 = off).",
-        lambda v: None if 0 <= v < 1 else "must be from 0 up to (not including) 1",
-    ),
-    Setting(
-        "detector.open_events",
-        "bool",
-        True,
-        "Report a wave while its window is still open (records in state open, sent again as it grows, then closed); "
-        "false: only when its window closes.",
-    ),
-    Setting("detector.topic_quiet_s", "float", 30.0, "A spam topic ends after this long without spam.", _positive),
-    Setting(
-        "detector.metrics_port",
-        "int",
-        9462,
-        "Loopback port of the detector's /metrics (Prometheus), /healthz and /readyz; 0: none.",
-        _metrics_port,
-    ),
-    # Dashboard
-    Setting(
-        "dashboard.host",
-        "str",
-        "127.0.0.1",
-        "Address the dashboard binds (anything but loopback: set DASHBOARD_USER and DASHBOARD_PASSWORD).",
-    ),
-    Setting("dashboard.port", "port", 8050, "Port of the dashboard."),
-    Setting("dashboard.refresh_s", "float", 1.0, "Seconds between refreshes of the live views.", _positive),
-    Setting("dashboard.chat_per_channel", "int", 200, "Recent chat messages kept in memory per channel.", _positive),
-    Setting("dashboard.spam_per_channel", "int", 100, "Recent spam events kept in memory per channel.", _positive),
-    Setting(
-        "dashboard.max_channels",
-        "int",
-        2000,
-        "Channels kept in memory (the least recently active are forgotten first).",
-        _positive,
-    ),
-    Setting("dashboard.history_s", "int", 900, "Seconds of rates and spam volume kept for the charts.", _positive),
-    Setting(
-        "dashboard.backfill_s",
-        "int",
-        300,
-        "On start, read this many seconds of Kafka history so the live views are not empty.",
-        _non_negative,
-    ),
-    Setting("dashboard.search_max_chars", "int", 500, "Longest text the history search accepts.", _positive),
-    Setting("dashboard.page_size", "int", 20, "Rows per page of search results.", _positive),
-    Setting(
-        "dashboard.metrics_port",
-        "int",
-        9463,
-        "Loopback port of the dashboard's /metrics (Prometheus), /healthz and /readyz; 0: none.",
-        _metrics_port,
-    ),
-    # Alerts (jobs/alerts.py): the detector POSTs to these webhooks when a spam wave starts
-    Setting(
-        "alerts.webhooks",
-        "list",
-        [],
-        "Webhooks to alert, each KIND:URL with KIND discord, slack or json (the URL holds a secret: prefer the "
-        "environment variable to the config file).",
-    ),
-    Setting(
-        "alerts.min_messages",
-        "int",
-        200,
-        "Alert when a spam topic reaches this many messages (0: never).",
-        _non_negative,
-    ),
-    Setting(
-        "alerts.min_users",
-        "int",
-        20,
-        "Alert when a spam topic has this many users in one window (0: never).",
-        _non_negative,
-    ),
-    Setting(
-        "alerts.min_rate",
-        "float",
-        10.0,
-        "Alert when a spam topic peaks at this many messages/s (0: never).",
-        _non_negative,
-    ),
-    Setting(
-        "alerts.campaign_channels",
-        "int",
-        3,
-        "Alert when one spam text is active in this many channels at once (0: never).",
-        _non_negative,
-    ),
-    Setting("alerts.channels", "list", [], "Only these channels' topics alert (empty: every channel)."),
-    Setting("alerts.max_per_minute", "int", 30, "At most this many alerts a minute per webhook.", _positive),
-    # Logging
-    Setting(
-        "logging.level",
-        "str",
-        "INFO",
-        "Level of the platform's own loggers.",
-        _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
-    ),
-    Setting("logging.format", "str", "logfmt", "logfmt (key=value lines) or json.", _one_of("logfmt", "json")),
-]
-
-SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 
 # The original system's variable names; aliases win over the file and over TWITCHCREMENT_* variables.
 ALIASES = {
@@ -520,65 +60,15 @@ def _parse(setting: Setting, value: Any, source: str) -> Any:
         shown = "***" if setting.secret else repr(value)
         return ConfigError(f"config {setting.key} = {shown} ({source}): {why}")
 
-    from_env = isinstance(value, str) and source.startswith("environment")
     if setting.secret and source.startswith("file"):
         raise ConfigError(
             f"config {setting.key} ({source}): a secret is not read from the config file; set "
             f"{setting.env_name} or name a file holding it in {setting.key}_file"
         )
-    kind = setting.kind
-    if kind == "str":
-        if not isinstance(value, str):
-            raise fail("must be a string")
-        parsed: Any = value
-    elif kind in ("int", "port"):
-        if from_env:
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise fail("must be a whole number") from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise fail("must be a whole number")
-        if kind == "port" and not 1 <= value <= 65535:
-            raise fail("must be a port number from 1 to 65535")
-        parsed = value
-    elif kind == "float":
-        if from_env:
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise fail("must be a number") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise fail("must be a number")
-        parsed = float(value)
-    elif kind == "bool":
-        if from_env:
-            lowered = value.strip().lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise fail("must be true or false")
-            value = lowered in ("true", "1", "yes")
-        if not isinstance(value, bool):
-            raise fail("must be true or false")
-        parsed = value
-    elif kind == "list":
-        if from_env:
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise fail("must be a list of strings")
-        parsed = value
-    elif kind == "hosts":
-        parsed = _parse_hosts(value, fail)
-    elif kind == "table":
-        if from_env:
-            pairs = [pair.partition("=") for pair in value.split(",") if pair.strip()]
-            if not all(sep for _, sep, _ in pairs):
-                raise fail("must be key=value pairs separated by commas")
-            value = {k.strip(): v.strip() for k, _, v in pairs}
-        if not isinstance(value, dict):
-            raise fail('must be a table of "key" = "value"')
-        parsed = {str(k): str(v) for k, v in value.items()}
-    else:  # pragma: no cover - a programming error in SETTINGS
-        raise AssertionError(f"unknown setting kind {kind}")
+    from_env = isinstance(value, str) and source.startswith("environment")
+    parsed = _CONVERTERS[setting.kind](value, from_env, fail)
+    if setting.kind == "port" and not 1 <= parsed <= 65535:
+        raise fail("must be a port number from 1 to 65535")
     if setting.check is not None:
         complaint = setting.check(parsed)
         if complaint:
@@ -586,10 +76,71 @@ def _parse(setting: Setting, value: Any, source: str) -> Any:
     return parsed
 
 
+Fail = Callable[[str], ConfigError]
+
+
+def _str(value: Any, from_env: bool, fail: Fail) -> str:
+    if not isinstance(value, str):
+        raise fail("must be a string")
+    return value
+
+
+def _int(value: Any, from_env: bool, fail: Fail) -> int:
+    if from_env:
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise fail("must be a whole number") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail("must be a whole number")
+    return value
+
+
+def _float(value: Any, from_env: bool, fail: Fail) -> float:
+    if from_env:
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise fail("must be a number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail("must be a number")
+    return float(value)
+
+
+def _bool(value: Any, from_env: bool, fail: Fail) -> bool:
+    if from_env:
+        lowered = value.strip().lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise fail("must be true or false")
+        value = lowered in ("true", "1", "yes")
+    if not isinstance(value, bool):
+        raise fail("must be true or false")
+    return value
+
+
+def _list(value: Any, from_env: bool, fail: Fail) -> list[str]:
+    if from_env:
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise fail("must be a list of strings")
+    return value
+
+
+def _table(value: Any, from_env: bool, fail: Fail) -> dict[str, str]:
+    if from_env:
+        pairs = [pair.partition("=") for pair in value.split(",") if pair.strip()]
+        if not all(sep for _, sep, _ in pairs):
+            raise fail("must be key=value pairs separated by commas")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, dict):
+        raise fail('must be a table of "key" = "value"')
+    return {str(k): str(v) for k, v in value.items()}
+
+
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 
-def _parse_hosts(value: Any, fail: Callable[[str], ConfigError]) -> str:
+def _hosts(value: Any, from_env: bool, fail: Fail) -> str:
     """Hosts are kept as the comma-separated string that clients take; each host (and optional :port) is checked."""
     if isinstance(value, list):
         value = ",".join(str(v) for v in value)
@@ -610,34 +161,17 @@ def _parse_hosts(value: Any, fail: Callable[[str], ConfigError]) -> str:
     return ",".join(entries)
 
 
-class Secret:
-    """A password or key held by the config: shown as *** by str() and repr(), so a logged or printed config, or
-    an error that quotes a value, does not carry it. reveal() is for the one place that hands it to a client."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret(***)" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled into Spark closures like any other config value
-        return (Secret, (self._value,))
+# A setting's kind (settings.py) -> how a value from a file or the environment becomes one.
+_CONVERTERS: dict[str, Callable[[Any, bool, Fail], Any]] = {
+    "str": _str,
+    "int": _int,
+    "port": _int,
+    "float": _float,
+    "bool": _bool,
+    "list": _list,
+    "table": _table,
+    "hosts": _hosts,
+}
 
 
 def project_path(value: str) -> Path:
@@ -696,11 +230,28 @@ def _check_together(values: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Config:
+    """The settings, read as typed sections (`config.kafka.chat_topic`), built once the values are checked."""
+
     values: dict[str, Any]
     source_file: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    kafka: KafkaSection = field(init=False, repr=False, compare=False)
+    cassandra: CassandraSection = field(init=False, repr=False, compare=False)
+    local: LocalSection = field(init=False, repr=False, compare=False)
+    spark: SparkSection = field(init=False, repr=False, compare=False)
+    ingest: IngestSection = field(init=False, repr=False, compare=False)
+    detector: DetectorSection = field(init=False, repr=False, compare=False)
+    dashboard: DashboardSection = field(init=False, repr=False, compare=False)
+    alerts: AlertsSection = field(init=False, repr=False, compare=False)
+    logging: LoggingSection = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for section, kind in SECTIONS.items():
+            names = [f.name for f in fields(kind)]
+            object.__setattr__(self, section, kind(**{n: self.values[f"{section}.{n}"] for n in names}))
 
     def __getitem__(self, key: str) -> Any:
+        """A setting by its key, for code that has the key as data (tests, the reference); code reads sections."""
         if key not in SETTINGS_BY_KEY:
             raise KeyError(f"no setting {key!r}")
         return self.values[key]
@@ -708,27 +259,27 @@ class Config:
     # Derived endpoints: unset addresses mean the local services.
     @property
     def kafka_is_local(self) -> bool:
-        return self["kafka.bootstrap_servers"] is None
+        return self.kafka.bootstrap_servers is None
 
     @property
     def cassandra_is_local(self) -> bool:
-        return self["cassandra.hosts"] is None
+        return self.cassandra.hosts is None
 
     @property
     def kafka_bootstrap(self) -> str:
-        if self.kafka_is_local:
-            return f"127.0.0.1:{self['local.kafka_port']}"
-        return self["kafka.bootstrap_servers"]
+        if self.kafka.bootstrap_servers is None:
+            return f"127.0.0.1:{self.local.kafka_port}"
+        return self.kafka.bootstrap_servers
 
     @property
     def cassandra_hosts(self) -> list[str]:
-        return ["127.0.0.1"] if self.cassandra_is_local else self["cassandra.hosts"].split(",")
+        return ["127.0.0.1"] if self.cassandra.hosts is None else self.cassandra.hosts.split(",")
 
     @property
     def cassandra_port(self) -> int:
-        if self["cassandra.port"] is not None:
-            return self["cassandra.port"]
-        return self["local.cassandra_port"] if self.cassandra_is_local else 9042
+        if self.cassandra.port is not None:
+            return self.cassandra.port
+        return self.local.cassandra_port if self.cassandra_is_local else 9042
 
     def path(self, key: str) -> Path:
         """A path setting resolved against the project root."""

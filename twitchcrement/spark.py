@@ -11,7 +11,7 @@ from typing import Any
 
 from twitchcrement import jvm
 from twitchcrement.clients import kafka_java_security
-from twitchcrement.config import Config
+from twitchcrement.config import Config, project_path
 
 log = logging.getLogger(__name__)
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
@@ -36,14 +36,14 @@ def cassandra_connector_security(config: Config) -> dict[str, str]:
     into a PKCS#12 one here (on a cluster, set spark.cassandra.connection.ssl.trustStore.path in spark.conf to a
     store every executor has)."""
     settings: dict[str, str] = {}
-    if config["cassandra.username"]:
-        settings["spark.cassandra.auth.username"] = config["cassandra.username"]
-        settings["spark.cassandra.auth.password"] = config["cassandra.password"].reveal()
-    if config["cassandra.ssl"]:
+    if config.cassandra.username:
+        settings["spark.cassandra.auth.username"] = config.cassandra.username
+        settings["spark.cassandra.auth.password"] = config.cassandra.password.reveal()
+    if config.cassandra.ssl:
         settings["spark.cassandra.connection.ssl.enabled"] = "true"
         settings["spark.cassandra.connection.ssl.enabledAlgorithms"] = CASSANDRA_CIPHER_SUITES
-        if config["cassandra.ssl_cafile"]:
-            store, password = jvm.trust_store(config.path("cassandra.ssl_cafile"))
+        if config.cassandra.ssl_cafile:
+            store, password = jvm.trust_store(project_path(config.cassandra.ssl_cafile))
             settings["spark.cassandra.connection.ssl.trustStore.path"] = str(store)
             settings["spark.cassandra.connection.ssl.trustStore.password"] = password
             settings["spark.cassandra.connection.ssl.trustStore.type"] = "PKCS12"
@@ -53,7 +53,7 @@ def cassandra_connector_security(config: Config) -> dict[str, str]:
 def spark_settings(config: Config) -> dict[str, str]:
     """Every Spark setting the platform makes, from the config (spark.conf entries win)."""
     settings = {
-        "spark.driver.memory": config["spark.driver_memory"],
+        "spark.driver.memory": config.spark.driver_memory,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
@@ -64,8 +64,8 @@ def spark_settings(config: Config) -> dict[str, str]:
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.cassandra.connection.host": ",".join(config.cassandra_hosts),
         "spark.cassandra.connection.port": str(config.cassandra_port),
-        "spark.cassandra.connection.localDC": config["cassandra.local_datacenter"],
-        "spark.cassandra.connection.timeoutMS": str(int(config["cassandra.connect_timeout_s"] * 1000)),
+        "spark.cassandra.connection.localDC": config.cassandra.local_datacenter,
+        "spark.cassandra.connection.timeoutMS": str(int(config.cassandra.connect_timeout_s * 1000)),
         # The connector's defaults retry a failed query 60 times, each waiting up to 2 minutes: a write to a node
         # that went away then hangs for hours. Fail within a minute instead; jobs.sinks retries with backoff.
         "spark.cassandra.query.retry.count": "3",
@@ -76,16 +76,16 @@ def spark_settings(config: Config) -> dict[str, str]:
         "spark.sql.redaction.options.regex": REDACTED_SETTINGS + "|url",  # url: Spark's own default there
         **cassandra_connector_security(config),
     }
-    if config["spark.master"].startswith("local"):
+    if config.spark.master.startswith("local"):
         # Everything stays on loopback in local mode (the machine's other addresses are not for this traffic).
         settings["spark.driver.host"] = "127.0.0.1"
         settings["spark.driver.bindAddress"] = "127.0.0.1"
     log4j = Path(__file__).with_name("log4j2-spark.properties")
     settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
     settings["spark.executor.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
-    if config["spark.shuffle_partitions"]:
-        settings[SHUFFLE_PARTITIONS] = str(config["spark.shuffle_partitions"])
-    settings.update(config["spark.conf"])
+    if config.spark.shuffle_partitions:
+        settings[SHUFFLE_PARTITIONS] = str(config.spark.shuffle_partitions)
+    settings.update(config.spark.conf)
     return settings
 
 
@@ -102,9 +102,9 @@ def session(config: Config, app_name: str | None = None, **extra: Any) -> Any:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
-    builder = SparkSession.builder.appName(app_name or config["spark.app_name"])
+    builder = SparkSession.builder.appName(app_name or config.spark.app_name)
     if not _launched_by_spark_submit():
-        builder = builder.master(config["spark.master"])
+        builder = builder.master(config.spark.master)
         builder = builder.config("spark.jars", ",".join(str(j) for j in jvm.classpath("spark")))
     for key, value in {**spark_settings(config), **{k: str(v) for k, v in extra.items()}}.items():
         builder = builder.config(key, value)

@@ -226,10 +226,10 @@ class MinHasher:
     def from_config(cls, config: Any) -> MinHasher:
         """The detector's hasher (detector.* settings): every reader of the LSH buckets must hash the same way."""
         return cls(
-            config["detector.num_features"],
-            config["detector.num_hash_tables"],
-            config["detector.seed"],
-            config["detector.rows_per_band"],
+            config.detector.num_features,
+            config.detector.num_hash_tables,
+            config.detector.seed,
+            config.detector.rows_per_band,
         )
 
     @property

@@ -273,6 +273,7 @@ class Generator:
                     labels.write(json.dumps(burst.label(), ensure_ascii=False) + "\n")
             else:
                 keep.append(burst)
+        labels.flush()  # readable while the chat goes on (the demo's generator runs for a year)
         self.bursts = keep
 
     def __iter__(self) -> Iterator[ChatMessage]:

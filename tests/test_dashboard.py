@@ -639,7 +639,7 @@ def test_an_events_users_link_to_the_user_page_which_shows_both_channels(
         "the event's users from the history",
         lambda: "still being written" not in page_text(browser, "live-detail")
         and browser.execute_script(
-            "return [...document.querySelectorAll('#event-users td a')].map(a => a.textContent);"
+            "return [...document.querySelectorAll('#event-users .ag-cell a')].map(a => a.textContent);"
         )
         or None,
         timeout_s=30,

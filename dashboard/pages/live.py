@@ -6,11 +6,11 @@ from typing import Any
 
 import dash
 from dash import ALL, Input, NoUpdate, Output, State, ctx, dcc, html, no_update
-from dashboard.view.common import empty_figure
 
 from dashboard.app import sources
 from dashboard.slots import SlotList, fingerprint
 from dashboard.views import live as view
+from dashboard.views.common import empty_figure
 
 dash.register_page(__name__, path="/", name="Live", order=0)
 

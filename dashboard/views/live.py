@@ -9,7 +9,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 from dash import html
-from dash.dash_table.DataTable import DataTable
+from dash_ag_grid import AgGrid
 
 from dashboard.history import HistoryUnavailable
 from dashboard.live import LiveFeed
@@ -215,31 +215,32 @@ def users_table(users: list[dict[str, Any]], table_id: str, page_size: int = 10)
     def when(value: dt.datetime | None) -> str:
         return value.strftime("%H:%M:%S.%f")[:-3] if value else ""
 
-    return DataTable(
+    return AgGrid(
         id=table_id,
-        page_size=page_size,
-        sort_action="native",
-        page_action="native",
-        sort_by=[{"column_id": "messages", "direction": "desc"}],
-        columns=[
-            {"name": "user", "id": "user", "presentation": "markdown"},
-            {"name": "messages", "id": "messages", "type": "numeric"},
-            {"name": "first (UTC)", "id": "first"},
-            {"name": "last (UTC)", "id": "last"},
-        ],
-        data=[
+        rowData=[
             {
                 "user": user_link(u["user_login"]),
-                "login": u["user_login"],
                 "messages": u["messages"],
                 "first": when(u["first_ts"]),
                 "last": when(u["last_ts"]),
             }
             for u in users
         ],
-        markdown_options={"html": False, "link_target": "_self"},
-        style_cell={"textAlign": "left", "fontFamily": "inherit", "padding": "2px 8px"},
-        style_as_list_view=True,
+        columnDefs=[
+            # Markdown without HTML: a login is text whatever it holds (user_link escapes its punctuation).
+            {"field": "user", "cellRenderer": "markdown", "linkTarget": "_self"},
+            {"field": "messages", "type": "numericColumn", "sort": "desc"},
+            {"field": "first", "headerName": "first (UTC)"},
+            {"field": "last", "headerName": "last (UTC)"},
+        ],
+        columnSize="sizeToFit",
+        dashGridOptions={
+            "pagination": True,
+            "paginationPageSize": page_size,
+            "paginationPageSizeSelector": False,
+            "domLayout": "autoHeight",
+        },
+        className="users-table",
     )
 
 

@@ -219,7 +219,8 @@ def test_replay_detector_history_and_dashboard_search_on_secured_clusters(secure
         def pasta_events() -> list[SpamEvent]:
             records = consume_all(secured.config, secured.config.kafka.spam_topic, 10**6, timeout_s=5)
             spam = (decode_spam(record.value) for record in records)
-            return [r for r in spam if isinstance(r, SpamEvent) and r.text == pasta]
+            # closed records: an open one may come first, while the window still takes messages
+            return [r for r in spam if isinstance(r, SpamEvent) and r.text == pasta and r.state == "closed"]
 
         events = wait_for(
             "the copypasta's events on the secured spammessage",

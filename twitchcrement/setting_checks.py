@@ -56,10 +56,10 @@ def replication(value: dict[str, str]) -> str | None:
     names = [dc for dc in value if not _DATACENTER_RE.match(dc)]
     if names:
         return f"data centre names are letters, digits, '_', '.', '-' (not {', '.join(map(repr, names))})"
-    wrong = [f"{dc} = {factor}" for dc, factor in value.items() if not (factor.isdigit() and int(factor) > 0)]
+    wrong = [f"{dc} = {factor!r}" for dc, factor in value.items() if not (factor.isdigit() and int(factor) > 0)]
     return f"each data centre needs a whole replication factor above 0 (not {', '.join(wrong)})" if wrong else None
 
 
 def spark_conf(value: dict[str, str]) -> str | None:
     wrong = [k for k in value if not k.startswith("spark.")]
-    return f"keys must start with 'spark.' (not {', '.join(wrong)})" if wrong else None
+    return f"keys must start with 'spark.' (not {', '.join(map(repr, wrong))})" if wrong else None  # one line

@@ -61,7 +61,7 @@ def demo(platform: Config, tmp_path: Path) -> Any:
     )
     try:
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-        assert all(f"{name}" in started.stdout for name in ("detector", "replay", "synth", "dashboard"))
+        assert all(name in started.stdout for name in ("detector", "replay", "synth", "dashboard"))
         yield config
     finally:
         for component in components(config):

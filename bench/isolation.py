@@ -1,18 +1,22 @@
 """The benchmarks' own keyspace and topics, so a bench never writes into the history a user reads (the configured
-keyspace and topics); both are dropped when the bench ends, also on Ctrl-C or SIGTERM."""
+keyspace and topics); both are dropped when the bench ends, also on Ctrl-C or SIGTERM. The chat's BTTV, FFZ and
+7TV emotes come from the providers' local stand-in with the synthetic world's sets, as in the tests."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ingest.synth import THIRD_PARTY_SETS
+from services.emote_providers import EmoteProviders
 from services.schema import drop_topics, ensure_tables, ensure_topics
 from twitchcrement.clients import cassandra_session, kafka_admin
-from twitchcrement.config import Config
+from twitchcrement.config import Config, project_path
 
 log = logging.getLogger(__name__)
 DROP_KEYSPACE = "DROP KEYSPACE IF EXISTS {keyspace}"
@@ -26,11 +30,17 @@ class BenchSpace:
         self.run_id = uuid.uuid4().hex[:6]
         self.prefix = f"bench-{self.run_id}-"
         self.keep = keep  # leave the keyspace for the next run (bench.dashboard --keep)
+        self.emote_providers = EmoteProviders(THIRD_PARTY_SETS)
+        urls = self.emote_providers.urls()
         self.config = base.with_overrides(
             cassandra__keyspace=keyspace or f"twitchcrement_bench_{self.run_id}",
             kafka__chat_topic=self.name("chat"),
             kafka__spam_topic=self.name("spam"),
             kafka__deadletter_topic=self.name("dead"),
+            emotes__bttv_url=urls["bttv"],
+            emotes__ffz_url=urls["ffz"],
+            emotes__seventv_url=urls["7tv"],
+            emotes__cache_dir=f"var/bench-emotes-{self.run_id}",
         )
         self._previous_handler: Any = None
 
@@ -57,6 +67,8 @@ class BenchSpace:
 
     def __exit__(self, *_: Any) -> None:
         signal.signal(signal.SIGTERM, self._previous_handler or signal.SIG_DFL)
+        self.emote_providers.close()
+        shutil.rmtree(project_path(self.config.emotes.cache_dir), ignore_errors=True)
         if self.keep:
             return
         try:

@@ -19,11 +19,14 @@ from bench.plans import CAPTURES, CATCH_UP_S, CUT_BATCH, DETECTING, SHARED, SUST
 from bench.stats import flat, percentile
 from bench.systems import Runner, closed, fill, read_output
 from ingest.captures import Capture
-from ingest.synth import Generator, SynthSettings
+from ingest.synth import EMOTES, THIRD_PARTY_SETS, Generator, SynthSettings
 from jobs.detection import Settings
-from jobs.evaluation import Cell, labelled_cells, oracle_cells, score
+from jobs.evaluation import Cell, EmoteTruth, emote_truth, labelled_cells, oracle_cells, score, tagged_emote_words
 from jobs.pipeline import DetectorSettings
 from twitchcrement import config as configuration
+
+VOCABULARY = frozenset(EMOTES)  # the generator's emotes: the truth of which of its words are emotes
+WORLD_EMOTES = frozenset(code for sets in THIRD_PARTY_SETS.values() for code in sets[""])  # what the stand-in serves
 
 
 def drain_seconds(spark: Any, config: configuration.Config, system: str, chat_topic: str, out_topic: str) -> float:
@@ -46,10 +49,13 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
     log(f"pre-filling {chat_topic} with {len(messages):,} labelled messages ...")
     fill(config, chat_topic, messages)
     cells = labelled_cells(messages, [b.label() for b in generator.bursts], settings)
+    # emote waves that no label names (ordinary chat that is all emotes) are judged by the generator's vocabulary
+    emotes = emote_truth(messages, settings, lambda m: [w in VOCABULARY for w in m.text.split()])
     oracle = None
     if plan.oracle and SHARED.exists():
         real = sorted((m for path in CAPTURES for m in Capture(SHARED / path)), key=lambda m: m.sent_ts)
-        oracle = (space.topic("real"), oracle_cells(real, settings))
+        real_emotes = emote_truth(real, settings, lambda m: tagged_emote_words(m, WORLD_EMOTES))
+        oracle = (space.topic("real"), oracle_cells(real, settings), real_emotes)
         fill(config, oracle[0], real)
     warm_up = Runner(spark, config, "noop")  # the session's first query pays JVM and worker start-up: not a system's
     warm_up.start(chat_topic, "unused", drain=True)
@@ -74,7 +80,7 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
             "recall": None,
         }
         if system in DETECTING:
-            entry.update(_quality(first_events, cells, settings))
+            entry.update(_quality(first_events, cells, settings, emotes))
             if oracle:
                 entry.update(_oracle_agreement(spark, space, system, *oracle, settings))
         if system == "detector":
@@ -84,9 +90,12 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
     return results
 
 
-def _quality(records: list[dict[str, Any]], cells: list[Cell], settings: Settings) -> dict[str, Any]:
-    """Closed events scored against the labels; the open records counted, and those undone at close."""
-    quality = score(closed(records), cells, settings)
+def _quality(
+    records: list[dict[str, Any]], cells: list[Cell], settings: Settings, emotes: EmoteTruth
+) -> dict[str, Any]:
+    """Closed events scored against the labels (emote waves no label names: against the emote truth); the open
+    records counted, and those undone at close."""
+    quality = score(closed(records), cells, settings, emotes=emotes)
     return {
         "events_reported_open": len({r["event_id"] for r in records if r.get("state") == "open"}),
         "undone": len({r["event_id"] for r in records if r.get("state") == "undone"}),
@@ -100,13 +109,19 @@ def _quality(records: list[dict[str, Any]], cells: list[Cell], settings: Setting
 
 
 def _oracle_agreement(
-    spark: Any, space: BenchSpace, system: str, real_topic: str, cells: list[Cell], settings: Settings
+    spark: Any,
+    space: BenchSpace,
+    system: str,
+    real_topic: str,
+    cells: list[Cell],
+    emotes: EmoteTruth,
+    settings: Settings,
 ) -> dict[str, Any]:
     out_topic = space.topic(f"out-{system}-real")
     runner = Runner(spark, space.config, system)
     runner.start(real_topic, out_topic, drain=True)
     runner.wait()
-    agreement = score(closed(read_output(space.config, out_topic)), cells, settings)
+    agreement = score(closed(read_output(space.config, out_topic)), cells, settings, emotes=emotes)
     return {
         "oracle_precision": round(agreement.precision, 4),
         "oracle_recall": round(agreement.recall, 4),

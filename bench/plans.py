@@ -49,6 +49,8 @@ class Plan:
 
 ENDURANCE_RATE = 1000  # every detecting system sustains it (bench/reference/full-latest.md)
 QUICK = Plan("quick", 5000, 12, 1, (1000, 10_000), 15, 18, False, 20_000, 0, 0, (100, 1000), 20, 50_000)
+# phase 1 only, at the full plan's size with the real-capture oracle: the quality of every system in ~15 minutes
+QUALITY = Plan("quality", 5000, 60, 1, (), 0, 0, True, 0, 0, 0)
 SMOKE = Plan("smoke", 500, 4, 1, (), 0, 0, False, 1_000, 0, 0)  # the test suite's run: a bench leaves no trace
 FULL = Plan(
     "full",

@@ -1,6 +1,6 @@
 """`make bench` / `make bench-quick`: speed and quality of four systems, side by side in one run, on the same data.
 
-    .venv/bin/python -m bench.run [--quick]
+    .venv/bin/python -m bench.run [--quick | --quality]
 
 Systems (each reads the same Kafka topic):
 - detector: the real job (jobs/spam_detector.py) on local[2]: Kafka in, Kafka and Cassandra out;
@@ -43,7 +43,7 @@ from bench import formats, profile, stages
 from bench import ingest as ingest_bench
 from bench.isolation import BenchSpace
 from bench.phases import capacity_and_quality, live
-from bench.plans import DETECTING, ENDURANCE_RATE, FULL, QUICK, RESULTS, SMOKE, SYSTEMS, Plan, log, machine
+from bench.plans import DETECTING, ENDURANCE_RATE, FULL, QUALITY, QUICK, RESULTS, SMOKE, SYSTEMS, Plan, log, machine
 from bench.report import summarise, write_report
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
@@ -56,6 +56,9 @@ def parse_plan(argv: list[str] | None, prog: str) -> tuple[Plan, Path]:
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer rates, one repetition: under 5 minutes")
+    parser.add_argument(
+        "--quality", action="store_true", help="capacity and quality only, full size with the oracle: ~15 minutes"
+    )
     parser.add_argument("--smoke", action="store_true", help="a tiny run of every phase but the live ones (tests)")
     parser.add_argument("--out", default=str(RESULTS), help="where the report goes (default bench/results)")
     parser.add_argument("--rates", help="offered rates of the live runs, comma-separated (default: the plan's)")
@@ -65,7 +68,7 @@ def parse_plan(argv: list[str] | None, prog: str) -> tuple[Plan, Path]:
         help=f"length of the memory run at {ENDURANCE_RATE:,} msg/s (default: full 10, quick none)",
     )
     args = parser.parse_args(argv)
-    plan = SMOKE if args.smoke else QUICK if args.quick else FULL
+    plan = SMOKE if args.smoke else QUICK if args.quick else QUALITY if args.quality else FULL
     if args.rates:
         plan = dataclasses.replace(plan, offered_rates=tuple(int(r) for r in args.rates.split(",")))
     if args.endurance_minutes is not None:
@@ -92,10 +95,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.run") -> in
     # Its own keyspace and topics: a bench never writes into the history the dashboard shows.
     with BenchSpace(base.with_overrides(spark__master="local[2]", detector__max_offsets_per_trigger=50_000)) as space:
         report.update(spark_phases(space, plan, out))
-        log("ingest ...")
-        report["ingest"] = ingest_bench.measure(space.config, plan.ingest_messages, repeat=1 if plan.repeat == 1 else 5)
-        log("replay: reading each chat-log format ...")
-        report["replay_formats"] = formats.measure(plan.ingest_messages, repeat=1 if plan.repeat == 1 else 3)
+        if plan.ingest_messages:
+            log("ingest ...")
+            repeat = 1 if plan.repeat == 1 else 5
+            report["ingest"] = ingest_bench.measure(space.config, plan.ingest_messages, repeat=repeat)
+            log("replay: reading each chat-log format ...")
+            report["replay_formats"] = formats.measure(plan.ingest_messages, repeat=1 if plan.repeat == 1 else 3)
     if plan.dashboard_events:
         log(f"dashboard callbacks with {plan.dashboard_events:,} events ...")
         command = [sys.executable, "-m", "bench.dashboard", "--events", str(plan.dashboard_events), "--out", str(out)]

@@ -70,8 +70,8 @@ class LiveFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._partitions: list[Any] = []  # of the chat and spam topics, for the health check
-        # Twitch emote codes seen in chat (from each message's emotes tag) -> emote id, to show spam texts, which
-        # carry no tag, with their emotes; emote ids are global on Twitch. Bounded, the least recently seen go.
+        # Emote codes seen in chat (each message's emotes tag, and the BTTV, FFZ and 7TV emotes ingest marked) ->
+        # emote id, to show spam texts, which carry no tag, with their emotes. Bounded, the least recently seen go.
         self._emotes: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.kafka_error: str | None = "connecting to Kafka ..."
         self.bad_records = 0
@@ -222,7 +222,10 @@ class LiveFeed:
         with self._lock:
             buffer = self._buffer(message.channel)
             buffer.chat.append(message)
-            for start, end, emote_id in emote_spans(message.emotes, len(message.text)):
+            for start, end, emote_id in [
+                *emote_spans(message.emotes, len(message.text)),
+                *emote_spans(message.extra_emotes, len(message.text)),
+            ]:
                 self._emotes[message.text[start:end]] = emote_id
                 self._emotes.move_to_end(message.text[start:end])
             while len(self._emotes) > MAX_EMOTES:

@@ -59,6 +59,7 @@ class IngestCollector(Collector):
         yield GaugeMetricFamily(
             f"{PREFIX}_buffer_capacity_records", "The buffer's bound (ingest.buffer_records).", value=self.sink.bound
         )
+        yield from self._emote_sets()
         bad = CounterMetricFamily(f"{PREFIX}_bad_lines", "Lines that were not chat messages, by kind.", labels=["kind"])
         kinds = dict(self.reader.parser.errors) if self.reader is not None else {}
         if self.problems is not None:
@@ -81,6 +82,30 @@ class IngestCollector(Collector):
         yield channels
         yield CounterMetricFamily(f"{PREFIX}_reconnects", "IRC reconnections.", value=self.reader.reconnects)
         yield CounterMetricFamily(f"{PREFIX}_joins_sent", "IRC JOINs sent.", value=self.reader.joins_sent)
+
+    def _emote_sets(self) -> Iterator[Any]:
+        if self.sink.emote_sets is None:
+            return
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+            "sets": GaugeMetricFamily(
+                f"{PREFIX}_emote_sets", "BTTV, FFZ and 7TV emote sets held (global and channels').", labels=["provider"]
+            ),
+            "emotes": GaugeMetricFamily(f"{PREFIX}_emotes", "Emotes in the sets held.", labels=["provider"]),
+            "last_refresh": GaugeMetricFamily(
+                f"{PREFIX}_emote_sets_refreshed_timestamp_seconds",
+                "When the provider last answered (Unix seconds; 0: not since the start).",
+                labels=["provider"],
+            ),
+            "failures": CounterMetricFamily(
+                f"{PREFIX}_emote_set_fetch_failures",
+                "Emote set fetches that failed (the sets held stay in use).",
+                labels=["provider"],
+            ),
+        }
+        for provider, values in sorted(self.sink.emote_sets.summary().items()):
+            for name, family in families.items():
+                family.add_metric([provider], values[name])
+        yield from families.values()
 
 
 def serve(

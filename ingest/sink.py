@@ -1,4 +1,5 @@
-"""Chat records to Kafka: opt-out first, then a bounded buffer that rides out a broker outage, drops counted.
+"""Chat records to Kafka: opt-out first, the third-party emotes marked, then a bounded buffer that rides out a
+broker outage, drops counted.
 
 The kafka-python producer has no memory bound of its own, so this sink bounds what it holds (queued plus sent but
 not yet acknowledged). A batch the producer gives up on comes back into the queue and is sent again once the
@@ -8,6 +9,7 @@ broker is back; only records offered while the bound is full are dropped, and ea
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -16,6 +18,7 @@ from typing import Any
 
 from twitchcrement.clients import kafka_producer
 from twitchcrement.config import Config
+from twitchcrement.emotes import EmoteSets
 from twitchcrement.records import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -32,13 +35,17 @@ class SinkStats:
 
 class ChatSink:
     def __init__(self, config: Config, topic: str | None = None, producer: Any = None, delivery: Any = None):
-        """delivery: a prometheus-client Histogram to observe each record's seconds to acknowledgement in."""
+        """delivery: a prometheus-client Histogram to observe each record's seconds to acknowledgement in.
+        The emote sets of emotes.providers are fetched (or read from their cache) before the first record."""
         self.topic = topic or config.kafka.chat_topic
         self.delivery = delivery
         self.bound = config.ingest.buffer_records
         self.optout_channels = {c.lower().lstrip("#") for c in config.ingest.optout_channels}
         self.optout_users = {u.lower() for u in config.ingest.optout_users}
         self.stats = SinkStats()
+        self.emote_sets = EmoteSets.from_config(config)
+        if self.emote_sets is not None:
+            self.emote_sets.start()
         self._queue: collections.deque[ChatMessage] = collections.deque()
         self._retry: list[ChatMessage] = []  # handed back by the producer, in that order: sent again first
         self._in_flight = 0
@@ -75,6 +82,10 @@ class ChatSink:
         if message.channel in self.optout_channels or message.user_login in self.optout_users:
             self.stats.opted_out += 1
             return False
+        if self.emote_sets is not None:
+            marked = self.emote_sets.tag(message.channel, message.room_id, message.text)
+            if marked != message.extra_emotes:  # a copy: the caller's message stays as it was given
+                message = dataclasses.replace(message, extra_emotes=marked)
         with self._lock:
             self.stats.offered += 1
             while block and self._held() >= self.bound and not self._closing:
@@ -168,6 +179,8 @@ class ChatSink:
             self._retry.clear()
             self._lock.notify_all()
         self._sender.join(timeout=5)
+        if self.emote_sets is not None:
+            self.emote_sets.close()
         from kafka.errors import KafkaTimeoutError
 
         try:

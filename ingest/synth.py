@@ -7,6 +7,7 @@ each with one of the evasions seen in real chat. Same seed, same chat. The label
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import json
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from twitchcrement.emotes import tag_words
 from twitchcrement.records import ChatMessage
 
 EMOTES = (
@@ -24,6 +26,43 @@ EMOTES = (
     "forsenE forsenParty EDM catJAM AYAYA gachiHYPER Clap FeelsBadMan FeelsGoodMan FeelsStrongMan "
     "Sadge widepeepoHappy peepoClap PepeHands COPIUM Aware Clueless Stare NODDERS HUH ICANT"
 ).split()
+# Which of them are Twitch's own (sent in each message's `emotes` tag, with these ids) and which are the
+# synthetic world's BTTV, FFZ and 7TV global emotes (plain words in chat; services.emote_providers serves them).
+TWITCH_EMOTES = {
+    "Kappa": "25",
+    "LUL": "425618",
+    "PogChamp": "305954156",
+    "4Head": "354",
+    "Kreygasm": "41",
+    "ResidentSleeper": "245",
+    "BibleThump": "86",
+    "TriHard": "120232",
+    "WutFace": "28087",
+    "NotLikeThis": "58765",
+    "SeemsGood": "64138",
+    "Jebaited": "114836",
+    "CoolStoryBob": "123171",
+    "forsenE": "emotesv2_8c8a0d2e4e1f4b5fa3a4c3f0e9b1d2c7",
+    "forsenParty": "emotesv2_1f3b5d7a9c2e4f6a8b0d1c3e5f7a9b2d",
+}
+PROVIDER_OF = {
+    **dict.fromkeys("PepeLaugh Pepega monkaS FeelsBadMan FeelsGoodMan catJAM PepeHands AYAYA".split(), "bttv"),
+    **dict.fromkeys("KEKW OMEGALUL LULW monkaW Pog PogU widepeepoHappy peepoClap FeelsStrongMan EDM".split(), "ffz"),
+    **dict.fromkeys("gachiHYPER Clap Sadge COPIUM Aware Clueless Stare NODDERS HUH ICANT pepeLaugh".split(), "7tv"),
+}
+
+
+def _made_up_id(provider: str, code: str) -> str:
+    """A stable id in the provider's own form (FFZ: a number; BTTV, 7TV: 24 hex digits); not a real emote's."""
+    digest = hashlib.sha1(f"{provider}:{code}".encode()).hexdigest()
+    return str(int(digest[:8], 16) % 900_000 + 100_000) if provider == "ffz" else digest[:24]
+
+
+# provider -> {"": the global set}: code -> id, as services.emote_providers serves it
+THIRD_PARTY_SETS = {
+    provider: {"": {code: _made_up_id(provider, code) for code, p in PROVIDER_OF.items() if p == provider}}
+    for provider in ("bttv", "ffz", "7tv")
+}
 WORDS = (
     "the a is it this that what why how no yes lol bro chat streamer game play run boss fight win lose "
     "again nice good bad insane clean clip it now when time wait what happened did he just miss that "
@@ -121,6 +160,15 @@ class Burst:
         record = asdict(self)
         record["users"] = sorted(self.users)
         return record
+
+
+def emote_mix(emote: str, rng: random.Random) -> str:
+    """One chatter's message in a wave of `emote`: it once to three times, with up to two other emotes of their own
+    anywhere ("PepeHands", "PepeHands LUL", "TriHard PepeHands PepeHands")."""
+    tokens = [emote] * rng.choice((1, 1, 1, 2, 3))
+    for _ in range(rng.choice((0, 1, 1, 2))):
+        tokens.insert(rng.randrange(len(tokens) + 1), rng.choice(EMOTES))
+    return " ".join(tokens)
 
 
 def evade(text: str, evasion: str, rng: random.Random) -> str:
@@ -245,7 +293,12 @@ class Generator:
                     user = (
                         flooder if kind == "flood" else rng.choice(bots) if kind == "campaign" else self._user(channel)
                     )
-                    planned.append((ts, channel, user, evade(base, evasion, rng), burst))
+                    text = (
+                        emote_mix(base.split()[0], rng)
+                        if kind == "emote_wave" and evasion == "emotes"
+                        else evade(base, evasion, rng)
+                    )
+                    planned.append((ts, channel, user, text, burst))
             budget -= size * len(channels)
         return planned
 
@@ -261,6 +314,7 @@ class Generator:
             text=text,
             sent_ts=ts,
             message_id=message_id,
+            emotes=tag_words(text, TWITCH_EMOTES),  # as Twitch sends it; the third-party emotes stay plain words
             received_at=ts,
         )
 

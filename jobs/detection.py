@@ -24,12 +24,23 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from twitchcrement.textsim import HASH_PRIME, band_buckets, jaccard, message_hash, shingle_set, shingles, stable_id
+from twitchcrement.textsim import (
+    HASH_PRIME,
+    band_buckets,
+    jaccard,
+    message_hash,
+    normalise,
+    shingle_set,
+    shingles,
+    stable_id,
+)
 
 MAX_ORIGINALS = 20  # original spellings kept per normalised text (for the representative and the variant count)
 TOP_USERS = 5
@@ -75,11 +86,17 @@ class TextAgg:
     last_ts: int = 0
     originals: dict[str, int] = field(default_factory=dict)
     signature: bytes | None = None  # the MinHash values as int32 bytes (cheap to pickle); None: too short for LSH
+    # Of its messages, those that are mostly emotes by their own tags (a sender may have an emote that another
+    # typing the same words has not): per set of emotes ("EDM forsenParty", sorted), how many each user sent.
+    emotes: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def add(self, user: str, ts: int, original: str, signature: bytes | None) -> None:
+    def add(self, user: str, ts: int, original: str, signature: bytes | None, emotes: str = "") -> None:
         if self.count == 0:
             self.first_ts = self.last_ts = ts
             self.signature = signature
+        if emotes:
+            senders = self.emotes.setdefault(" ".join(sorted(set(emotes.split()))), {})
+            senders[user] = senders.get(user, 0) + 1
         self.count += 1
         seen = self.users.get(user)
         if seen is None:
@@ -93,11 +110,11 @@ class TextAgg:
 
 
 def _texts_state(texts: dict[str, TextAgg]) -> list[list[Any]]:
-    return [[n, a.count, a.users, a.first_ts, a.last_ts, a.originals, a.signature] for n, a in texts.items()]
+    return [[n, a.count, a.users, a.first_ts, a.last_ts, a.originals, a.signature, a.emotes] for n, a in texts.items()]
 
 
 def _texts_from_state(rows: list[list[Any]]) -> dict[str, TextAgg]:
-    return {norm: TextAgg(*fields) for norm, *fields in rows}
+    return {norm: TextAgg(*fields) for norm, *fields in rows}  # a version-2 row has no emotes: ""
 
 
 def merged_users(per_text: Any) -> list[tuple[str, int, int, int]]:
@@ -289,9 +306,11 @@ class ChannelDetector:
         self.remnants: dict[int, dict[str, TextAgg]] = {}
 
     # --- input
-    def add(self, ts: int, user: str, original: str, norm: str, signature: Any, settings: Settings) -> bool:
-        """Buffer one message, then close what the channel's clock has passed; False (and counted) when the
-        message's window had already closed."""
+    def add(
+        self, ts: int, user: str, original: str, norm: str, signature: Any, settings: Settings, emotes: str = ""
+    ) -> bool:
+        """Buffer one message (emotes: its emotes when it is mostly emotes), then close what the channel's clock
+        has passed; False (and counted) when the message's window had already closed."""
         start = ts - ts % settings.window_ms
         if start + settings.window_ms <= self.closed_through:
             self.late_dropped += 1
@@ -306,7 +325,7 @@ class ChannelDetector:
         text = window.texts.get(norm)
         if text is None:
             text = window.texts[norm] = TextAgg()
-        text.add(user, ts, original, packed_signature(signature))
+        text.add(user, ts, original, packed_signature(signature), emotes)
         if ts > self.newest_ts:
             self.newest_ts = ts
             clock = ts - settings.watermark_ms
@@ -444,6 +463,7 @@ class ChannelDetector:
         if state == "open":
             window.labels = [min(members[label]) for label in labels[:own]]
         events: list[dict[str, Any]] = []
+        event_norms: list[set[str]] = []  # each event's texts of this window
         used: set[str] = set()
         least = min(settings.min_messages, settings.flood_min_messages)
         counts = [a.count for a in window.texts.values()] + [0] * (len(norms) - own)
@@ -489,7 +509,8 @@ class ChannelDetector:
             for a in parts[lead]:
                 spellings.update(a.originals)
             text = max(spellings.items() or originals.items(), key=lambda item: (item[1], item[0]))[0]
-            used.update(norms[i] for i in indices if i < own)
+            event_norms.append({norms[i] for i in indices if i < own})
+            used.update(event_norms[-1])
             events.append(
                 {
                     "kind": "event",
@@ -518,7 +539,99 @@ class ChannelDetector:
                     "window_messages": window.messages,
                 }
             )
-        return sorted(events, key=lambda e: -e["message_count"]), used
+        # Waves of emotes, of the texts in no event but those of events that are all emotes: such an event is part
+        # of its emotes' wave (reported once, as the wave)
+        pure = [k for k, own_norms in enumerate(event_norms) if all(window.texts[n].emotes for n in own_norms)]
+        free = {n for n, a in window.texts.items() if a.emotes and n not in used}
+        free.update(n for k in pure for n in event_norms[k])
+        waves, in_waves = self._emote_waves(window, free, settings, state)
+        absorbed = {k for k in pure if event_norms[k] <= in_waves}
+        events = [e for k, e in enumerate(events) if k not in absorbed] + waves
+        return sorted(events, key=lambda e: -e["message_count"]), used | in_waves
+
+    def _emote_waves(
+        self, window: Window, candidates: set[str], settings: Settings, state: str
+    ) -> tuple[list[dict[str, Any]], set[str]]:
+        """Emote waves among the candidate texts (all mostly emotes): an emote held by at least min_messages of
+        their messages from at least min_users users is a wave, even when no two of the messages are alike; emotes
+        that come together in at least min_messages messages are one wave. Returns the waves and their texts."""
+        texts = window.texts
+        holders: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)  # emote -> (text, emote set)
+        for norm in texts:  # in arrival order, so that holders and waves do not depend on set order
+            if norm in candidates:
+                for combination in texts[norm].emotes:
+                    for code in combination.split(" "):
+                        holders[code].append((norm, combination))
+
+        def messages(held: Iterable[tuple[str, str]]) -> int:
+            return sum(sum(texts[n].emotes[c].values()) for n, c in held)
+
+        waving = [
+            code
+            for code, held in holders.items()
+            if messages(held) >= settings.min_messages
+            and len({u for n, c in held for u in texts[n].emotes[c]}) >= settings.min_users
+        ]
+        if not waving:
+            return [], set()
+        index = {code: i for i, code in enumerate(waving)}
+        together: collections.Counter[tuple[int, int]] = collections.Counter()
+        for text_set in dict.fromkeys(h for code in waving for h in holders[code]):
+            indices = sorted({index[c] for c in text_set[1].split(" ") if c in index})
+            for pair in itertools.combinations(indices, 2):
+                together[pair] += messages([text_set])
+        found = UnionFind(len(waving))
+        for (first_index, second_index), count in together.items():
+            if count >= settings.min_messages:
+                found.union(first_index, second_index)
+        groups: dict[int, list[str]] = collections.defaultdict(list)
+        for code in waving:
+            groups[found.find(index[code])].append(code)
+        waves: list[dict[str, Any]] = []
+        in_waves: set[str] = set()
+        for codes in groups.values():
+            held = list(dict.fromkeys(h for code in codes for h in holders[code]))
+            count = messages(held)
+            if count < settings.min_share * window.messages:
+                continue
+            per_code = {code: messages(holders[code]) for code in codes}
+            codes.sort(key=lambda c: (-per_code[c], c))
+            aggs = [texts[n] for n in dict.fromkeys(n for n, _ in held)]
+            # named by the emote of its first message in the window: the same id while the wave grows
+            first = min(codes, key=lambda c: (min(texts[n].first_ts for n, _ in holders[c]), c))
+            users = merged_users(
+                {u: [sent, *texts[n].users[u][1:]] for u, sent in texts[n].emotes[c].items()} for n, c in held
+            )
+            originals: collections.Counter = collections.Counter()
+            for agg in aggs:
+                originals.update(agg.originals)
+            norm = normalise(codes[0])
+            in_waves.update(n for n, _ in held)
+            waves.append(
+                {
+                    "kind": "event",
+                    "event_kind": "emote_wave",
+                    "channel": self.channel,
+                    "window_start": window.start,
+                    "window_end": window.start + settings.window_ms,
+                    "event_id": stable_id(self.channel, window.start, f"emote wave {first}"),
+                    "state": state,
+                    "text": " ".join(codes[:TOP_VARIANTS]),
+                    "norm": norm,
+                    "message_hash": message_hash(norm),
+                    "message_count": count,
+                    "distinct_users": len(users),
+                    "variants": len(originals),
+                    "top_users": [{"user": u, "count": c} for u, c, _, _ in users[:TOP_USERS]],
+                    "users": users,
+                    "top_variants": [{"text": t, "count": c} for t, c in originals.most_common(TOP_VARIANTS)],
+                    "first_ts": min(a.first_ts for a in aggs),
+                    "last_ts": max(a.last_ts for a in aggs),
+                    "buckets": [],
+                    "window_messages": window.messages,
+                }
+            )
+        return waves, in_waves
 
     def _track_topics(self, events: list[dict[str, Any]], window_end: int, settings: Settings) -> list[dict[str, Any]]:
         touched: dict[str, Topic] = {}

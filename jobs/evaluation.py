@@ -5,20 +5,25 @@ The unit of truth is a *cell*: one spam wave in one channel and one window that 
 messages. A wave also counts its messages of the window before that are in no cell there, those sent less than a
 window before its first message in this one (`carried`): a wave split 4/4 by a window boundary is one cell, of the
 later window. An event matches a cell in the same channel and window when one of the event's texts (its
-representative and its top variants, as written) is one of the cell's: membership, not a similarity measure.
+representative and its top variants, as written) is one of the cell's: membership, not a similarity measure; an
+emote wave also matches the labelled wave of one of its emotes (the generator's label names the emote).
 
 - `labelled_cells`: cells from the synthetic generator's labels: every message it put in a wave, whatever its
   evasion did to the text (nothing is filtered by any similarity, the detector's or another).
 - `oracle_cells`: every pair of distinct normalised texts in each channel-window compared by exact Jaccard, joined
   by union-find: what MinHash LSH approximates, computed the slow way.
 - `exact_baseline`: the original system's algorithm: identical raw text in a channel-window, count > 1.
+- `emote_truth`: per channel-window, the messages that are mostly emotes and their emotes, from a truth of which
+  words are emotes given by the caller (the generator's vocabulary; a capture's Twitch tags): an emote wave event
+  is right when the window really holds that many such messages, from that many users, with its emotes (even
+  where no labelled wave is, as in ordinary chat that is all emotes).
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +40,7 @@ class Cell:
     users: int
     tags: frozenset[str] = frozenset()  # e.g. the evasions of the synthetic bursts in it
     texts: frozenset[str] = frozenset()  # the texts of its messages, as written
+    emotes: frozenset[str] = frozenset()  # for a labelled emote wave: the emote it is a wave of
     matched: bool = False
 
 
@@ -76,12 +82,15 @@ def labelled_cells(
     by_id = {m.message_id: m for m in messages}
     groups: dict[tuple[str, int, str], list[ChatMessage]] = collections.defaultdict(list)
     tags: dict[tuple[str, int, str], set[str]] = collections.defaultdict(set)
+    emotes: dict[tuple[str, int, str], frozenset[str]] = {}
     for burst in bursts:
         for message_id in burst["message_ids"]:
             message = by_id[message_id]
             key = (message.channel, message.sent_ts - message.sent_ts % settings.window_ms, burst["base_text"])
             groups[key].append(message)
             tags[key].add(burst["evasion"])
+            if burst["kind"] == "emote_wave":
+                emotes[key] = frozenset(burst["base_text"].split())
     alone = {key for key, members in groups.items() if _qualifies_group(members, settings)}
     cells: list[Cell] = []
     for (channel, start, base_text), members in groups.items():
@@ -99,6 +108,7 @@ def labelled_cells(
                     len(users),
                     frozenset(tags[channel, start, base_text]),
                     frozenset(m.text for m in group),
+                    emotes.get((channel, start, base_text), frozenset()),
                 )
             )
     return cells
@@ -156,6 +166,52 @@ def oracle_cells(messages: Iterable[ChatMessage], settings: Settings) -> list[Ce
     return cells
 
 
+EmoteTruth = dict[tuple[str, int], list[tuple[str, frozenset[str]]]]
+
+
+def emote_truth(
+    messages: Iterable[ChatMessage], settings: Settings, emote_words: Callable[[ChatMessage], list[bool]]
+) -> EmoteTruth:
+    """(channel, window start) -> (user, emotes) of each message of the window at least half of whose words are
+    emotes; emote_words(message) says of each word of message.text.split() whether it is an emote."""
+    truth: EmoteTruth = collections.defaultdict(list)
+    for message in messages:
+        words = message.text.split()
+        flags = emote_words(message)
+        if words and 2 * sum(flags) >= len(words):
+            window = message.sent_ts - message.sent_ts % settings.window_ms
+            codes = frozenset(w for w, is_emote in zip(words, flags, strict=True) if is_emote)
+            truth[message.channel, window].append((message.user_login, codes))
+    return truth
+
+
+def tagged_emote_words(message: ChatMessage, known: frozenset[str] = frozenset()) -> list[bool]:
+    """Which words of a message Twitch's `emotes` tag marks as emotes (its documented form: id, ':', then
+    comma-separated inclusive first-last code-point ranges; ids joined by '/'), read here on its own; and the words
+    that are `known` emotes (the third-party sets a run served)."""
+    ranges = set()
+    for part in filter(None, message.emotes.split("/")):
+        for span in part.partition(":")[2].split(","):
+            first, _, last = span.partition("-")
+            if first.isdigit() and last.isdigit():
+                ranges.add((int(first), int(last) + 1))
+    flags, at = [], 0
+    for word in message.text.split():
+        start = message.text.index(word, at)
+        at = start + len(word)
+        flags.append((start, at) in ranges or word in known)
+    return flags
+
+
+def _confirmed_wave(event: dict[str, Any], truth: EmoteTruth, settings: Settings) -> bool:
+    codes = set(event["text"].split())
+    holding = [u for u, emotes in truth.get((event["channel"], event["window_start"]), []) if emotes & codes]
+    count, users = len(holding), len(set(holding))
+    return count >= max(event.get("message_count", 0), settings.min_messages) and users >= max(
+        event.get("distinct_users", 0), settings.min_users
+    )
+
+
 def exact_baseline(messages: Iterable[ChatMessage], settings: Settings) -> list[dict[str, Any]]:
     """The original system: identical raw text per channel per window, more than once."""
     counts: collections.Counter = collections.Counter(
@@ -173,11 +229,16 @@ def event_texts(event: dict[str, Any]) -> set[str]:
 
 
 def score(
-    events: Iterable[dict[str, Any]], cells: list[Cell], settings: Settings, min_event_messages: int = 1
+    events: Iterable[dict[str, Any]],
+    cells: list[Cell],
+    settings: Settings,
+    min_event_messages: int = 1,
+    emotes: EmoteTruth | None = None,
 ) -> Score:
     """Precision over events, recall over cells; an event may match several cells and the other way round. Per
     tag: recall over the cells with that tag; precision over the events that match a cell with that tag plus the
-    events that match no cell but show a text of one (a false alarm raised by that evasion's texts)."""
+    events that match no cell but show a text of one (a false alarm raised by that evasion's texts). An emote
+    wave that matches no cell is right when the emote truth confirms it (see emote_truth)."""
     by_window: dict[tuple[str, int], list[Cell]] = collections.defaultdict(list)
     tags_of_text: dict[str, set[str]] = collections.defaultdict(set)
     for cell in cells:
@@ -191,9 +252,15 @@ def score(
     wrong: collections.Counter[str] = collections.Counter()
     for event in events:
         texts = event_texts(event)
-        hits = [c for c in by_window.get((event["channel"], event["window_start"]), []) if texts & c.texts]
+        # an emote wave is the labelled wave of its emote, whichever of the window's messages it shows
+        waving = set(event["text"].split()) if event.get("event_kind") == "emote_wave" else set()
+        window = by_window.get((event["channel"], event["window_start"]), [])
+        hits = [c for c in window if texts & c.texts or waving & c.emotes]
         for cell in hits:
             cell.matched = True
+        if not hits and emotes is not None and event.get("event_kind") == "emote_wave":
+            correct += _confirmed_wave(event, emotes, settings)
+            continue
         correct += bool(hits)
         if hits:
             right.update(set().union(*(c.tags for c in hits)))

@@ -44,7 +44,9 @@ from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 2  # 2: windows keep their reported open events and clusters; closed ones their remnants
+# 2: windows keep their reported open events and clusters, closed ones their remnants; 3: each text its emotes
+STATE_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # a version-2 text reads as one without emotes
 STATE_SCHEMA = "version int, shape string, body binary"
 EVICT_AFTER_MS = 3_600_000  # a channel with nothing open, silent this long, is forgotten (bounded state)
 USERS_TYPE = "array<struct<user:string,messages:long,first_ts:long,last_ts:long>>"
@@ -157,15 +159,16 @@ def advance(
             out.append({"kind": "dead", "reason": dead.reason, "raw": dead.raw, "kafka_ts": int(dead.kafka_ts)})
         for channel, messages in frame[~bad].groupby("channel", sort=False):
             channel_detector = detector(channel)
-            for ts, user, text, norm, signature in zip(
+            for ts, user, text, norm, signature, emotes in zip(
                 messages["sent_ts"].tolist(),
                 messages["user_login"].tolist(),
                 messages["text"].tolist(),
                 messages["norm"].tolist(),
                 messages["signature"].tolist(),
+                messages["emotes"].tolist(),
                 strict=True,
             ):
-                channel_detector.add(ts, user, text, norm, signature, detection)
+                channel_detector.add(ts, user, text, norm, signature, detection, emotes)
             out.extend(channel_detector.take())
             out.extend(channel_detector.report_open(detection))
             entries.setdefault(channel, [now, b"", 0, 0, 0])[0] = now
@@ -207,7 +210,7 @@ def detect_partition(
         batch = [f for f in frames if len(f)]
         if state.exists:
             version, stored_shape, body = state.get
-            if version != STATE_VERSION:
+            if version not in READABLE_VERSIONS:
                 raise StateShapeChanged(
                     f"the detector state in this checkpoint has version {version}, this release reads "
                     f"{STATE_VERSION}: start with a new checkpoint (--checkpoint) over the retained chat"

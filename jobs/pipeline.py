@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from jobs.detection import Settings
 from twitchcrement import jvm
 from twitchcrement.config import Config
+from twitchcrement.emotes import wave_emotes
 from twitchcrement.errors import UserError
 from twitchcrement.records import ChatMessage, RecordError
 from twitchcrement.textsim import MinHasher, normalise
@@ -47,6 +48,7 @@ DECODED_FIELDS = [
     ("partition", "int"),
     ("offset", "long"),
     ("norm", "string"),
+    ("emotes", "string"),  # the emotes of a message that is mostly emotes (twitchcrement.emotes.wave_emotes)
 ]
 DECODED_COLUMNS = [name for name, _ in DECODED_FIELDS]
 DECODED_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in DECODED_FIELDS)
@@ -85,8 +87,9 @@ class DetectorSettings:
 
 # --- decode and text features ------------------------------------------------------------------------------------
 def decode_and_normalise(text_features: bool = True) -> Callable[[Iterable[pd.DataFrame]], Iterable[pd.DataFrame]]:
-    """One Python pass per record: msgpack -> chat fields and the normalised text (the shingles are made in the JVM,
-    see register_signature_function). A value that is not a valid chat record keeps its bytes and the reason.
+    """One Python pass per record: msgpack -> chat fields, the normalised text (the shingles are made in the JVM,
+    see register_signature_function) and the emotes of a message that is mostly emotes (from its tags).
+    A value that is not a valid chat record keeps its bytes and the reason.
     Without text_features only the fields (the benchmarks' floor of a Python-decoding job)."""
 
     def run(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -111,6 +114,7 @@ def decode_and_normalise(text_features: bool = True) -> Callable[[Iterable[pd.Da
                         int(partition),
                         int(offset),
                         normalise(message.text) if text_features else "",
+                        wave_emotes(message.text, message.emotes, message.extra_emotes) if text_features else "",
                     )
                 except RecordError as exc:
                     row = (
@@ -124,6 +128,7 @@ def decode_and_normalise(text_features: bool = True) -> Callable[[Iterable[pd.Da
                         int(kafka_ts),
                         int(partition),
                         int(offset),
+                        "",
                         "",
                     )
                 for name, item in zip(DECODED_COLUMNS, row, strict=True):

@@ -2,7 +2,8 @@
 the spam detector (Spark, local mode), ingest replaying chat into Kafka, and the dashboard.
 
 The chat is the shipped #nymn capture replayed in a loop at its recorded pace (re-stamped to now) beside
-labelled synthetic chat from 20 channels. Each component is a ManagedProcess with its log under
+labelled synthetic chat from 20 channels; the BTTV, FFZ and 7TV emote sets come from a local stand-in of their
+APIs serving the synthetic world's sets. Each component is a ManagedProcess with its log under
 local.data_dir/NAME/logs; `make services-down` stops them all.
 """
 
@@ -23,6 +24,7 @@ from twitchcrement.config import Config, project_path
 
 log = logging.getLogger(__name__)
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json"
+DEMO_EMOTE_PORT = 8765  # the stand-in of the BTTV, FFZ and 7TV APIs (services.emote_providers): no network needed
 DEMO_SYNTH_RATE = 200  # messages per second across the synthetic channels: busy, and light on 2 cores
 YEAR_S = 365 * 24 * 3600
 
@@ -91,9 +93,21 @@ def set_aside_outdated_checkpoint(config: Config) -> None:
 
 def components(config: Config) -> list[ManagedProcess]:
     labels = project_path(config.local.data_dir) / "synth-labels.jsonl"
+    base = f"http://127.0.0.1:{DEMO_EMOTE_PORT}"
+    emote_sets = {
+        "TWITCHCREMENT_EMOTES_BTTV_URL": f"{base}/bttv",
+        "TWITCHCREMENT_EMOTES_FFZ_URL": f"{base}/ffz",
+        "TWITCHCREMENT_EMOTES_SEVENTV_URL": f"{base}/7tv",
+    }
     return [
+        Component(config, "emote-providers", "-m", "services.emote_providers", "--port", str(DEMO_EMOTE_PORT)),
         Component(config, "detector", str(PROJECT_ROOT / "jobs" / "spam_detector.py")),
-        Component(config, "replay", "-m", "ingest", "--no-progress", "replay", str(SAMPLE), "--loop", "--speed", "1"),
+        Component(
+            config,
+            "replay",
+            *("-m", "ingest", "--no-progress", "replay", str(SAMPLE), "--loop", "--speed", "1"),
+            env=emote_sets,
+        ),
         Component(
             config,
             "synth",
@@ -110,7 +124,7 @@ def components(config: Config) -> list[ManagedProcess]:
             "--labels",
             str(labels),
             # the replay's ingest has ingest.metrics_port; a second endpoint on it would only be refused
-            env={"TWITCHCREMENT_INGEST_METRICS_PORT": "0"},
+            env={"TWITCHCREMENT_INGEST_METRICS_PORT": "0", **emote_sets},
         ),
         Dashboard(config),
     ]

@@ -44,6 +44,15 @@ def chromium(basic_auth: tuple[str, str] | None = None) -> Any:
 
 
 def page_text(driver: Any, element_id: str) -> str:
-    """An element's text as shown, or "" while the page has not drawn it yet."""
-    # In one script call: a held element reference may go stale between two calls.
-    return driver.execute_script(f"const e = document.getElementById('{element_id}'); return e ? e.innerText : '';")
+    """An element's text as a user reads it, emote pictures by their names (alt text); "" while the page has not
+    drawn it yet."""
+    # In one script call (a held element reference may go stale between two calls): each emote picture stands in
+    # for a moment as its name, and is put back before the page can draw again.
+    return driver.execute_script(
+        f"const e = document.getElementById('{element_id}'); if (!e) return '';"
+        "const swaps = [...e.querySelectorAll('img.emote')].map(i => {"
+        "  const t = document.createTextNode(i.alt); i.replaceWith(t); return [t, i]; });"
+        "const text = e.innerText;"
+        "swaps.forEach(([t, i]) => t.replaceWith(i));"
+        "return text;"
+    )

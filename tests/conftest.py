@@ -21,6 +21,7 @@ os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "raw"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
+EMOTE_PROVIDERS_PORT = 18765
 # The test run's own services: other ports and another data folder than `make demo`, so both can run at once.
 TEST_ENVIRONMENT = {
     "TWITCHCREMENT_LOCAL_DATA_DIR": "var/test",
@@ -36,6 +37,11 @@ TEST_ENVIRONMENT = {
     "TWITCHCREMENT_INGEST_METRICS_PORT": "0",
     "TWITCHCREMENT_DETECTOR_METRICS_PORT": "0",
     "TWITCHCREMENT_DASHBOARD_METRICS_PORT": "0",
+    # BTTV, FFZ and 7TV: the local stand-in (services.emote_providers) with the synthetic world's sets
+    "TWITCHCREMENT_EMOTES_BTTV_URL": f"http://127.0.0.1:{EMOTE_PROVIDERS_PORT}/bttv",
+    "TWITCHCREMENT_EMOTES_FFZ_URL": f"http://127.0.0.1:{EMOTE_PROVIDERS_PORT}/ffz",
+    "TWITCHCREMENT_EMOTES_SEVENTV_URL": f"http://127.0.0.1:{EMOTE_PROVIDERS_PORT}/7tv",
+    "TWITCHCREMENT_EMOTES_CACHE_DIR": "var/test/emotes",
 }
 
 
@@ -51,6 +57,17 @@ def test_config(**extra: str) -> configuration.Config:
 
 
 test_config.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(scope="session", autouse=True)
+def emote_providers():
+    """The emote APIs' stand-in, up for the whole run: every process that writes chat marks emotes from it."""
+    from ingest.synth import THIRD_PARTY_SETS
+    from services.emote_providers import EmoteProviders
+
+    stand_in = EmoteProviders(THIRD_PARTY_SETS, port=EMOTE_PROVIDERS_PORT)
+    yield stand_in
+    stand_in.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.sink import ChatSink
+from ingest.synth import THIRD_PARTY_SETS
 from jobs.detection import ChannelDetector, Settings
 from jobs.keyed import KeyedBatch
 from jobs.spam_detector import drain
@@ -25,6 +26,7 @@ from tests.test_kafka_records import consume_all
 from twitchcrement import PROJECT_ROOT
 from twitchcrement.clients import cassandra_session
 from twitchcrement.config import Config
+from twitchcrement.emotes import tag_words, wave_emotes
 from twitchcrement.records import ChatMessage, SpamEvent, SpamTopic, decode_spam
 from twitchcrement.spark import checkpoint_offsets
 from twitchcrement.textsim import MinHasher, normalise, shingles
@@ -93,6 +95,8 @@ def open_reports(records: list[SpamEvent]) -> dict[str, int]:
 
 
 DEFAULT_SETTINGS = Settings()
+# what ingest marks as third-party emotes: the sets the test run's stand-in serves (tests/conftest.py)
+WORLD_EMOTES = {code: f"{p}-{i}" for p, sets in THIRD_PARTY_SETS.items() for code, i in sets[""].items()}
 DEFAULT_HASHER = MinHasher(1 << 20, 32, 20240106, 3)  # the config's defaults (test_detector checks it equals Spark ML)
 
 
@@ -118,6 +122,7 @@ def expected_events(
             norm,
             hasher.signature(grams, coefficients) if len(grams) >= settings.min_shingles else None,
             settings,
+            wave_emotes(message.text, message.emotes, tag_words(message.text, WORLD_EMOTES)),
         )
         events |= {r["event_id"] for r in detector.take() if r.get("state") == "closed"}
     for detector in detectors.values():

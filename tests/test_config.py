@@ -183,7 +183,9 @@ def test_a_misspelt_setting_fails_the_type_check(tmp_path, line, complaint):
 
 def test_readme_configuration_reference_is_current():
     readme = (configuration.PROJECT_ROOT / "README.md").read_text()
-    assert configuration.reference_markdown() in readme, "run `make readme-config` to refresh the README table"
+    assert configuration.reference_markdown() in readme, (
+        "run `python -m twitchcrement.config --write-readme` to refresh the README table"
+    )
 
 
 def test_unreachable_kafka_fails_fast_naming_the_key():

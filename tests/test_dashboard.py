@@ -32,6 +32,7 @@ from dashboard.views.user import user_view
 from ingest import replay
 from ingest.captures import Capture
 from ingest.sink import ChatSink
+from ingest.synth import THIRD_PARTY_SETS
 from jobs.keyed import KeyedBatch
 from jobs.spam_detector import start, stop_between_batches
 from tests.browser import chromium, page_text
@@ -48,6 +49,7 @@ SAMPLE = PROJECT_ROOT / "data" / "samples" / "recentmessages-nymn.json"
 XSS_SCRIPT = "<script>window.__xss = 1; alert(1)</script>"
 XSS_IMG = '<img src=x onerror="window.__xss = 2"> hi chat'
 EMOTE_TEXT = "Kappa hello chat PogChamp"
+THIRD_PARTY_TEXT = "PepeHands so sad KEKW Sadge"  # a BTTV, an FFZ and a 7TV emote of the synthetic world
 EMOTE_TAG = '25:0-4/305954156:17-24/x"><script>:6-10'
 
 
@@ -108,6 +110,8 @@ def scripted_chat(
         messages.append(
             ChatMessage(channel=channel_a, user_login="emoter", text=EMOTE_TEXT, sent_ts=ts + 800, emotes=EMOTE_TAG)
         )
+        # BTTV, FFZ and 7TV emotes are plain words: ingest marks them from the providers' sets (the stand-in's)
+        messages.append(ChatMessage(channel=channel_a, user_login="emoter", text=THIRD_PARTY_TEXT, sent_ts=ts + 900))
     return messages
 
 
@@ -440,7 +444,11 @@ def test_live_page_shows_new_chat_and_spam_and_keeps_chat_text_inert(
     before = page_text(browser, "live-chat")
     wait_for("chat on the live page", lambda: world.tag in page_text(browser, "live-chat"), timeout_s=20)
     wait_for("the chat list to move", lambda: page_text(browser, "live-chat") != before, timeout_s=20)
-    wait_for("a spam event on the live page", lambda: world.pasta in page_text(browser, "live-events"))
+    wait_for(
+        "a spam event on the live page",
+        lambda: world.pasta in page_text(browser, "live-events"),
+        shown=lambda: page_text(browser, "live-events")[:600],
+    )
     # The payloads are on the page as literal characters, and nothing they contain ever ran.
     wait_for(
         "the XSS payloads as text",
@@ -461,6 +469,21 @@ def test_live_page_shows_new_chat_and_spam_and_keeps_chat_text_inert(
         timeout_s=20,
     )
     assert kappa == ["https://static-cdn.jtvnw.net/emoticons/v2/25/default/dark/1.0", "Kappa"]
+    # and BTTV, FFZ and 7TV emotes from their own CDNs, by the ids their APIs gave (here: the stand-in's sets)
+    for code, provider, address in (
+        ("PepeHands", "bttv", "https://cdn.betterttv.net/emote/{}/1x"),
+        ("KEKW", "ffz", "https://cdn.frankerfacez.com/emote/{}/1"),
+        ("Sadge", "7tv", "https://cdn.7tv.app/emote/{}/1x.webp"),
+    ):
+        image = wait_for(
+            f"the {provider} emote {code} as an image",
+            lambda code=code: browser.execute_script(
+                f"const i = document.querySelector(\"#live-chat img.emote[alt='{code}']\");"
+                "return i ? [i.getAttribute('src'), i.getAttribute('alt')] : null;"
+            ),
+            timeout_s=20,
+        )
+        assert image == [address.format(THIRD_PARTY_SETS[provider][""][code]), code]
     browser.save_screenshot(str(artifacts / "dashboard-live.png"))
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from ingest.captures import Capture
 from jobs.detection import Settings
-from jobs.evaluation import oracle_cells, score
-from tests.detector_harness import flush_message, fresh_config, produce, run, spam_records
+from jobs.evaluation import emote_truth, oracle_cells, score, tagged_emote_words
+from tests.detector_harness import WORLD_EMOTES, flush_message, fresh_config, produce, run, spam_records
 
 CAPTURES = [
     "admiralbulldog_irc/chat_admiralbulldog_4_30.log",
@@ -30,13 +30,17 @@ def test_events_agree_with_the_brute_force_oracle_on_real_captures(platform, spa
         {
             "channel": e.channel,
             "window_start": e.window_start,
+            "event_kind": e.kind,
             "text": e.text,
             "message_count": e.message_count,
+            "distinct_users": e.distinct_users,
             "top_variants": e.top_variants,
         }
         for e in events
     ]
-    result = score(rows, cells, settings)
+    # an emote wave is true when the window holds it: emotes by the captures' Twitch tags and the sets served
+    truth = emote_truth(messages, settings, lambda m: tagged_emote_words(m, frozenset(WORLD_EMOTES)))
+    result = score(rows, cells, settings, emotes=truth)
     print("oracle agreement:", result.as_dict())
     assert len(cells) > 100  # the captures are spam-rich (SOURCES.md: 24 % of admiralbulldog's chat)
     assert result.precision >= 0.95 and result.recall >= 0.95, result.as_dict()

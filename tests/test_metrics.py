@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ingest import metrics as ingest_metrics
 from ingest import replay
 from ingest.sink import ChatSink
-from ingest.synth import Generator, SynthSettings
+from ingest.synth import THIRD_PARTY_SETS, Generator, SynthSettings
 from tests.conftest import TEST_ENVIRONMENT
 from tests.detector_harness import DetectorProcess, flush_message, fresh_config, produce
 from tests.test_ingest_twitch import wait_for
@@ -98,6 +98,13 @@ def test_ingest_metrics_count_what_reached_kafka(platform) -> None:
     assert final[("twitchcrement_ingest_messages_produced_total", ())] == on_kafka == len(messages) - expected_out
     assert final[("twitchcrement_ingest_messages_opted_out_total", ())] == expected_out > 0
     assert final[("twitchcrement_ingest_messages_dropped_total", ())] == 0
+    # the emote sets came from the run's stand-in of the providers (tests/conftest.py): each global set, no failure
+    for provider, emotes in (("bttv", "PepeHands"), ("ffz", "KEKW"), ("7tv", "Sadge")):
+        assert emotes in THIRD_PARTY_SETS[provider][""]
+        assert final[("twitchcrement_ingest_emotes", (("provider", provider),))] == len(THIRD_PARTY_SETS[provider][""])
+        assert final[("twitchcrement_ingest_emote_sets", (("provider", provider),))] >= 1
+        assert final[("twitchcrement_ingest_emote_set_fetch_failures_total", (("provider", provider),))] == 0
+        assert final[("twitchcrement_ingest_emote_sets_refreshed_timestamp_seconds", (("provider", provider),))] > 0
     assert final[("twitchcrement_ingest_kafka_delivery_seconds_count", ())] == on_kafka
     assert final[("twitchcrement_ingest_buffer_capacity_records", ())] == config.ingest.buffer_records
 

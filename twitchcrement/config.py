@@ -25,6 +25,7 @@ from twitchcrement.sections import (
     CassandraSection,
     DashboardSection,
     DetectorSection,
+    EmotesSection,
     IngestSection,
     KafkaSection,
     LocalSection,
@@ -243,6 +244,7 @@ class Config:
     detector: DetectorSection = field(init=False, repr=False, compare=False)
     dashboard: DashboardSection = field(init=False, repr=False, compare=False)
     alerts: AlertsSection = field(init=False, repr=False, compare=False)
+    emotes: EmotesSection = field(init=False, repr=False, compare=False)
     logging: LoggingSection = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

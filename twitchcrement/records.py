@@ -217,6 +217,9 @@ class ChatMessage(Record):
     is_first_msg: bool = spec(bool, default=False)
     badges: str = spec(str, max_chars=1024)  # raw IRC tag, "subscriber/36,moderator/1"
     emotes: str = spec(str, max_chars=4096)  # raw IRC tag, "25:0-4,12-16/1902:6-10"
+    # the BTTV, FFZ and 7TV emotes ingest found in the text (twitchcrement.emotes), in the tag's shape with the
+    # provider in the id: "bttv-54fa925e01e468494b85b54d:0-4/7tv-60ae3c2b:6-10"
+    extra_emotes: str = spec(str, max_chars=4096)
     received_at: int = spec(int, default=0, check=_check_count)  # when ingest read it, Unix ms
 
     @property
@@ -224,13 +227,17 @@ class ChatMessage(Record):
         return self.channel.encode()
 
 
+_EMOTE_ID = re.compile(r"^[A-Za-z0-9_-]+$")  # Twitch's ids, and others' with their provider ("bttv-5e76...")
+
+
 def emote_spans(tag: str, length: int) -> list[tuple[int, int, str]]:
-    """The IRC `emotes` tag ("25:0-4,12-16/1902:6-10": id, then inclusive character ranges) as sorted
-    (start, end exclusive, id) spans inside a text of `length` characters; malformed parts are skipped."""
+    """The IRC `emotes` tag ("25:0-4,12-16/1902:6-10": id, then inclusive ranges of code points, which are
+    Python's string indices) as sorted (start, end exclusive, id) spans inside a text of `length` characters;
+    malformed parts are skipped."""
     spans = []
     for part in (tag or "").split("/"):
         emote_id, _, ranges = part.partition(":")
-        if not emote_id or not emote_id.replace("_", "").isalnum():
+        if not _EMOTE_ID.match(emote_id):
             continue
         for span in ranges.split(","):
             first, _, last = span.partition("-")
@@ -241,6 +248,7 @@ def emote_spans(tag: str, length: int) -> list[tuple[int, int, str]]:
 
 
 EVENT_STATES = ("open", "closed", "undone")
+EVENT_KINDS = ("crowd", "flood", "emote_wave")
 
 
 @dataclass(slots=True)
@@ -254,7 +262,9 @@ class SpamEvent(Record):
     kind: str = spec(
         str,
         required=True,
-        check=lambda v: None if v in ("crowd", "flood") else "must be 'crowd' (many users) or 'flood' (one user)",
+        check=lambda v: None
+        if v in EVENT_KINDS
+        else "must be 'crowd' (many users), 'flood' (one user) or 'emote_wave' (many users, an emote)",
     )
     channel: str = spec(str, required=True, max_chars=50, check=_check_channel)
     window_start: int = spec(int, required=True, check=_check_ts)

@@ -178,6 +178,17 @@ class AlertsSection:
 
 
 @dataclass(frozen=True)
+class EmotesSection:
+    providers: list[str]
+    bttv_url: str
+    ffz_url: str
+    seventv_url: str
+    refresh_s: float
+    timeout_s: float
+    cache_dir: str
+
+
+@dataclass(frozen=True)
 class LoggingSection:
     level: str
     format: str
@@ -193,5 +204,6 @@ SECTIONS: dict[str, type] = {
     "detector": DetectorSection,
     "dashboard": DashboardSection,
     "alerts": AlertsSection,
+    "emotes": EmotesSection,
     "logging": LoggingSection,
 }

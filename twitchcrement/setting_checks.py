@@ -28,6 +28,14 @@ _CQL_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _SIZE_RE = re.compile(r"^\d+[kmgKMG]$")
 
 
+def subset_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        unknown = [v for v in value if v not in choices]
+        return f"unknown {', '.join(map(repr, unknown))}; choose among {', '.join(choices)}" if unknown else None
+
+    return check
+
+
 def topic(value: str) -> str | None:
     return None if _TOPIC_RE.match(value) else "must be a Kafka topic name (letters, digits, '.', '_', '-')"
 

@@ -17,6 +17,7 @@ from twitchcrement.setting_checks import (
     replication,
     spark_conf,
     speed,
+    subset_of,
     topic,
 )
 
@@ -426,6 +427,31 @@ SETTINGS: list[Setting] = [
     ),
     Setting("alerts.channels", "list", [], "Only these channels' topics alert (empty: every channel)."),
     Setting("alerts.max_per_minute", "int", 30, "At most this many alerts a minute per webhook.", positive),
+    # Emote sets (twitchcrement/emotes.py): ingest marks the BTTV, FFZ and 7TV emotes in each message
+    Setting(
+        "emotes.providers",
+        "list",
+        ["bttv", "ffz", "7tv"],
+        "Third-party emote providers whose global and channel sets ingest fetches (empty: Twitch's own only).",
+        subset_of("bttv", "ffz", "7tv"),
+    ),
+    Setting("emotes.bttv_url", "str", "https://api.betterttv.net/3", "Base URL of the BetterTTV API."),
+    Setting("emotes.ffz_url", "str", "https://api.frankerfacez.com/v1", "Base URL of the FrankerFaceZ API."),
+    Setting("emotes.seventv_url", "str", "https://7tv.io/v3", "Base URL of the 7TV API."),
+    Setting(
+        "emotes.refresh_s",
+        "float",
+        3600.0,
+        "Seconds between fetches of one set (longer when the provider's Cache-Control max-age says so).",
+        positive,
+    ),
+    Setting("emotes.timeout_s", "float", 5.0, "Seconds to wait for a provider's answer.", positive),
+    Setting(
+        "emotes.cache_dir",
+        "str",
+        "var/emotes",
+        "Where fetched sets are kept; with no network, the sets found here are used as they are.",
+    ),
     # Logging
     Setting(
         "logging.level",

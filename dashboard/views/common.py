@@ -16,6 +16,7 @@ from dash import html
 
 from dashboard.history import History
 from dashboard.live import LiveFeed
+from twitchcrement.emotes import image_url
 from twitchcrement.records import emote_spans
 
 
@@ -41,19 +42,20 @@ def age(seconds: float) -> str:
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-EMOTE_URL = "https://static-cdn.jtvnw.net/emoticons/v2/{id}/default/dark/1.0"  # Twitch's emote CDN, by emote id
-
-
 def emote_image(code: str, emote_id: str) -> Any:
-    return html.Img(src=EMOTE_URL.format(id=emote_id), alt=code, title=code, className="emote")
+    """An emote's picture from its provider's CDN (Twitch, BTTV, FFZ or 7TV, by its id), its code as alt text."""
+    return html.Img(src=image_url(emote_id), alt=code, title=code, className="emote")
 
 
-def chat_text(text: str, emotes_tag: str = "") -> list[Any]:
-    """A chat text with its Twitch emotes (positions from the message's emotes tag) as images; the rest stays
-    text. Third-party emotes (BTTV, FFZ, 7TV) have no tag and stay text."""
+def chat_text(text: str, emotes_tag: str = "", extra_tag: str = "") -> list[Any]:
+    """A chat text with its emotes as images: Twitch's (the message's emotes tag) and BTTV, FFZ and 7TV emotes
+    (the tag ingest gave it, ChatMessage.extra_emotes); the rest stays text."""
     parts: list[Any] = []
     at = 0
-    for start, end, emote_id in emote_spans(emotes_tag, len(text)):
+    spans = sorted([*emote_spans(emotes_tag, len(text)), *emote_spans(extra_tag, len(text))])
+    for start, end, emote_id in spans:
+        if start < at:
+            continue  # overlapping tags: the first
         if start > at:
             parts.append(text[at:start])
         parts.append(emote_image(text[start:end], emote_id))

@@ -182,7 +182,7 @@ def chat_rows(messages: list[ChatMessage]) -> list[Row]:
             return [
                 html.Span(clock(m.sent_ts), className="time"),
                 html.Span(m.display_name or m.user_login, className="user"),
-                html.Span(chat_text(m.text, m.emotes), className="chat-text"),
+                html.Span(chat_text(m.text, m.emotes, m.extra_emotes), className="chat-text"),
             ]
 
         return Row(chat_key(m), None, render, "chat-line")  # a chat line never changes

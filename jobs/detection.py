@@ -16,7 +16,11 @@ goes on) and once more when it closes (state closed, final):
 3. union-find joins verified pairs into clusters; a cluster that reaches the thresholds is a spam event, named by
    its first text in the window (the same id while it grows); an event reported open that no longer holds when
    it is clustered again is sent as undone;
-4. at close, an event continues an active topic of the channel when its text matches the topic's (same hash, or
+4. emote waves: of the texts that are mostly emotes (by each message's own tags, see twitchcrement.emotes) and
+   in no other event, an emote held by enough messages from enough users is a wave even when no two of its
+   messages are alike; emotes that come together are one wave, and an event of texts that are all its emotes is
+   reported as part of it (see _emote_waves);
+5. at close, an event continues an active topic of the channel when its text matches the topic's (same hash, or
    Jaccard over the threshold); topics quiet for `topic_quiet_ms` end and are evicted.
 """
 
@@ -511,34 +515,18 @@ class ChannelDetector:
             text = max(spellings.items() or originals.items(), key=lambda item: (item[1], item[0]))[0]
             event_norms.append({norms[i] for i in indices if i < own})
             used.update(event_norms[-1])
-            events.append(
-                {
-                    "kind": "event",
-                    "event_kind": kind,
-                    "channel": self.channel,
-                    "window_start": window.start,
-                    "window_end": window.start + settings.window_ms,
-                    # named by its first text to arrive in this window: the same id while the wave grows, however
-                    # it was cut into micro-batches
-                    "event_id": stable_id(self.channel, window.start, norms[min(indices)]),
-                    "state": state,
-                    "text": text,
-                    "norm": norm,
-                    "message_hash": message_hash(norm),
-                    "message_count": count,
-                    "distinct_users": len(users),
-                    "variants": len(originals),
-                    "top_users": [{"user": u, "count": c} for u, c, _, _ in users[:TOP_USERS]],
-                    "users": users,
-                    "top_variants": [{"text": t, "count": c} for t, c in originals.most_common(TOP_VARIANTS)],
-                    "first_ts": min(a.first_ts for a in aggs),
-                    "last_ts": max(a.last_ts for a in aggs),
-                    "buckets": []
-                    if signatures[lead] is None
-                    else band_buckets(signature_array(signatures[lead]).tolist(), settings.rows_per_band),
-                    "window_messages": window.messages,
-                }
+            buckets = (
+                []
+                if signatures[lead] is None
+                else band_buckets(signature_array(signatures[lead]).tolist(), settings.rows_per_band)
             )
+            # named by its first text to arrive in this window: the same id while the wave grows, however it was
+            # cut into micro-batches
+            event_id = stable_id(self.channel, window.start, norms[min(indices)])
+            events.append(
+                self._event(window, settings, state, kind, event_id, text, norm, count, aggs, users, originals)
+            )
+            events[-1]["buckets"] = buckets
         # Waves of emotes, of the texts in no event but those of events that are all emotes: such an event is part
         # of its emotes' wave (reported once, as the wave)
         pure = [k for k, own_norms in enumerate(event_norms) if all(window.texts[n].emotes for n in own_norms)]
@@ -607,31 +595,50 @@ class ChannelDetector:
                 originals.update(agg.originals)
             norm = normalise(codes[0])
             in_waves.update(n for n, _ in held)
+            event_id = stable_id(self.channel, window.start, f"emote wave {first}")
+            text = " ".join(codes[:TOP_VARIANTS])
             waves.append(
-                {
-                    "kind": "event",
-                    "event_kind": "emote_wave",
-                    "channel": self.channel,
-                    "window_start": window.start,
-                    "window_end": window.start + settings.window_ms,
-                    "event_id": stable_id(self.channel, window.start, f"emote wave {first}"),
-                    "state": state,
-                    "text": " ".join(codes[:TOP_VARIANTS]),
-                    "norm": norm,
-                    "message_hash": message_hash(norm),
-                    "message_count": count,
-                    "distinct_users": len(users),
-                    "variants": len(originals),
-                    "top_users": [{"user": u, "count": c} for u, c, _, _ in users[:TOP_USERS]],
-                    "users": users,
-                    "top_variants": [{"text": t, "count": c} for t, c in originals.most_common(TOP_VARIANTS)],
-                    "first_ts": min(a.first_ts for a in aggs),
-                    "last_ts": max(a.last_ts for a in aggs),
-                    "buckets": [],
-                    "window_messages": window.messages,
-                }
+                self._event(window, settings, state, "emote_wave", event_id, text, norm, count, aggs, users, originals)
             )
         return waves, in_waves
+
+    def _event(
+        self,
+        window: Window,
+        settings: Settings,
+        state: str,
+        kind: str,
+        event_id: str,
+        text: str,
+        norm: str,
+        count: int,
+        aggs: list[TextAgg],
+        users: list[tuple[str, int, int, int]],
+        originals: collections.Counter,
+    ) -> dict[str, Any]:
+        """An event record (no LSH buckets: the caller adds them where it has them)."""
+        return {
+            "kind": "event",
+            "event_kind": kind,
+            "channel": self.channel,
+            "window_start": window.start,
+            "window_end": window.start + settings.window_ms,
+            "event_id": event_id,
+            "state": state,
+            "text": text,
+            "norm": norm,
+            "message_hash": message_hash(norm),
+            "message_count": count,
+            "distinct_users": len(users),
+            "variants": len(originals),
+            "top_users": [{"user": u, "count": c} for u, c, _, _ in users[:TOP_USERS]],
+            "users": users,
+            "top_variants": [{"text": t, "count": c} for t, c in originals.most_common(TOP_VARIANTS)],
+            "first_ts": min(a.first_ts for a in aggs),
+            "last_ts": max(a.last_ts for a in aggs),
+            "buckets": [],
+            "window_messages": window.messages,
+        }
 
     def _track_topics(self, events: list[dict[str, Any]], window_end: int, settings: Settings) -> list[dict[str, Any]]:
         touched: dict[str, Topic] = {}

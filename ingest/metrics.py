@@ -93,7 +93,7 @@ class IngestCollector(Collector):
             "emotes": GaugeMetricFamily(f"{PREFIX}_emotes", "Emotes in the sets held.", labels=["provider"]),
             "last_refresh": GaugeMetricFamily(
                 f"{PREFIX}_emote_sets_refreshed_timestamp_seconds",
-                "When the provider last answered (Unix seconds; 0: not since the start).",
+                "When the newest of the provider's sets was fetched (Unix seconds, also from the cache; 0: none).",
                 labels=["provider"],
             ),
             "failures": CounterMetricFamily(

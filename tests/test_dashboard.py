@@ -571,6 +571,10 @@ def test_ten_clicks_on_ten_events_each_show_their_detail_while_the_page_refreshe
     }
     assert closed
     top = shown_events(browser)[0]
+    # a newer wave of this test's own (the scripted chat may be over by now, on a slow machine)
+    LiveWave(
+        world.config, world.channel_a, f"{world.tag} a newer wave on top of the list", users=5, count=8, every_s=0.2
+    )
     wait_for("a newer spam event", lambda: shown_events(browser)[0] != top, timeout_s=60)
     for event_id, row in clicked_rows.items():
         assert row.find_element("css selector", "[data-event]").get_attribute("data-event") == event_id

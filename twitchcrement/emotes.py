@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from twitchcrement.config import Config, project_path
+
 log = logging.getLogger(__name__)
 
 PROVIDERS = ("bttv", "ffz", "7tv")
@@ -163,24 +165,23 @@ def max_age(cache_control: str | None) -> float | None:
 @dataclass
 class CachedSet:
     emotes: dict[str, str]  # code -> prefixed id
-    fetched_at: float
-    fresh_for: float  # seconds after fetched_at before it is fetched again
+    fetched_at: float  # when the provider gave it (Unix s; 0: never, a placeholder after a failure)
+    due_at: float  # when to fetch it again
 
     def due(self, now: float) -> bool:
-        return now >= self.fetched_at + self.fresh_for
+        return now >= self.due_at
 
 
 @dataclass
 class ProviderStats:
     failures: int = 0
-    last_refresh: float = 0.0  # Unix seconds of the last answer (0: never)
     down: bool = False  # warned once; the next answer says it is back
 
 
 class EmoteSets:
     """The BTTV, FFZ and 7TV emote sets of the watched channels, cached on disk and refreshed in the background.
 
-    `watch(channel, room_id)` adds a channel (BTTV and 7TV find a channel by its Twitch user id, FFZ too); `codes`
+    `watch(channel, room_id)` adds a channel (each provider finds a channel by its Twitch user id); `codes`
     answers from memory at once; `refresh` fetches what is due, globals first; `start` runs it on a thread every
     few seconds. A set is fetched again after max(refresh_s, the answer's Cache-Control max-age); a failed fetch
     is tried again after retry_s, and until then the set on disk (or none) stands."""
@@ -208,15 +209,13 @@ class EmoteSets:
         self._load_cache()
 
     @classmethod
-    def from_config(cls, config: Any) -> EmoteSets | None:
+    def from_config(cls, config: Config) -> EmoteSets | None:
         """The configured providers (emotes.providers), or None when there are none."""
         section = config.emotes
         urls = {"bttv": section.bttv_url, "ffz": section.ffz_url, "7tv": section.seventv_url}
         chosen = {p: urls[p] for p in section.providers}
         if not chosen:
             return None
-        from twitchcrement.config import project_path
-
         return cls(chosen, project_path(section.cache_dir), section.refresh_s, section.timeout_s)
 
     # --- what ingest asks
@@ -238,7 +237,8 @@ class EmoteSets:
         return tag_words(text, self.codes(channel))
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Per provider: sets held, emotes in them, last refresh (Unix s), failed fetches; for the metrics."""
+        """Per provider: sets held, emotes in them, when the newest was fetched (Unix s, also from the cache after a
+        restart; 0: none), failed fetches; for the metrics."""
         with self._lock:
             sets = dict(self._sets)
         out = {}
@@ -247,7 +247,7 @@ class EmoteSets:
             out[provider] = {
                 "sets": float(len(held)),
                 "emotes": float(sum(len(s.emotes) for s in held)),
-                "last_refresh": stats.last_refresh,
+                "last_refresh": max((s.fetched_at for s in held), default=0.0),
                 "failures": float(stats.failures),
             }
         return out
@@ -310,15 +310,15 @@ class EmoteSets:
                     exc,
                     self.retry_s,
                 )
-            held = self._sets.get((provider, channel))
+            held = self._sets.get((provider, channel)) or CachedSet({}, 0.0, 0.0)
             with self._lock:  # tried again after retry_s, not at once; the set held (or none) stands until then
-                self._sets[(provider, channel)] = CachedSet(held.emotes if held else {}, self.clock(), self.retry_s)
+                self._sets[(provider, channel)] = CachedSet(held.emotes, held.fetched_at, self.clock() + self.retry_s)
             return 0
         if stats.down:
             log.info("emote sets: %s answers again", provider)
         stats.down = False
-        stats.last_refresh = self.clock()
-        cached = CachedSet(emotes, self.clock(), max(self.refresh_s, fresh_for or 0.0))
+        now = self.clock()
+        cached = CachedSet(emotes, now, now + max(self.refresh_s, fresh_for or 0.0))
         with self._lock:
             self._sets[(provider, channel)] = cached
         self._save(provider, channel, cached)
@@ -362,7 +362,7 @@ class EmoteSets:
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(".tmp")
             temporary.write_text(
-                json.dumps({"fetched_at": cached.fetched_at, "fresh_for": cached.fresh_for, "emotes": cached.emotes})
+                json.dumps({"fetched_at": cached.fetched_at, "due_at": cached.due_at, "emotes": cached.emotes})
             )
             temporary.replace(path)
         except OSError as exc:
@@ -377,7 +377,7 @@ class EmoteSets:
                     cached = CachedSet(
                         {str(k): str(v) for k, v in data["emotes"].items()},
                         float(data["fetched_at"]),
-                        float(data["fresh_for"]),
+                        float(data["due_at"]),
                     )
                 except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                     log.warning("emote sets: skipping the unreadable cache file %s (%s)", path, exc)

@@ -59,8 +59,10 @@ def read_output(config: configuration.Config, topic: str) -> list[dict[str, Any]
                     "channel": value.channel,
                     "window_start": value.window_start,
                     "window_end": value.window_end,
+                    "kind": value.kind,
                     "text": value.text,
                     "message_count": value.message_count,
+                    "distinct_users": value.distinct_users,
                     "last_ts": value.last_ts,
                     "top_variants": value.top_variants,
                 }

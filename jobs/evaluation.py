@@ -203,6 +203,11 @@ def tagged_emote_words(message: ChatMessage, known: frozenset[str] = frozenset()
     return flags
 
 
+def _kind(event: dict[str, Any]) -> str:
+    """An event's kind: `event_kind` in the detector's own rows, `kind` in the records on Kafka."""
+    return str(event.get("event_kind") or event.get("kind"))
+
+
 def _confirmed_wave(event: dict[str, Any], truth: EmoteTruth, settings: Settings) -> bool:
     codes = set(event["text"].split())
     holding = [u for u, emotes in truth.get((event["channel"], event["window_start"]), []) if emotes & codes]
@@ -253,12 +258,13 @@ def score(
     for event in events:
         texts = event_texts(event)
         # an emote wave is the labelled wave of its emote, whichever of the window's messages it shows
-        waving = set(event["text"].split()) if event.get("event_kind") == "emote_wave" else set()
+        wave = _kind(event) == "emote_wave"
+        waving = set(event["text"].split()) if wave else set()
         window = by_window.get((event["channel"], event["window_start"]), [])
         hits = [c for c in window if texts & c.texts or waving & c.emotes]
         for cell in hits:
             cell.matched = True
-        if not hits and emotes is not None and event.get("event_kind") == "emote_wave":
+        if not hits and emotes is not None and wave:
             correct += _confirmed_wave(event, emotes, settings)
             continue
         correct += bool(hits)

@@ -542,7 +542,8 @@ class ChannelDetector:
     ) -> tuple[list[dict[str, Any]], set[str]]:
         """Emote waves among the candidate texts (all mostly emotes): an emote held by at least min_messages of
         their messages from at least min_users users is a wave, even when no two of the messages are alike; emotes
-        that come together in at least min_messages messages are one wave. Returns the waves and their texts."""
+        that come together in at least min_messages messages, and in half those of the rarer one, are one wave.
+        Returns the waves and their texts."""
         texts = window.texts
         holders: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)  # emote -> (text, emote set)
         for norm in texts:  # in arrival order, so that holders and waves do not depend on set order
@@ -568,9 +569,12 @@ class ChannelDetector:
             indices = sorted({index[c] for c in text_set[1].split(" ") if c in index})
             for pair in itertools.combinations(indices, 2):
                 together[pair] += messages([text_set])
+        # two emotes are one wave when they come together in at least half the messages of the rarer one: in a busy
+        # channel any two common emotes meet min_messages times by chance, and all of chat would be one wave
+        alone = [messages(holders[code]) for code in waving]
         found = UnionFind(len(waving))
         for (first_index, second_index), count in together.items():
-            if count >= settings.min_messages:
+            if count >= max(settings.min_messages, min(alone[first_index], alone[second_index]) / 2):
                 found.union(first_index, second_index)
         groups: dict[int, list[str]] = collections.defaultdict(list)
         for code in waving:

@@ -18,6 +18,7 @@ import urllib.request
 
 import psutil
 
+from services import emote_providers
 from services.local import ManagedProcess, ServiceError
 from twitchcrement import PROJECT_ROOT
 from twitchcrement.config import Config, project_path
@@ -93,12 +94,7 @@ def set_aside_outdated_checkpoint(config: Config) -> None:
 
 def components(config: Config) -> list[ManagedProcess]:
     labels = project_path(config.local.data_dir) / "synth-labels.jsonl"
-    base = f"http://127.0.0.1:{DEMO_EMOTE_PORT}"
-    emote_sets = {
-        "TWITCHCREMENT_EMOTES_BTTV_URL": f"{base}/bttv",
-        "TWITCHCREMENT_EMOTES_FFZ_URL": f"{base}/ffz",
-        "TWITCHCREMENT_EMOTES_SEVENTV_URL": f"{base}/7tv",
-    }
+    emote_sets = emote_providers.environment(f"http://127.0.0.1:{DEMO_EMOTE_PORT}")
     return [
         Component(config, "emote-providers", "-m", "services.emote_providers", "--port", str(DEMO_EMOTE_PORT)),
         Component(config, "detector", str(PROJECT_ROOT / "jobs" / "spam_detector.py")),

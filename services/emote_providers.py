@@ -159,16 +159,20 @@ class EmoteProviders:
 
     def environment(self) -> dict[str, str]:
         """The settings that point a platform process at this stand-in, as environment variables."""
-        urls = self.urls()
-        return {
-            "TWITCHCREMENT_EMOTES_BTTV_URL": urls["bttv"],
-            "TWITCHCREMENT_EMOTES_FFZ_URL": urls["ffz"],
-            "TWITCHCREMENT_EMOTES_SEVENTV_URL": urls["7tv"],
-        }
+        return environment(f"http://127.0.0.1:{self.port}")
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def environment(base_url: str) -> dict[str, str]:
+    """The settings that point a platform process at a stand-in serving at base_url, as environment variables."""
+    return {
+        "TWITCHCREMENT_EMOTES_BTTV_URL": f"{base_url}/bttv",
+        "TWITCHCREMENT_EMOTES_FFZ_URL": f"{base_url}/ffz",
+        "TWITCHCREMENT_EMOTES_SEVENTV_URL": f"{base_url}/7tv",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

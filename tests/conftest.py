@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import services
+from services import emote_providers
 from twitchcrement import PROJECT_ROOT, logs
 from twitchcrement import config as configuration
 from twitchcrement.config import project_path
@@ -38,9 +39,7 @@ TEST_ENVIRONMENT = {
     "TWITCHCREMENT_DETECTOR_METRICS_PORT": "0",
     "TWITCHCREMENT_DASHBOARD_METRICS_PORT": "0",
     # BTTV, FFZ and 7TV: the local stand-in (services.emote_providers) with the synthetic world's sets
-    "TWITCHCREMENT_EMOTES_BTTV_URL": f"http://127.0.0.1:{EMOTE_PROVIDERS_PORT}/bttv",
-    "TWITCHCREMENT_EMOTES_FFZ_URL": f"http://127.0.0.1:{EMOTE_PROVIDERS_PORT}/ffz",
-    "TWITCHCREMENT_EMOTES_SEVENTV_URL": f"http://127.0.0.1:{EMOTE_PROVIDERS_PORT}/7tv",
+    **emote_providers.environment(f"http://127.0.0.1:{EMOTE_PROVIDERS_PORT}"),
     "TWITCHCREMENT_EMOTES_CACHE_DIR": "var/test/emotes",
 }
 

@@ -545,20 +545,23 @@ class ChannelDetector:
         that come together in at least min_messages messages, and in half those of the rarer one, are one wave.
         Returns the waves and their texts."""
         texts = window.texts
+        sent: dict[tuple[str, str], int] = {}  # (text, emote set) -> its messages
         holders: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)  # emote -> (text, emote set)
-        for norm in texts:  # in arrival order, so that holders and waves do not depend on set order
+        for norm, agg in texts.items():  # in arrival order, so that holders and waves do not depend on set order
             if norm in candidates:
-                for combination in texts[norm].emotes:
+                for combination, senders in agg.emotes.items():
+                    sent[norm, combination] = sum(senders.values())
                     for code in combination.split(" "):
                         holders[code].append((norm, combination))
 
         def messages(held: Iterable[tuple[str, str]]) -> int:
-            return sum(sum(texts[n].emotes[c].values()) for n, c in held)
+            return sum(sent[h] for h in held)
 
+        alone = {code: messages(held) for code, held in holders.items()}
         waving = [
             code
             for code, held in holders.items()
-            if messages(held) >= settings.min_messages
+            if alone[code] >= settings.min_messages
             and len({u for n, c in held for u in texts[n].emotes[c]}) >= settings.min_users
         ]
         if not waving:
@@ -568,13 +571,13 @@ class ChannelDetector:
         for text_set in dict.fromkeys(h for code in waving for h in holders[code]):
             indices = sorted({index[c] for c in text_set[1].split(" ") if c in index})
             for pair in itertools.combinations(indices, 2):
-                together[pair] += messages([text_set])
+                together[pair] += sent[text_set]
         # two emotes are one wave when they come together in at least half the messages of the rarer one: in a busy
         # channel any two common emotes meet min_messages times by chance, and all of chat would be one wave
-        alone = [messages(holders[code]) for code in waving]
         found = UnionFind(len(waving))
         for (first_index, second_index), count in together.items():
-            if count >= max(settings.min_messages, min(alone[first_index], alone[second_index]) / 2):
+            rarer = min(alone[waving[first_index]], alone[waving[second_index]])
+            if count >= max(settings.min_messages, rarer / 2):
                 found.union(first_index, second_index)
         groups: dict[int, list[str]] = collections.defaultdict(list)
         for code in waving:
@@ -586,13 +589,12 @@ class ChannelDetector:
             count = messages(held)
             if count < settings.min_share * window.messages:
                 continue
-            per_code = {code: messages(holders[code]) for code in codes}
-            codes.sort(key=lambda c: (-per_code[c], c))
+            codes.sort(key=lambda c: (-alone[c], c))
             aggs = [texts[n] for n in dict.fromkeys(n for n, _ in held)]
             # named by the emote of its first message in the window: the same id while the wave grows
             first = min(codes, key=lambda c: (min(texts[n].first_ts for n, _ in holders[c]), c))
             users = merged_users(
-                {u: [sent, *texts[n].users[u][1:]] for u, sent in texts[n].emotes[c].items()} for n, c in held
+                {u: [m, *texts[n].users[u][1:]] for u, m in texts[n].emotes[c].items()} for n, c in held
             )
             originals: collections.Counter = collections.Counter()
             for agg in aggs:

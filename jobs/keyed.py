@@ -287,6 +287,10 @@ class KeyedBatch:
         self._sinks: Sinks | None = None
         self._consumer: Any = None
         self._stop_requested = threading.Event()
+        self.batches_written = 0
+        # What ended the last batch that failed: py4j hands Spark only its traceback's text, so the query's own
+        # error does not say whether a service was away (jobs.spam_detector.supervise reads this one)
+        self.failure: BaseException | None = None
 
     def bind(self, spark: SparkSession) -> KeyedBatch:
         """Ready for a (re)started query: its own sinks (the last query's are closed), no stop asked for."""
@@ -296,6 +300,7 @@ class KeyedBatch:
         self._sinks = Sinks(self.config, spark)
         self._stop_requested.clear()
         self._first_batch = None
+        self.failure = None
         return self
 
     def request_stop(self) -> None:
@@ -311,6 +316,14 @@ class KeyedBatch:
         return self._stop_requested.is_set()
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        try:
+            self._write(batch, batch_id)
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        self.batches_written += 1
+
+    def _write(self, batch: DataFrame, batch_id: int) -> None:
         if self.stop_requested:
             raise StopBetweenBatches(f"stopped before micro-batch {batch_id}, as asked")
         if self._first_batch is None:

@@ -19,6 +19,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.outages import is_outage
 from twitchcrement.clients import kafka_producer
 from twitchcrement.config import Config
 from twitchcrement.records import SpamEvent, SpamTopic
@@ -251,31 +252,6 @@ def spam_record(row: dict[str, Any]) -> SpamEvent | SpamTopic:
     )
 
 
-# Words in the errors of a sink that is down or overloaded, as opposed to a write that can never succeed.
-_TRANSIENT_MARKERS = (
-    "NoNodeAvailable",
-    "AllNodesFailed",
-    "NoHostAvailable",
-    "Connection refused",
-    "Timeout",
-    "timed out",
-    "Unavailable",
-    "ConnectException",
-    "ClosedChannel",
-    "Connection reset",
-    "DisconnectException",
-    "NetworkException",
-    "NotLeaderOrFollower",
-    "not available",
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """The error of a service that is down or overloaded (worth retrying), not of a write that cannot succeed."""
-    text = f"{type(exc).__name__}: {exc}"
-    return any(marker in text for marker in _TRANSIENT_MARKERS)
-
-
 def with_retries(
     what: str,
     action: Callable[[], None],
@@ -294,7 +270,7 @@ def with_retries(
                 timings[what] = round(time.perf_counter() - began, 4)
             return
         except Exception as exc:  # noqa: BLE001 - classified below
-            if attempt == attempts - 1 or not is_transient(exc):
+            if attempt == attempts - 1 or not is_outage(exc):
                 raise
             wait = min(2.0**attempt, max_wait_s)
             log.warning(

@@ -28,8 +28,8 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from jobs import metrics
 from jobs.keyed import KeyedBatch, detect
+from jobs.outages import describe, is_outage
 from jobs.pipeline import DetectorSettings, decode, features
-from jobs.sinks import is_transient
 from twitchcrement import config as configuration
 from twitchcrement.cli import command, configure
 from twitchcrement.clients import ServiceRefused, check_cassandra_login, kafka_problem
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None, prog: str = "spam_detector") -> int:
                 threading.Thread(target=await_drained, args=(query, batches, 1e9, stopping.set), daemon=True).start()
             return query
 
-        return supervise(launch, current, stopping)
+        return supervise(launch, current, stopping, batches, config.detector.outage_limit_s)
     finally:
         stopping.set()
         for stopper in stoppers:
@@ -363,10 +363,20 @@ def stop_quietly(query: StreamingQuery) -> None:
         log.warning("the query did not stop cleanly", extra={"error": str(exc).splitlines()[0][:300]})
 
 
-def supervise(launch: Any, current: list[StreamingQuery], stopping: threading.Event, max_wait_s: float = 60.0) -> int:
+def supervise(
+    launch: Callable[[], StreamingQuery],
+    current: list[StreamingQuery],
+    stopping: threading.Event,
+    batches: KeyedBatch,
+    outage_limit_s: float,
+    max_wait_s: float = 60.0,
+) -> int:
     """Run the query; when it fails because Kafka or Cassandra is away, start it again from its checkpoint after
-    1, 2, 4 ... (at most max_wait_s) seconds. Any other failure ends the job with one line saying why."""
+    1, 2, 4 ... (at most max_wait_s) seconds, for at most outage_limit_s without a batch written; then, or at once
+    for any other failure, end the job with one line saying why (a supervisor, or the operator, acts on it)."""
     wait = 1.0
+    away_since: float | None = None
+    written = batches.batches_written
     while not stopping.is_set():
         current.append(launch())
         if stopping.is_set():  # SIGTERM came while the query was starting
@@ -378,13 +388,23 @@ def supervise(launch: Any, current: list[StreamingQuery], stopping: threading.Ev
         except Exception as exc:  # noqa: BLE001 - the query failed: restart or say why in one line
             if stopping.is_set():
                 return 0
-            reason = str(exc).splitlines()[0][:500]
-            if not is_transient(exc):
-                log.error("detector failed", extra={"error": reason})
+            failure = batches.failure or exc  # a failed batch's own error, else the query's (its source's)
+            if not is_outage(failure):
+                log.error("detector failed", extra={"error": describe(failure)})
+                return 1
+            if batches.batches_written > written:  # it got going again since the last failure
+                away_since, wait, written = None, 1.0, batches.batches_written
+            now = time.monotonic()
+            away_since = now if away_since is None else away_since
+            if now - away_since >= outage_limit_s:
+                log.error(
+                    "a service has been away too long; the detector stops (detector.outage_limit_s)",
+                    extra={"error": describe(failure), "away_s": round(now - away_since)},
+                )
                 return 1
             log.warning(
                 "a service is away; restarting the query from its checkpoint",
-                extra={"error": reason, "retry_in_s": wait},
+                extra={"error": describe(failure), "retry_in_s": wait},
             )
             if stopping.wait(wait):
                 return 0

@@ -85,6 +85,13 @@ def test_the_demo_shows_labelled_spam_on_the_live_page_and_makes_the_readme_pict
             timeout_s=120,
             shown=lambda: page_text(browser, "live-channel"),
         )
+        # Escape closes the picker's menu, as a user would, so that the picture shows the page, not the menu.
+        browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+        wait_for(
+            "the channel picker's menu closed",
+            lambda: not browser.find_elements("css selector", ".dash-dropdown-content"),
+            timeout_s=30,
+        )
         events = wait_for(
             "five spam events of the channel on the live page",
             lambda: len(shown_events(browser)) >= 5 and shown_events(browser),

@@ -133,6 +133,7 @@ class DetectorSection:
     watermark_s: float
     channel_lag_s: float
     trigger_s: float
+    outage_limit_s: float
     starting_offsets: str
     max_offsets_per_trigger: int
     jaccard: float

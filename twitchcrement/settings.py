@@ -279,6 +279,14 @@ SETTINGS: list[Setting] = [
     ),
     Setting("detector.trigger_s", "float", 1.0, "Micro-batch interval of the streaming job, in seconds.", positive),
     Setting(
+        "detector.outage_limit_s",
+        "float",
+        3600.0,
+        "How long the detector waits for Kafka or Cassandra to come back (restarting its query from the checkpoint "
+        "with growing pauses) before it stops with an error for its supervisor to act on.",
+        positive,
+    ),
+    Setting(
         "detector.starting_offsets",
         "str",
         "latest",

@@ -81,6 +81,7 @@ def create_app(config: Config, feed: LiveFeed, history: History, auth: tuple[str
         int(config.dashboard.refresh_s * 1000),
         config.dashboard.search_max_chars,
         frozenset(u.lower() for u in config.ingest.optout_users),
+        config.emotes.images_url,
     )
     if auth:
         _require_basic_auth(app.server, *auth)

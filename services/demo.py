@@ -59,7 +59,9 @@ class Component(ManagedProcess):
 
 class Dashboard(Component):
     def __init__(self, config: Config):
-        super().__init__(config, "dashboard", "-m", "dashboard")
+        # the stand-in's emotes have made-up ids: their pictures come from the stand-in, not the providers' CDNs
+        pictures = {"TWITCHCREMENT_EMOTES_IMAGES_URL": f"http://127.0.0.1:{DEMO_EMOTE_PORT}/images"}
+        super().__init__(config, "dashboard", "-m", "dashboard", env=pictures)
         self.url = dashboard_url(config)
 
     def probe(self) -> None:

@@ -10,15 +10,21 @@ emotes: [{id, name, flags, data: {host}}]}) and `GET /v3/users/twitch/{id}` ({id
 emote_set}). A channel a provider does not know is a 404 with that provider's error body. Every answer carries
 `Cache-Control: public, max-age=...`. `down` makes every provider answer 503, as an outage would.
 
+Its emotes are the synthetic world's, with made-up ids that no CDN has pictures of: it draws one for each at
+/images/PROVIDER/ID (a badge with the emote's initials, an SVG), where the demo's dashboard loads them from
+(emotes.images_url).
+
     python -m services.emote_providers --port 8765   # the synthetic world's sets (ingest.synth)
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import re
 import threading
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,6 +91,22 @@ NOT_FOUND = {
 }
 
 
+def picture(sets: Sets, path: str) -> bytes | None:
+    """The SVG badge of the emote at /images/PROVIDER/ID, or None for an emote the stand-in does not have."""
+    provider, _, emote_id = path.removeprefix("/images/").partition("/")
+    codes = {i: c for room in sets.get(provider, {}).values() for c, i in room.items()}
+    code = codes.get(emote_id.split("?")[0])
+    if code is None:
+        return None
+    hue = zlib.crc32(code.encode()) % 360
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28" viewBox="0 0 28 28">'
+        f'<rect width="28" height="28" rx="7" fill="hsl({hue},55%,45%)"/>'
+        '<text x="14" y="19" font-family="sans-serif" font-size="12" font-weight="bold" fill="#fff" '
+        f'text-anchor="middle">{html.escape(code[:2])}</text></svg>'
+    ).encode()
+
+
 def answer(sets: Sets, path: str) -> tuple[int, Any]:
     """(status, JSON body) for a request path of the stand-in."""
     provider, _, rest = path.lstrip("/").partition("/")
@@ -136,10 +158,14 @@ class EmoteProviders:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 stand_in.requests[self.path] += 1
-                status, body = (503, {"message": "down"}) if stand_in.down else answer(stand_in.sets, self.path)
-                data = json.dumps(body).encode()
+                svg = picture(stand_in.sets, self.path) if self.path.startswith("/images/") else None
+                if svg is not None:
+                    status, data, kind = 200, svg, "image/svg+xml"
+                else:
+                    status, body = (503, {"message": "down"}) if stand_in.down else answer(stand_in.sets, self.path)
+                    data, kind = json.dumps(body).encode(), "application/json"
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Cache-Control", f"public, max-age={stand_in.max_age_s}")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -391,8 +391,16 @@ def test_emote_tags_become_images_and_hostile_tags_are_skipped() -> None:
     parts = chat_text(EMOTE_TEXT, EMOTE_TAG)
     assert [getattr(p, "alt", p) for p in parts] == ["Kappa", " hello chat ", "PogChamp"]
     assert parts[0].src == "https://static-cdn.jtvnw.net/emoticons/v2/25/default/dark/1.0"
-    spam = spam_text("Kappa Kappa 7tvEmote", {"Kappa": "25"})
+    kappa = "https://static-cdn.jtvnw.net/emoticons/v2/25/default/dark/1.0"
+    spam = spam_text("Kappa Kappa 7tvEmote", {"Kappa": kappa})
     assert [getattr(p, "alt", p) for p in spam] == ["Kappa", " ", "Kappa", " 7tvEmote"]
+    assert spam[0].src == kappa
+    # emotes.images_url: the BTTV, FFZ and 7TV pictures from there (the demo's stand-in), Twitch's from Twitch
+    parts = chat_text("Kappa PepeHands", "25:0-4", "bttv-5f1b0186cf6d2144653d2970:6-14", "http://127.0.0.1:9/images")
+    assert [p.src for p in parts if hasattr(p, "src")] == [
+        kappa,
+        "http://127.0.0.1:9/images/bttv/5f1b0186cf6d2144653d2970",
+    ]
 
 
 # --- the app in a real browser --------------------------------------------------------------------------------------

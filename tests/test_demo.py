@@ -98,6 +98,15 @@ def test_the_demo_shows_labelled_spam_on_the_live_page_and_makes_the_readme_pict
             timeout_s=300,
             shown=lambda: page_text(browser, "live-events")[:300],
         )
+        # BTTV, FFZ and 7TV emotes as pictures (the stand-in draws its made-up emotes: emotes.images_url)
+        wait_for(
+            "a third-party emote's picture loaded in the chat",
+            lambda: browser.execute_script(
+                "return [...document.querySelectorAll(\"#live-chat img.emote[src*='/images/']\")]"
+                ".some(i => i.complete && i.naturalWidth > 0);"
+            ),
+            timeout_s=60,
+        )
         browser.save_screenshot(str(artifacts / "demo-live.png"))
         shutil.copyfile(artifacts / "demo-live.png", README_PICTURE)
         # The newest event's users, as its detail lists them, are spammers the generator labelled in the channel.

@@ -45,10 +45,13 @@ _WORD = re.compile(r"\S+")
 MOSTLY = 0.5  # a message is "mostly emotes" when at least this share of its words are emotes
 
 
-def image_url(emote_id: str) -> str:
-    """The CDN address of an emote's picture, from its id as the tags carry it (Twitch's bare, others prefixed)."""
+def image_url(emote_id: str, images_url: str = "") -> str:
+    """The address of an emote's picture, from its id as the tags carry it (Twitch's bare, others prefixed): its
+    provider's CDN, or for a BTTV, FFZ or 7TV emote images_url/PROVIDER/ID when that is set (emotes.images_url)."""
     provider, _, bare = emote_id.partition("-")
     if provider in IMAGE_URLS and bare:
+        if images_url:
+            return f"{images_url.rstrip('/')}/{provider}/{urllib.parse.quote(bare, safe='')}"
         return IMAGE_URLS[provider].format(id=urllib.parse.quote(bare, safe=""))
     return IMAGE_URLS[""].format(id=urllib.parse.quote(emote_id, safe=""))
 

@@ -184,6 +184,7 @@ class EmotesSection:
     bttv_url: str
     ffz_url: str
     seventv_url: str
+    images_url: str
     refresh_s: float
     timeout_s: float
     cache_dir: str

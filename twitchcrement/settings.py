@@ -447,6 +447,14 @@ SETTINGS: list[Setting] = [
     Setting("emotes.ffz_url", "str", "https://api.frankerfacez.com/v1", "Base URL of the FrankerFaceZ API."),
     Setting("emotes.seventv_url", "str", "https://7tv.io/v3", "Base URL of the 7TV API."),
     Setting(
+        "emotes.images_url",
+        "str",
+        "",
+        "Where the dashboard loads BTTV, FFZ and 7TV emote pictures from: empty for the providers' own CDNs; a base "
+        "URL serves them as BASE/PROVIDER/ID (the demo's stand-in does, for its made-up emotes). Twitch's come from "
+        "Twitch's CDN.",
+    ),
+    Setting(
         "emotes.refresh_s",
         "float",
         3600.0,

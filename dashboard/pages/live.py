@@ -10,7 +10,7 @@ from dash import ALL, Input, NoUpdate, Output, State, ctx, dcc, html, no_update
 from dashboard.app import sources
 from dashboard.slots import SlotList, fingerprint
 from dashboard.views import live as view
-from dashboard.views.common import empty_figure
+from dashboard.views.common import emote_pictures, empty_figure
 
 dash.register_page(__name__, path="/", name="Live", order=0)
 
@@ -97,7 +97,8 @@ def refresh(_: int | None, channel: str | None, selected: str | None, shown: dic
     data = sources()
     if channel:
         events, problem = view.live_events(data, channel, EVENTS.capacity)
-        topics, emotes = data.feed.topics(channel, TOPICS.capacity), data.feed.known_emotes()
+        topics = data.feed.topics(channel, TOPICS.capacity)
+        emotes = emote_pictures(data.feed.known_emotes(), data.emote_images)
         chat = data.feed.chat(channel, CHAT.capacity)
         figure = view.rate_figure(data.feed, channel)
     else:
@@ -108,7 +109,7 @@ def refresh(_: int | None, channel: str | None, selected: str | None, shown: dic
     for name, slots, rows in (
         ("events", EVENTS, view.event_rows(events, selected, emotes)),
         ("topics", TOPICS, view.topic_rows(topics, emotes)),
-        ("chat", CHAT, view.chat_rows(chat)),
+        ("chat", CHAT, view.chat_rows(chat, data.emote_images)),
     ):
         values, now_shown[name] = slots.update(shown.get(name), rows)
         out += values

@@ -28,6 +28,7 @@ class Sources:
     refresh_ms: int = 1000
     search_max_chars: int = 500
     hidden_users: frozenset[str] = frozenset()  # opted out (ingest.optout_users), perhaps after their chat was read
+    emote_images: str = ""  # emotes.images_url
 
     def shown(self, login: str) -> bool:
         return login.lower() not in self.hidden_users
@@ -42,12 +43,17 @@ def age(seconds: float) -> str:
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def emote_image(code: str, emote_id: str) -> Any:
-    """An emote's picture from its provider's CDN (Twitch, BTTV, FFZ or 7TV, by its id), its code as alt text."""
-    return html.Img(src=image_url(emote_id), alt=code, title=code, className="emote")
+def emote_image(code: str, picture: str) -> Any:
+    """An emote's picture (see emote_pictures), its code as alt text and tooltip."""
+    return html.Img(src=picture, alt=code, title=code, className="emote")
 
 
-def chat_text(text: str, emotes_tag: str = "", extra_tag: str = "") -> list[Any]:
+def emote_pictures(known_emotes: dict[str, str], images_url: str) -> dict[str, str]:
+    """Emote code -> the address of its picture (twitchcrement.emotes.image_url), from code -> emote id."""
+    return {code: image_url(emote_id, images_url) for code, emote_id in known_emotes.items()}
+
+
+def chat_text(text: str, emotes_tag: str = "", extra_tag: str = "", images_url: str = "") -> list[Any]:
     """A chat text with its emotes as images: Twitch's (the message's emotes tag) and BTTV, FFZ and 7TV emotes
     (the tag ingest gave it, ChatMessage.extra_emotes); the rest stays text."""
     parts: list[Any] = []
@@ -58,23 +64,24 @@ def chat_text(text: str, emotes_tag: str = "", extra_tag: str = "") -> list[Any]
             continue  # overlapping tags: the first
         if start > at:
             parts.append(text[at:start])
-        parts.append(emote_image(text[start:end], emote_id))
+        parts.append(emote_image(text[start:end], image_url(emote_id, images_url)))
         at = end
     if at < len(text):
         parts.append(text[at:])
     return parts
 
 
-def spam_text(text: str, known_emotes: dict[str, str]) -> list[Any]:
-    """A spam text (events carry no emotes tag) with the words that chat has shown to be Twitch emotes as images."""
-    if not known_emotes:
+def spam_text(text: str, pictures: dict[str, str]) -> list[Any]:
+    """A spam text (events carry no emotes tag) with the words that chat has shown to be emotes as images
+    (pictures: emote code -> picture address, see emote_pictures)."""
+    if not pictures:
         return [text]
     parts: list[Any] = []
     for i, word in enumerate(text.split(" ")):
         if i:
             parts.append(" ")
-        emote_id = known_emotes.get(word)
-        parts.append(emote_image(word, emote_id) if emote_id else word)
+        picture = pictures.get(word)
+        parts.append(emote_image(word, picture) if picture else word)
     merged: list[Any] = []  # neighbouring strings as one text node
     for part in parts:
         if isinstance(part, str) and merged and isinstance(merged[-1], str):

@@ -94,16 +94,14 @@ def _history_event_row(channel: str, row: Any) -> dict[str, Any]:
     }
 
 
-def _emotes_in(text: str, known_emotes: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """The words of a text that are known emotes, with their ids: part of what a row shows."""
-    return tuple((word, known_emotes[word]) for word in text.split(" ") if word in known_emotes)
+def _emotes_in(text: str, pictures: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The words of a text that are known emotes, with their pictures: part of what a row shows."""
+    return tuple((word, pictures[word]) for word in text.split(" ") if word in pictures)
 
 
 # Live lists are slot lists (dashboard/slots.py): a row is its key, the facts it shows and how to draw them.
-def event_rows(
-    events: list[dict[str, Any]], selected: str | None, known_emotes: dict[str, str] | None = None
-) -> list[Row]:
-    emotes = known_emotes or {}
+def event_rows(events: list[dict[str, Any]], selected: str | None, pictures: dict[str, str] | None = None) -> list[Row]:
+    emotes = pictures or {}
 
     def row(e: dict[str, Any]) -> Row:
         def render() -> list[Any]:
@@ -140,8 +138,8 @@ def event_rows(
     return [row(e) for e in events]
 
 
-def topic_rows(topics: list[SpamTopic], known_emotes: dict[str, str] | None = None) -> list[Row]:
-    emotes = known_emotes or {}
+def topic_rows(topics: list[SpamTopic], pictures: dict[str, str] | None = None) -> list[Row]:
+    emotes = pictures or {}
 
     def row(t: SpamTopic) -> Row:
         def render() -> list[Any]:
@@ -176,13 +174,13 @@ def chat_key(message: ChatMessage) -> str:
     return message.message_id or f"{message.sent_ts}/{message.user_login}/{zlib.crc32(message.text.encode())}"
 
 
-def chat_rows(messages: list[ChatMessage]) -> list[Row]:
+def chat_rows(messages: list[ChatMessage], images_url: str = "") -> list[Row]:
     def row(m: ChatMessage) -> Row:
         def render() -> list[Any]:
             return [
                 html.Span(clock(m.sent_ts), className="time"),
                 html.Span(m.display_name or m.user_login, className="user"),
-                html.Span(chat_text(m.text, m.emotes, m.extra_emotes), className="chat-text"),
+                html.Span(chat_text(m.text, m.emotes, m.extra_emotes, images_url), className="chat-text"),
             ]
 
         return Row(chat_key(m), None, render, "chat-line")  # a chat line never changes
@@ -248,7 +246,7 @@ def event_details(
     event: dict[str, Any] | None,
     users: list[dict[str, Any]],
     users_note: str = "",
-    known_emotes: dict[str, str] | None = None,
+    pictures: dict[str, str] | None = None,
 ) -> list[Any]:
     if event is None:
         return [html.P("Click a spam event to see who sent it and in which spellings.", className="muted")]
@@ -256,7 +254,7 @@ def event_details(
         # data-event names the event shown (and its id its pattern id, as the list's row has it)
         html.Div(id=f"detail-{event['event_id']}", **{"data-event": event["event_id"]}, className="detail-of"),
         html.H4(f"{event['kind']} spam, {clock(event['window_start'])}-{clock(event['window_end'])} UTC"),
-        html.Div(spam_text(event["text"], known_emotes or {}), className="spam-text"),
+        html.Div(spam_text(event["text"], pictures or {}), className="spam-text"),
         html.Div(
             [
                 html.Div(
@@ -274,7 +272,7 @@ def event_details(
                             [
                                 html.Li(
                                     [
-                                        html.Span(spam_text(text, known_emotes or {}), className="chat-text"),
+                                        html.Span(spam_text(text, pictures or {}), className="chat-text"),
                                         f" x{count}",
                                     ]
                                 )

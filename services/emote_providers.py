@@ -10,9 +10,10 @@ emotes: [{id, name, flags, data: {host}}]}) and `GET /v3/users/twitch/{id}` ({id
 emote_set}). A channel a provider does not know is a 404 with that provider's error body. Every answer carries
 `Cache-Control: public, max-age=...`. `down` makes every provider answer 503, as an outage would.
 
-Its emotes are the synthetic world's, with made-up ids that no CDN has pictures of: it draws one for each at
-/images/PROVIDER/ID (a badge with the emote's initials, an SVG), where the demo's dashboard loads them from
-(emotes.images_url).
+Its emotes are the synthetic world's, with made-up ids that no CDN has pictures of: at /images/PROVIDER/ID it
+draws one for each (a badge with the emote's initials, an SVG), and for the synthetic world's Twitch emotes too
+(PROVIDER twitch, so that the demo's pictures need no network); any other emote is redirected to its provider's
+CDN. The demo's dashboard loads every emote picture from there (emotes.images_url).
 
     python -m services.emote_providers --port 8765   # the synthetic world's sets (ingest.synth)
 """
@@ -24,11 +25,14 @@ import html
 import json
 import re
 import threading
+import urllib.parse
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from twitchcrement.emotes import image_url
 
 # provider -> {"": global set, room id: that channel's set}, each set code -> id (as the provider spells ids)
 Sets = dict[str, dict[str, dict[str, str]]]
@@ -91,13 +95,14 @@ NOT_FOUND = {
 }
 
 
-def picture(sets: Sets, path: str) -> bytes | None:
-    """The SVG badge of the emote at /images/PROVIDER/ID, or None for an emote the stand-in does not have."""
+def picture(sets: Sets, path: str) -> bytes | str:
+    """The SVG badge of the emote at /images/PROVIDER/ID, or the CDN address of one the stand-in does not have."""
     provider, _, emote_id = path.removeprefix("/images/").partition("/")
+    emote_id = urllib.parse.unquote(emote_id.split("?")[0])
     codes = {i: c for room in sets.get(provider, {}).values() for c, i in room.items()}
-    code = codes.get(emote_id.split("?")[0])
+    code = codes.get(emote_id)
     if code is None:
-        return None
+        return image_url(emote_id if provider == "twitch" else f"{provider}-{emote_id}")
     hue = zlib.crc32(code.encode()) % 360
     return (
         '<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28" viewBox="0 0 28 28">'
@@ -158,9 +163,14 @@ class EmoteProviders:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 stand_in.requests[self.path] += 1
-                svg = picture(stand_in.sets, self.path) if self.path.startswith("/images/") else None
-                if svg is not None:
-                    status, data, kind = 200, svg, "image/svg+xml"
+                drawn = picture(stand_in.sets, self.path) if self.path.startswith("/images/") else None
+                if isinstance(drawn, str):
+                    self.send_response(302)
+                    self.send_header("Location", drawn)
+                    self.end_headers()
+                    return
+                if drawn is not None:
+                    status, data, kind = 200, drawn, "image/svg+xml"
                 else:
                     status, body = (503, {"message": "down"}) if stand_in.down else answer(stand_in.sets, self.path)
                     data, kind = json.dumps(body).encode(), "application/json"
@@ -202,12 +212,13 @@ def environment(base_url: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ingest.synth import THIRD_PARTY_SETS
+    from ingest.synth import THIRD_PARTY_SETS, TWITCH_EMOTES
 
     parser = argparse.ArgumentParser(prog="python -m services.emote_providers", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    stand_in = EmoteProviders(THIRD_PARTY_SETS, port=args.port)
+    # and the synthetic world's Twitch emotes, whose pictures it draws too (see picture)
+    stand_in = EmoteProviders({**THIRD_PARTY_SETS, "twitch": {"": TWITCH_EMOTES}}, port=args.port)
     try:
         stand_in._thread.join()
     except KeyboardInterrupt:

@@ -395,10 +395,10 @@ def test_emote_tags_become_images_and_hostile_tags_are_skipped() -> None:
     spam = spam_text("Kappa Kappa 7tvEmote", {"Kappa": kappa})
     assert [getattr(p, "alt", p) for p in spam] == ["Kappa", " ", "Kappa", " 7tvEmote"]
     assert spam[0].src == kappa
-    # emotes.images_url: the BTTV, FFZ and 7TV pictures from there (the demo's stand-in), Twitch's from Twitch
+    # emotes.images_url: every picture from there (the demo's stand-in)
     parts = chat_text("Kappa PepeHands", "25:0-4", "bttv-5f1b0186cf6d2144653d2970:6-14", "http://127.0.0.1:9/images")
     assert [p.src for p in parts if hasattr(p, "src")] == [
-        kappa,
+        "http://127.0.0.1:9/images/twitch/25",
         "http://127.0.0.1:9/images/bttv/5f1b0186cf6d2144653d2970",
     ]
 

@@ -47,13 +47,13 @@ MOSTLY = 0.5  # a message is "mostly emotes" when at least this share of its wor
 
 def image_url(emote_id: str, images_url: str = "") -> str:
     """The address of an emote's picture, from its id as the tags carry it (Twitch's bare, others prefixed): its
-    provider's CDN, or for a BTTV, FFZ or 7TV emote images_url/PROVIDER/ID when that is set (emotes.images_url)."""
+    provider's CDN, or images_url/PROVIDER/ID when that is set (emotes.images_url; PROVIDER twitch for Twitch's)."""
     provider, _, bare = emote_id.partition("-")
-    if provider in IMAGE_URLS and bare:
-        if images_url:
-            return f"{images_url.rstrip('/')}/{provider}/{urllib.parse.quote(bare, safe='')}"
-        return IMAGE_URLS[provider].format(id=urllib.parse.quote(bare, safe=""))
-    return IMAGE_URLS[""].format(id=urllib.parse.quote(emote_id, safe=""))
+    if not (provider in IMAGE_URLS and bare):
+        provider, bare = "", emote_id
+    if images_url:
+        return f"{images_url.rstrip('/')}/{provider or 'twitch'}/{urllib.parse.quote(bare, safe='')}"
+    return IMAGE_URLS[provider].format(id=urllib.parse.quote(bare, safe=""))
 
 
 def tag_words(text: str, codes: dict[str, str]) -> str:

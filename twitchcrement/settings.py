@@ -450,9 +450,9 @@ SETTINGS: list[Setting] = [
         "emotes.images_url",
         "str",
         "",
-        "Where the dashboard loads BTTV, FFZ and 7TV emote pictures from: empty for the providers' own CDNs; a base "
-        "URL serves them as BASE/PROVIDER/ID (the demo's stand-in does, for its made-up emotes). Twitch's come from "
-        "Twitch's CDN.",
+        "Where the dashboard loads emote pictures from: empty for each provider's own CDN (Twitch, BTTV, FFZ, 7TV); "
+        "a base URL serves them as BASE/PROVIDER/ID, PROVIDER one of twitch, bttv, ffz, 7tv (the demo's stand-in "
+        "does: it draws its made-up emotes and sends the rest on to the CDNs).",
     ),
     Setting(
         "emotes.refresh_s",

@@ -34,6 +34,10 @@ JAVA_OUTAGES = (
     "com.datastax.oss.driver.api.core.servererrors.OverloadedException",
     "com.datastax.oss.driver.api.core.servererrors.QueryConsistencyException",  # read and write timeouts
 )
+# And exceptions of a general class that mean an outage only where they are thrown: the Cassandra driver's own
+# connection machinery gives up with IllegalStateException ("Control channel not available, aborting schema
+# refresh") when its node has gone while the connector writes.
+JAVA_OUTAGES_FROM = (("java.lang.IllegalStateException", "com.datastax.oss.driver.internal.core."),)
 MAX_CAUSES = 20  # a cause chain is short; this bounds a chain that loops
 
 
@@ -78,6 +82,18 @@ def _java_outage(throwable: Any) -> bool:
             if java_class.getName() in JAVA_OUTAGES:
                 return True
             java_class = java_class.getSuperclass()
+        if _thrown_by(throwable, JAVA_OUTAGES_FROM):
+            return True
         cause = throwable.getCause()
         throwable = None if cause is None or cause.equals(throwable) else cause
     return False
+
+
+def _thrown_by(throwable: Any, kinds: tuple[tuple[str, str], ...]) -> bool:
+    """Whether the exception is of one of the classes, thrown in code under the package named with it."""
+    name = throwable.getClass().getName()
+    packages = [package for class_name, package in kinds if class_name == name]
+    if not packages:
+        return False
+    frames = throwable.getStackTrace()
+    return len(frames) > 0 and str(frames[0].getClassName()).startswith(tuple(packages))

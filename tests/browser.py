@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import time
 from typing import Any
 
 import pytest
@@ -56,3 +57,15 @@ def page_text(driver: Any, element_id: str) -> str:
         "swaps.forEach(([t, i]) => t.replaceWith(i));"
         "return text;"
     )
+
+
+def type_text(element: Any, text: str, *then: str, keys_per_s: float = 15.0) -> None:
+    """Types text key by key at a quick typist's pace, then the keys in `then` (Enter, say). ChromeDriver's
+    send_keys types a whole string in one burst, faster than any hand; Dash 4's debounced input (the search and
+    user boxes) puts the caret back where it was one tick earlier after each key, so under such a burst on a busy
+    machine the words came out scrambled ("WHO ASK NOBODY ... KEKWED LULW")."""
+    for key in text:
+        element.send_keys(key)
+        time.sleep(1 / keys_per_s)
+    if then:
+        element.send_keys(*then)

@@ -35,7 +35,7 @@ from ingest.sink import ChatSink
 from ingest.synth import THIRD_PARTY_SETS
 from jobs.keyed import KeyedBatch
 from jobs.spam_detector import start, stop_between_batches
-from tests.browser import chromium, page_text
+from tests.browser import chromium, page_text, type_text
 from tests.detector_harness import LiveWave, fresh_config
 from tests.test_metrics import ready, scrape
 from tests.test_security import free_port
@@ -605,7 +605,7 @@ def test_search_page_typing_and_enter_or_the_button_searches_and_the_address_fol
     browser.get(f"{served}/search")
     # the page has answered once (its empty-box message): it is ready for keys
     wait_for("the search page", lambda: "Type or paste" in page_text(browser, "search-message"), timeout_s=60)
-    search_box(browser).send_keys(world.variant.upper(), Keys.ENTER)
+    type_text(search_box(browser), world.variant.upper(), Keys.ENTER)
     wait_for(
         "search results after Enter",
         lambda: world.channel_a in page_text(browser, "search-results")
@@ -696,7 +696,7 @@ def test_an_events_users_link_to_the_user_page_which_shows_both_channels(
     box = browser.find_element("id", "user-login")
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.DELETE)
-    box.send_keys("@bot1", Keys.ENTER)
+    type_text(box, "@bot1", Keys.ENTER)
     wait_for(
         "bot1's page after Enter",
         lambda: page_text(browser, "user-message").startswith("bot1 took part in"),
@@ -705,7 +705,7 @@ def test_an_events_users_link_to_the_user_page_which_shows_both_channels(
     )
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.DELETE)
-    box.send_keys("bot5", Keys.ENTER)
+    type_text(box, "bot5", Keys.ENTER)
     wait_for(
         "no page for the opted-out user",
         lambda: page_text(browser, "user-message") == "No spam by bot5 to show.",
@@ -716,7 +716,7 @@ def test_an_events_users_link_to_the_user_page_which_shows_both_channels(
     # The search page takes @name as a user lookup.
     browser.get(f"{served}/search")
     wait_for("the search page", lambda: "Type or paste" in page_text(browser, "search-message"), timeout_s=60)
-    search_box(browser).send_keys("@bot2", Keys.ENTER)
+    type_text(search_box(browser), "@bot2", Keys.ENTER)
     wait_for(
         "a user lookup from the search box",
         lambda: page_text(browser, "search-message").startswith("bot2 took part in")

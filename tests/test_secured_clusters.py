@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import chromium, page_text
+from tests.browser import chromium, page_text, type_text
 from tests.conftest import TEST_ENVIRONMENT
 from tests.secured import (
     CASSANDRA_PASSWORD,
@@ -269,7 +269,7 @@ def test_replay_detector_history_and_dashboard_search_on_secured_clusters(secure
         wait_for("the search page", lambda: "Type or paste" in page_text(browser, "search-message"), timeout_s=60)
         from selenium.webdriver.common.keys import Keys
 
-        browser.find_element("id", "search-text").send_keys(pasta, Keys.ENTER)
+        type_text(browser.find_element("id", "search-text"), pasta, Keys.ENTER)
         wait_for(
             "both channels in the search results",
             lambda: f"{tag}_a" in page_text(browser, "search-results")

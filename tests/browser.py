@@ -69,3 +69,19 @@ def type_text(element: Any, text: str, *then: str, keys_per_s: float = 15.0) -> 
         time.sleep(1 / keys_per_s)
     if then:
         element.send_keys(*then)
+
+
+def click(driver: Any, xpath: str, timeout_s: float = 30.0) -> None:
+    """Clicks the element at xpath as a user would on a page that redraws itself every second: an element drawn
+    anew between finding and clicking it (stale) is found again and clicked."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            driver.find_element("xpath", xpath).click()
+            return
+        except StaleElementReferenceException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -117,6 +117,14 @@ def _texts_state(texts: dict[str, TextAgg]) -> list[list[Any]]:
     return [[n, a.count, a.users, a.first_ts, a.last_ts, a.originals, a.signature, a.emotes] for n, a in texts.items()]
 
 
+def _used_state(window: Window) -> list[Any] | None:
+    """Window.used as data: the message count, and the texts by their place in the window's texts."""
+    if window.used is None:
+        return None
+    at, used = window.used
+    return [at, [i for i, norm in enumerate(window.texts) if norm in used]]
+
+
 def _texts_from_state(rows: list[list[Any]]) -> dict[str, TextAgg]:
     return {norm: TextAgg(*fields) for norm, *fields in rows}  # a version-2 row has no emotes: ""
 
@@ -286,6 +294,9 @@ class Window:
     changed: bool = False  # messages came since its open events were last reported
     reported: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> its last open record (no users)
     labels: list[int] = field(default_factory=list)  # cluster of each text (index of its first) when last clustered
+    # Its message count and the texts in its events when report_open last clustered it: while it is still open, the
+    # next window's clustering takes the rest as its remnant without clustering this one again
+    used: tuple[int, set[str]] | None = None
 
 
 class ChannelDetector:
@@ -351,7 +362,8 @@ class ChannelDetector:
             if not window.changed:
                 continue
             window.changed = False
-            events, _ = self._events(window, settings, "open")
+            events, used = self._events(window, settings, "open")
+            window.used = (window.messages, used)
             out.extend(self._undone(window, {e["event_id"] for e in events}))
             for event in events:
                 event["topic_id"] = self._topic_id(event, settings)
@@ -402,7 +414,8 @@ class ChannelDetector:
         """Everything the detector remembers, as plain lists, dicts, numbers, strings and bytes (msgpack), never
         pickled classes. Rows emitted and not yet taken are not part of it: take them first."""
         windows = [
-            [w.start, w.messages, _texts_state(w.texts), w.changed, w.reported, w.labels] for w in self.windows.values()
+            [w.start, w.messages, _texts_state(w.texts), w.changed, w.reported, w.labels, _used_state(w)]
+            for w in self.windows.values()
         ]
         remnants = [[start, _texts_state(texts)] for start, texts in self.remnants.items()]
         topics = [
@@ -426,8 +439,13 @@ class ChannelDetector:
         channel, newest_ts, closed_through, next_end, windows, topics, remnants = data
         detector = cls(channel)
         detector.newest_ts, detector.closed_through = newest_ts, closed_through
-        for start, messages, texts, changed, reported, labels in windows:
-            detector.windows[start] = Window(start, _texts_from_state(texts), messages, changed, reported, labels)
+        for start, messages, texts, changed, reported, labels, *used in windows:  # version 3: no used
+            window = Window(start, _texts_from_state(texts), messages, changed, reported, labels)
+            if used and used[0] is not None:
+                at, indices = used[0]
+                norms = list(window.texts)
+                window.used = (at, {norms[i] for i in indices})
+            detector.windows[start] = window
         detector.remnants = {start: _texts_from_state(texts) for start, texts in remnants}
         for fields in topics:
             topic = Topic(*fields)
@@ -446,7 +464,10 @@ class ChannelDetector:
         window = self.windows.get(start)
         if window is None:
             return self.remnants.get(start, {})
-        _, used = self._events(window, settings, "open")
+        if window.used is not None and window.used[0] == window.messages and not window.changed:
+            used = window.used[1]
+        else:
+            _, used = self._events(window, settings, "open")
         return {n: a for n, a in window.texts.items() if n not in used}
 
     def _events(self, window: Window, settings: Settings, state: str) -> tuple[list[dict[str, Any]], set[str]]:

@@ -44,9 +44,10 @@ from twitchcrement.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# 2: windows keep their reported open events and clusters, closed ones their remnants; 3: each text its emotes
-STATE_VERSION = 3
-READABLE_VERSIONS = (2, 3)  # a version-2 text reads as one without emotes
+# 2: windows keep their reported open events and clusters, closed ones their remnants; 3: each text its emotes;
+# 4: each open window the texts in its events when last reported (Window.used)
+STATE_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)  # a version-2 text reads as one without emotes, an older window as one not reported
 STATE_SCHEMA = "version int, shape string, body binary"
 EVICT_AFTER_MS = 3_600_000  # a channel with nothing open, silent this long, is forgotten (bounded state)
 USERS_TYPE = "array<struct<user:string,messages:long,first_ts:long,last_ts:long>>"

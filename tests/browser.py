@@ -6,6 +6,7 @@ import base64
 import os
 import shutil
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -59,16 +60,57 @@ def page_text(driver: Any, element_id: str) -> str:
     )
 
 
-def type_text(element: Any, text: str, *then: str, keys_per_s: float = 15.0) -> None:
-    """Types text key by key at a quick typist's pace, then the keys in `then` (Enter, say). ChromeDriver's
-    send_keys types a whole string in one burst, faster than any hand; Dash 4's debounced input (the search and
-    user boxes) puts the caret back where it was one tick earlier after each key, so under such a burst on a busy
-    machine the words came out scrambled ("WHO ASK NOBODY ... KEKWED LULW")."""
-    for key in text:
-        element.send_keys(key)
-        time.sleep(1 / keys_per_s)
+def type_text(element: Any, text: str, *then: str, keys_per_s: float = 15.0, tries: int = 3) -> None:
+    """Types text key by key at a quick typist's pace into an empty box, then the keys in `then` (Enter, say).
+    ChromeDriver's send_keys types a whole string in one burst, faster than any hand; Dash 4's debounced input (the
+    search and user boxes) puts the caret back where it was one tick earlier after each key, so under such a burst
+    on a busy machine the words came out scrambled ("WHO ASK NOBODY ... KEKWED LULW"). As a user who sees the box
+    does not say what they typed, it clears the box and types again (see `until` for keys that never arrive)."""
+    from selenium.webdriver.common.keys import Keys
+
+    for _ in range(tries):
+        for key in text:
+            element.send_keys(key)
+            time.sleep(1 / keys_per_s)
+        settled = time.monotonic() + 15  # keys reach a busy page late (see `until`)
+        while element.get_property("value") != text and time.monotonic() < settled:
+            time.sleep(0.2)
+        if element.get_property("value") == text:
+            break
+        element.send_keys(Keys.CONTROL, "a")  # clear() leaves a React-held value in place
+        element.send_keys(Keys.DELETE)
+    else:
+        raise AssertionError(f"typed {text!r} {tries} times; the box says {element.get_property('value')!r}")
     if then:
         element.send_keys(*then)
+
+
+def until(
+    what: str,
+    act: Callable[[], Any],
+    done: Callable[[], Any],
+    timeout_s: float = 60.0,
+    again_s: float = 5.0,
+    shown: Callable[[], str] | None = None,
+) -> Any:
+    """Acts (a click, a key) and waits for `done`, acting again each `again_s` as a user would whose click seemed
+    to change nothing. The live page keeps the browser's main thread busy (a CPU profile of it over 15 s: 26 % of
+    the samples idle, most of the rest the Dash renderer's store notifications), so ChromeDriver's input reaches
+    the page late on a loaded machine: a click's mousedown arrived 30 s after the click, or not within 30 s (a
+    listener on the document), and a box lost the first half of what was typed. Raises, saying what was awaited
+    and (shown) what there was instead, after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        act()
+        again = min(deadline, time.monotonic() + again_s)
+        while time.monotonic() < again:
+            result = done()
+            if result:
+                return result
+            time.sleep(0.1)
+        if time.monotonic() >= deadline:
+            instead = f"; instead: {shown()!r}" if shown else ""
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}{instead}")
 
 
 def click(driver: Any, xpath: str, timeout_s: float = 30.0) -> None:

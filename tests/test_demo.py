@@ -17,9 +17,9 @@ import pytest
 from selenium.webdriver.common.keys import Keys
 
 from services.demo import components, dashboard_url
-from tests.browser import chromium, page_text
+from tests.browser import chromium, click, page_text, until
 from tests.conftest import TEST_ENVIRONMENT
-from tests.test_dashboard import event_row, shown_events, wait_for
+from tests.test_dashboard import event_row_xpath, shown_events, wait_for
 from tests.test_security import free_port
 from twitchcrement import PROJECT_ROOT
 from twitchcrement.config import Config, load, project_path
@@ -99,20 +99,21 @@ def test_the_demo_shows_labelled_spam_on_the_live_page_and_makes_the_readme_pict
             shown=lambda: page_text(browser, "live-events")[:300],
         )
         # BTTV, FFZ and 7TV emotes as pictures (the stand-in draws its made-up emotes: emotes.images_url)
+        third_party = ", ".join(f"#live-chat img.emote[src*='/images/{p}/']" for p in ("bttv", "ffz", "7tv"))
         wait_for(
             "a third-party emote's picture loaded in the chat",
             lambda: browser.execute_script(
-                "return [...document.querySelectorAll(\"#live-chat img.emote[src*='/images/']\")]"
-                ".some(i => i.complete && i.naturalWidth > 0);"
+                "return [...document.querySelectorAll(arguments[0])].some(i => i.complete && i.naturalWidth > 0);",
+                third_party,
             ),
             timeout_s=60,
         )
         browser.save_screenshot(str(artifacts / "demo-live.png"))
         shutil.copyfile(artifacts / "demo-live.png", README_PICTURE)
         # The newest event's users, as its detail lists them, are spammers the generator labelled in the channel.
-        event_row(browser, events[0]).click()
-        users = wait_for(
+        users = until(
             "the users of the clicked event",
+            lambda: click(browser, event_row_xpath(events[0])),
             lambda: browser.execute_script(
                 "return [...document.querySelectorAll('#event-users .ag-cell a')].map(a => a.textContent);"
             ),

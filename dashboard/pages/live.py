@@ -48,7 +48,7 @@ def layout(channel: str | None = None, **_: str) -> html.Div:
                     html.Section(
                         [
                             html.H3("Spam topics, active now"),
-                            TOPICS.layout(id="live-topics", className="slots"),
+                            TOPICS.layout(id="live-topics", className="slots topics-box"),
                             html.H3("Spam events"),
                             EVENTS.layout(id="live-events", className="scroll slots"),
                         ],

@@ -115,15 +115,16 @@ def until(
 
 def click(driver: Any, xpath: str, timeout_s: float = 30.0) -> None:
     """Clicks the element at xpath as a user would on a page that redraws itself every second: an element drawn
-    anew between finding and clicking it (stale) is found again and clicked."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    anew between finding and clicking it (stale), or moved by a newer row so that another would get the click
+    (intercepted), is found again and clicked."""
+    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             driver.find_element("xpath", xpath).click()
             return
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, ElementClickInterceptedException):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)

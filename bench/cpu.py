@@ -22,6 +22,13 @@ KINDS = (
     "kafka broker",
     "cassandra",
 )
+# What runs the query's tasks: with more cores these grow with the work, the driver's share does not.
+EXECUTOR_KINDS = (
+    "spark jvm: tasks and the rest",
+    "spark jvm: JIT compiler",
+    "spark jvm: GC",
+    "python workers (decode, normalise, detection)",
+)
 _JIT_THREAD = re.compile(r"^C\d CompilerThre|^Sweeper thread")
 _GC_THREAD = re.compile(r"^(GC Thread|G1 |VM Periodic|Cleaner)")
 

@@ -3,6 +3,7 @@ generator's labels and the real captures' oracle) and live runs at fixed offered
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import tempfile
 import threading
@@ -15,7 +16,18 @@ import psutil
 import bench.load
 from bench import cpu, first_report
 from bench.isolation import BenchSpace
-from bench.plans import CAPTURES, CATCH_UP_S, CUT_BATCH, DETECTING, SHARED, SUSTAINED_SHARE, SYSTEMS, Plan, log
+from bench.plans import (
+    CAPTURES,
+    CATCH_UP_S,
+    CUT_BATCH,
+    DETECTING,
+    PER_CORE_SYSTEMS,
+    SHARED,
+    SUSTAINED_SHARE,
+    SYSTEMS,
+    Plan,
+    log,
+)
 from bench.stats import flat, percentile
 from bench.systems import Runner, closed, fill, read_output
 from ingest.captures import Capture
@@ -24,6 +36,7 @@ from jobs.detection import Settings
 from jobs.evaluation import Cell, EmoteTruth, emote_truth, labelled_cells, oracle_cells, score, tagged_emote_words
 from jobs.pipeline import DetectorSettings
 from twitchcrement import config as configuration
+from twitchcrement.spark import session
 
 VOCABULARY = frozenset(EMOTES)  # the generator's emotes: the truth of which of its words are emotes
 WORLD_EMOTES = frozenset(code for sets in THIRD_PARTY_SETS.values() for code in sets[""])  # what the stand-in serves
@@ -38,8 +51,19 @@ def drain_seconds(spark: Any, config: configuration.Config, system: str, chat_to
     return time.perf_counter() - began
 
 
-def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str, dict[str, Any]]:
-    """Each system drains the same labelled chat `plan.repeat` times; its first drain's events are scored."""
+@dataclasses.dataclass(frozen=True)
+class Prefilled:
+    """The capacity phase's chat topic and its truths: labelled cells, emote truth, the real captures' oracle."""
+
+    topic: str
+    messages: int
+    cells: list[Cell]
+    emotes: EmoteTruth
+    oracle: tuple[str, list[Cell], EmoteTruth] | None
+
+
+def prefill(space: BenchSpace, plan: Plan) -> Prefilled:
+    """A topic of labelled synthetic chat (and one of the real captures when the plan scores the oracle)."""
     config, settings = space.config, Settings()
     generator = Generator(
         SynthSettings(rate=plan.prefill_rate, seconds=plan.prefill_seconds, channels=40, seed=21, prefix="bench")
@@ -57,6 +81,13 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
         real_emotes = emote_truth(real, settings, lambda m: tagged_emote_words(m, WORLD_EMOTES))
         oracle = (space.topic("real"), oracle_cells(real, settings), real_emotes)
         fill(config, oracle[0], real)
+    return Prefilled(chat_topic, len(messages), cells, emotes, oracle)
+
+
+def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan, chat: Prefilled) -> dict[str, dict[str, Any]]:
+    """Each system drains the same labelled chat `plan.repeat` times; its first drain's events are scored."""
+    config, settings = space.config, Settings()
+    chat_topic, cells, emotes, oracle = chat.topic, chat.cells, chat.emotes, chat.oracle
     warm_up = Runner(spark, config, "noop")  # the session's first query pays JVM and worker start-up: not a system's
     warm_up.start(chat_topic, "unused", drain=True)
     warm_up.wait()
@@ -69,9 +100,9 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan) -> dict[str,
             runs.append(drain_seconds(spark, config, system, chat_topic, out_topic))
             if repetition == 0 and system in DETECTING:
                 first_events = read_output(config, out_topic)
-        rates = [(len(messages) + 1) / r for r in runs]
+        rates = [(chat.messages + 1) / r for r in runs]
         entry: dict[str, Any] = {
-            "cpu": cpu.used_since(cpu_before, len(messages) * plan.repeat),
+            "cpu": cpu.used_since(cpu_before, chat.messages * plan.repeat),
             "max_sustained_msgs_per_s": round(statistics.median(rates)),
             "drain_min_msgs_per_s": round(min(rates)),
             "drain_max_msgs_per_s": round(max(rates)),
@@ -142,6 +173,32 @@ def _cut_drains(spark: Any, space: BenchSpace, plan: Plan, chat_topic: str, one_
     }
     log(f"detector, cut into micro-batches of {CUT_BATCH:,}: {cut}")
     return cut
+
+
+def capacity_per_core(space: BenchSpace, chat: Prefilled, cores: int) -> dict[str, dict[str, Any]]:
+    """The detector and exact draining the capacity topic once each on local[cores] (a session of its own: one
+    Spark context per process, so the caller has stopped its own), with the CPU their executors spent: Spark's JVM
+    (tasks, JIT, GC) and its Python workers, per message."""
+    spark = session(space.config.with_overrides(spark__master=f"local[{cores}]"), app_name=f"bench-local-{cores}")
+    spark.sparkContext.setLogLevel("ERROR")
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        warm_up = Runner(spark, space.config, "noop")
+        warm_up.start(chat.topic, "unused", drain=True)
+        warm_up.wait()
+        for system in PER_CORE_SYSTEMS:
+            before = cpu.snapshot()
+            seconds = drain_seconds(spark, space.config, system, chat.topic, space.topic(f"out-{system}-{cores}"))
+            used = cpu.used_since(before, chat.messages)["per_100k_messages"]
+            results[system] = {
+                "msgs_per_s": round((chat.messages + 1) / seconds),
+                "executors_cpu_s_per_100k": round(sum(used[kind] for kind in cpu.EXECUTOR_KINDS), 2),
+                "driver_cpu_s_per_100k": used["driver (this Python process)"],
+            }
+            log(f"{system} on local[{cores}]: {results[system]}")
+    finally:
+        spark.stop()
+    return results
 
 
 class MemorySampler:

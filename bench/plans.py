@@ -25,6 +25,7 @@ CAPTURES = [
 SYSTEMS = ("detector", "exact", "noop", "datasketch")
 CUT_BATCH = 10_000  # the detector's capacity drain again, cut into micro-batches of this many messages
 DETECTING = ("detector", "exact", "datasketch")
+PER_CORE_SYSTEMS = ("detector", "exact")  # drained again on local[1] (Plan.per_core)
 SUSTAINED_SHARE = 0.98
 CATCH_UP_S = 10.0
 
@@ -45,13 +46,16 @@ class Plan:
     profile_rates: tuple[int, ...] = ()  # offered rates of the micro-batch profile (bench.profile)
     profile_seconds: float = 30
     stage_messages: int = 0  # the per-message cost of each stage of the plan (bench.stages; 0: none)
+    per_core: bool = True  # the capacity drains again on local[1], once each (bench.phases.capacity_per_core)
 
 
 ENDURANCE_RATE = 1000  # every detecting system sustains it (bench/reference/full-latest.md)
 QUICK = Plan("quick", 5000, 12, 1, (1000, 10_000), 15, 18, False, 20_000, 0, 0, (100, 1000), 20, 50_000)
 # phase 1 only, at the full plan's size with the real-capture oracle: the quality of every system in ~15 minutes
 QUALITY = Plan("quality", 5000, 60, 1, (), 0, 0, True, 0, 0, 0)
-SMOKE = Plan("smoke", 500, 4, 1, (), 0, 0, False, 1_000, 0, 0)  # the test suite's run: a bench leaves no trace
+SMOKE = Plan(
+    "smoke", 500, 4, 1, (), 0, 0, False, 1_000, 0, 0, per_core=False
+)  # the test suite's run: a bench leaves no trace
 FULL = Plan(
     "full",
     5000,

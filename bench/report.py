@@ -162,6 +162,7 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     lines = [
         *_systems_table(report),
         *_evasion_table(report["systems"]),
+        *_per_core_table(report),
         *_live_table(report["systems"]),
         *_endurance_table(report),
         "",
@@ -260,6 +261,33 @@ def _evasion_table(systems: dict[str, Any]) -> list[str]:
             for n in DETECTING
         )
         lines.append(f"| {kind} | " + " | ".join(by_system) + " |")
+    return lines
+
+
+def _per_core_table(report: dict[str, Any]) -> list[str]:
+    one_core = report.get("per_core", {}).get("local[1]")
+    if not one_core:
+        return []
+    lines = [
+        "",
+        "## Capacity per core (the capacity drain on local[1], once each, after the runs above on local[2])",
+        "",
+        "Executors' CPU: Spark's JVM (tasks, JIT, GC) and its Python workers, from the kernel's counters. Messages "
+        "per executor CPU-second is what each added core can add while the driver, Kafka and Cassandra keep up.",
+        "",
+        "| system | msg/s local[1] | msg/s local[2] | local[2] / local[1] | executors' CPU-s per 100k local[1] / "
+        "local[2] | driver CPU-s per 100k local[1] | msg per executor CPU-s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, one in one_core.items():
+        two = report["systems"][name]
+        two_cpu = round(sum(two["cpu"]["per_100k_messages"][k] for k in cpu.EXECUTOR_KINDS), 2)
+        per_cpu_s = round(100_000 / one["executors_cpu_s_per_100k"]) if one["executors_cpu_s_per_100k"] else None
+        lines.append(
+            f"| {name} | {one['msgs_per_s']:,} | {two['max_sustained_msgs_per_s']:,} | "
+            f"{two['max_sustained_msgs_per_s'] / one['msgs_per_s']:.2f} | {one['executors_cpu_s_per_100k']} / "
+            f"{two_cpu} | {one['driver_cpu_s_per_100k']} | {cell(per_cpu_s)} |"
+        )
     return lines
 
 

@@ -42,7 +42,7 @@ import services
 from bench import formats, profile, stages
 from bench import ingest as ingest_bench
 from bench.isolation import BenchSpace
-from bench.phases import capacity_and_quality, live
+from bench.phases import capacity_and_quality, capacity_per_core, live, prefill
 from bench.plans import DETECTING, ENDURANCE_RATE, FULL, QUALITY, QUICK, RESULTS, SMOKE, SYSTEMS, Plan, log, machine
 from bench.report import summarise, write_report
 from twitchcrement import PROJECT_ROOT, logs
@@ -123,7 +123,8 @@ def spark_phases(space: BenchSpace, plan: Plan, out: Path) -> dict[str, Any]:
         space.config, app_name="twitchcrement-bench", **{"spark.sql.streaming.numRecentProgressUpdates": 100_000}
     )
     spark.sparkContext.setLogLevel("ERROR")
-    report: dict[str, Any] = {"systems": capacity_and_quality(spark, space, plan)}
+    chat = prefill(space, plan)
+    report: dict[str, Any] = {"systems": capacity_and_quality(spark, space, plan, chat)}
     for system in SYSTEMS:
         if system != "noop":
             report["systems"][system].update(live_runs(spark, space, plan, system))
@@ -136,6 +137,9 @@ def spark_phases(space: BenchSpace, plan: Plan, out: Path) -> dict[str, Any]:
         report["stages"] = stages.measure(space, spark, plan.stage_messages, repeat=3)
         stages.write_markdown(report["stages"], out)
     spark.stop()
+    if plan.per_core:
+        log("capacity on local[1] ...")
+        report["per_core"] = {"local[1]": capacity_per_core(space, chat, 1)}
     return report
 
 

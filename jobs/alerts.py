@@ -32,6 +32,23 @@ QUEUE_SIZE = 1_000  # alerts waiting per webhook; beyond it they are dropped and
 REMEMBERED = 100_000  # (topic, threshold) pairs already alerted; the oldest are forgotten
 ATTEMPTS = 6  # 1 + 5 retries, waiting 1, 2, 4, 8, 16 s: a receiver down for half a minute still gets the alert
 DISCORD_CONTENT, DISCORD_DESCRIPTION, SLACK_TEXT = 2_000, 4_096, 3_000  # the APIs' documented length limits
+# What the rules read of the detector's output rows (events and topic updates): the driver collects only these.
+ALERT_COLUMNS = [
+    "kind",
+    "state",
+    "channel",
+    "topic_id",
+    "text",
+    "message_hash",
+    "message_count",
+    "distinct_users",
+    "window_start",
+    "window_end",
+    "first_ts",
+    "last_ts",
+    "peak_rate",
+    "ended",
+]
 
 
 def redacted(url: str) -> str:

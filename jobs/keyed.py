@@ -1,7 +1,8 @@
 """The per-channel detection on the executors, its state in Spark's state store.
 
     featured chat rows (jobs.pipeline) -> groupBy(Kafka partition).applyInPandasWithState(detect_partition)
-      -> event, topic, dead-letter and summary rows -> foreachBatch (KeyedBatch): Kafka spammessage, Cassandra
+      -> event, topic, dead-letter and summary rows -> foreachBatch (KeyedBatch): Spark jobs writing them to Kafka
+         spammessage and Cassandra; the driver collects the summaries only
 
 Why the key is the Kafka partition and not the channel: the chat topic is keyed by channel, so each channel lives
 in one partition and sees its messages in offset order there. A channel may only be closed as silent once its
@@ -34,10 +35,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 
-from jobs.alerts import Alerts
+from jobs.alerts import ALERT_COLUMNS, Alerts
 from jobs.detection import ChannelDetector, Settings
 from jobs.pipeline import DEADLETTER_KEY, DetectorSettings
-from jobs.sinks import OUTPUT_FIELDS, Sinks
+from jobs.sinks import OUTPUT_FIELDS, Sinks, kafka_record, mark_last_topic_updates
 from twitchcrement.clients import kafka_consumer
 from twitchcrement.config import Config
 from twitchcrement.errors import UserError
@@ -51,13 +52,14 @@ READABLE_VERSIONS = (2, 3, 4)  # a version-2 text reads as one without emotes, a
 STATE_SCHEMA = "version int, shape string, body binary"
 EVICT_AFTER_MS = 3_600_000  # a channel with nothing open, silent this long, is forgotten (bounded state)
 USERS_TYPE = "array<struct<user:string,messages:long,first_ts:long,last_ts:long>>"
-# What the stateful step hands the driver: detector rows (OUTPUT_FIELDS, kind event | topic) with their users,
-# dead letters (kind dead) and one summary per partition and batch (kind summary).
+# What the stateful step outputs: detector rows (OUTPUT_FIELDS, kind event | topic) with their users, dead letters
+# (kind dead), each with its Kafka record (key, value), and one summary per partition and batch (kind summary),
+# which alone the driver collects.
 KEYED_FIELDS = [
     *OUTPUT_FIELDS,
     ("users", USERS_TYPE),
-    ("reason", "string"),
-    ("raw", "binary"),
+    ("key", "binary"),
+    ("value", "binary"),
     ("kafka_ts", "long"),
     ("partition", "int"),
     ("read_through", "long"),
@@ -68,10 +70,18 @@ KEYED_FIELDS = [
     ("open_texts", "long"),
     ("topics", "long"),
     ("state_bytes", "long"),
+    ("events", "long"),
+    ("open_reports", "long"),
+    ("undone", "long"),
+    ("topic_updates", "long"),
+    ("dead_letters", "long"),
 ]
 KEYED_COLUMNS = [name for name, _ in KEYED_FIELDS]
 KEYED_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in KEYED_FIELDS)
 SIZE_FIELDS = ["channels", "open_windows", "open_texts", "topics"]
+COUNT_FIELDS = ["events", "open_reports", "undone", "topic_updates", "dead_letters"]  # a summary's output rows by kind
+SUMMARY_COLUMNS = ["partition", "read_through", "kafka_ts", "messages", "late_dropped", "state_bytes"]
+SUMMARY_COLUMNS += SIZE_FIELDS + COUNT_FIELDS
 
 
 class StateShapeChanged(UserError, RuntimeError):
@@ -115,11 +125,27 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def _event_row(row: dict[str, Any]) -> dict[str, Any]:
-    if row["kind"] == "event":
-        users = [{"user": u, "messages": c, "first_ts": f, "last_ts": la} for u, c, f, la in row["users"]]
-        return {**row, "users": users}
-    return row
+def output_frame(out: list[dict[str, Any]]) -> pd.DataFrame:
+    """The stateful step's output rows (advance's, then a summary) as KEYED_FIELDS, with their Kafka records."""
+    mark_last_topic_updates(out)
+    for row in out:
+        if row["kind"] in ("event", "topic", "dead"):
+            row["key"], row["value"] = kafka_record(row)
+        if row["kind"] == "event":
+            row["users"] = [{"user": u, "messages": c, "first_ts": f, "last_ts": la} for u, c, f, la in row["users"]]
+    return pd.DataFrame([[r.get(c) for c in KEYED_COLUMNS] for r in out], columns=KEYED_COLUMNS)
+
+
+def output_counts(out: list[dict[str, Any]]) -> dict[str, int]:
+    """COUNT_FIELDS of advance's output rows."""
+    kinds = Counter(r.get("state") if r["kind"] == "event" else r["kind"] for r in out)
+    return {
+        "events": kinds["closed"],
+        "open_reports": kinds["open"],
+        "undone": kinds["undone"],
+        "topic_updates": kinds["topic"],
+        "dead_letters": kinds["dead"],
+    }
 
 
 def new_partition_state() -> dict[str, Any]:
@@ -196,7 +222,7 @@ def advance(
             sum(len(w.texts) for w in windows),
             len(channel_detector.topics),
         ]
-    return [_event_row(r) for r in out], late
+    return out, late
 
 
 def detect_partition(
@@ -246,9 +272,10 @@ def detect_partition(
                 "channels": len(entries),
                 "state_bytes": len(body),
                 **{name: sum(e[i] for e in entries) for i, name in enumerate(SIZE_FIELDS[1:], start=2)},
+                **output_counts(out),
             }
         )
-        yield pd.DataFrame([[r.get(c) for c in KEYED_COLUMNS] for r in out], columns=KEYED_COLUMNS)
+        yield output_frame(out)
 
     return run
 
@@ -272,10 +299,10 @@ class StopBetweenBatches(RuntimeError):
 
 
 class KeyedBatch:
-    """The foreachBatch function of the detector: the driver sees the stateful step's output only (events,
-    topic updates, dead letters, summaries), writes it to Kafka and Cassandra, and keeps the summaries for the
-    metrics. `drained_at` is the first batch in which no partition had rows, not counting the first of a start (a
-    drain is then over)."""
+    """The foreachBatch function of the detector: writes the stateful step's output (events, topic updates, dead
+    letters) to Kafka and Cassandra by Spark jobs, and collects only its summaries (for the metrics and the
+    counts) and, with webhooks, the columns the alert rules read. `drained_at` is the first batch in which no
+    partition had rows, not counting the first of a start (a drain is then over)."""
 
     def __init__(self, config: Config):
         self.config = config
@@ -294,10 +321,8 @@ class KeyedBatch:
         self.failure: BaseException | None = None
 
     def bind(self, spark: SparkSession) -> KeyedBatch:
-        """Ready for a (re)started query: its own sinks (the last query's are closed), no stop asked for."""
+        """Ready for a (re)started query: sinks on its session, no stop asked for."""
         self.spark = spark
-        if self._sinks is not None:
-            self._sinks.close()
         self._sinks = Sinks(self.config, spark)
         self._stop_requested.clear()
         self._first_batch = None
@@ -331,46 +356,34 @@ class KeyedBatch:
             self._first_batch = batch_id
         self.timings = {}
         began = time.perf_counter()
-        frame: pd.DataFrame = batch.toPandas()
-        self.timings["executors: read, decode, minhash, detect (collect of the results)"] = round(
-            time.perf_counter() - began, 4
-        )
-        records = frame.to_dict("records")
-        rows = [self._detector_row(r) for r in records if r["kind"] in ("event", "topic")]
-        dead = [(r["reason"], r["raw"], r["kafka_ts"]) for r in records if r["kind"] == "dead"]
-        summaries = [r for r in records if r["kind"] == "summary"]
-        assert self._sinks is not None, "KeyedBatch.bind(spark) must come first"
-        self._sinks.write(rows, dead, self.timings)
-        self.alerts.observe(rows)
-        read = 0
-        for summary in summaries:
-            self.summaries[int(summary["partition"])] = summary
-            read += int(summary["messages"])
-        kinds = Counter(r.get("state") or r["kind"] for r in rows)
-        counts = {
-            "events": kinds["closed"],
-            "open_reports": kinds["open"],
-            "undone": kinds["undone"],
-            "topic_updates": kinds["topic"],
-            "dead_letters": len(dead),
-            "late_dropped": sum(int(s["late_dropped"]) for s in summaries),
-        }
+        # Each write below is a Spark job over the stateful step's output: kept, so that the step runs once.
+        output = batch.persist()
+        counts: Counter[str] = Counter()
+        try:
+            summaries = [
+                r.asDict() for r in output.where(F.col("kind") == "summary").select(*SUMMARY_COLUMNS).collect()
+            ]
+            self.timings["executors: read, decode, minhash, detect (summaries collected)"] = round(
+                time.perf_counter() - began, 4
+            )
+            for summary in summaries:
+                self.summaries[int(summary["partition"])] = summary
+                counts.update({name: int(summary[name]) for name in ("messages", "late_dropped", *COUNT_FIELDS)})
+            assert self._sinks is not None, "KeyedBatch.bind(spark) must come first"
+            self._sinks.write(output, counts, self.timings)
+            if self.alerts.senders and counts["events"] + counts["open_reports"] + counts["topic_updates"]:
+                rows = output.where(F.col("kind").isin("event", "topic")).select(*ALERT_COLUMNS).collect()
+                self.alerts.observe([r.asDict() for r in rows])
+        finally:
+            output.unpersist()
+        read = counts.pop("messages")
         self.totals.update(counts)
         self.totals["messages"] += read
         # The first batch of a start may be the empty batch the last run stopped before: the new chat comes after it.
         if read == 0 and self.drained_at is None and batch_id > self._first_batch:
             self.drained_at = batch_id
-        if read or rows:
+        if read or any(counts[name] for name in COUNT_FIELDS):
             log.info("batch written", extra={"batch": batch_id, "read": read, **counts})
-
-    @staticmethod
-    def _detector_row(record: dict[str, Any]) -> dict[str, Any]:
-        row = {name: record[name] for name, _ in OUTPUT_FIELDS}
-        for name in ("top_users", "top_variants", "buckets"):
-            row[name] = list(row[name]) if row[name] is not None else []
-        if record["kind"] == "event":
-            row["users"] = [(u["user"], u["messages"], u["first_ts"], u["last_ts"]) for u in record["users"]]
-        return row
 
     @property
     def newest_read_ts(self) -> dict[int, int]:
@@ -402,5 +415,3 @@ class KeyedBatch:
             self._consumer.close()
             self._consumer = None
         self.alerts.close()
-        if self._sinks is not None:
-            self._sinks.close()

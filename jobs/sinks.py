@@ -15,20 +15,20 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
-import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.outages import is_outage
-from twitchcrement.clients import kafka_producer
 from twitchcrement.config import Config
 from twitchcrement.records import SpamEvent, SpamTopic
+from twitchcrement.spark import kafka_options
 
 log = logging.getLogger(__name__)
 # pyspark 3.5's pandas-to-Arrow path calls a pandas function that pandas 2.2 deprecates, once per call.
 warnings.filterwarnings("ignore", message="is_categorical_dtype is deprecated", category=DeprecationWarning)
 
 CONNECTOR = "org.apache.spark.sql.cassandra"
+DEADLETTER_RECORD_KEY = b"deadletter"
 RETRIES: collections.Counter[str] = collections.Counter()  # sink writes retried since the process started, by sink
 # The detector's output rows (jobs.detection): kind is event | topic; each kind fills its own columns.
 OUTPUT_FIELDS = [
@@ -55,11 +55,9 @@ OUTPUT_FIELDS = [
     ("windows_active", "long"),
     ("peak_rate", "double"),
     ("ended", "boolean"),
+    ("last_update", "boolean"),  # of a topic: the last of its updates in this micro-batch (mark_last_topic_updates)
 ]
-OUTPUT_COLUMNS = [name for name, _ in OUTPUT_FIELDS]
-OUTPUT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in OUTPUT_FIELDS)
-# One row per user of an event: the event's facts that the user tables repeat (typed as in OUTPUT_FIELDS), then the
-# user's own (an event row's "users": login, messages, first and last time).
+# The event's facts that the user tables repeat, beside each user's own (an event row's "users").
 EVENT_FACTS = [
     "event_id",
     "channel",
@@ -71,14 +69,6 @@ EVENT_FACTS = [
     "message_count",
     "distinct_users",
 ]
-USER_FIELDS = [(name, dict(OUTPUT_FIELDS)[name]) for name in EVENT_FACTS] + [
-    ("user_login", "string"),
-    ("messages", "long"),
-    ("first_ts", "long"),
-    ("last_ts", "long"),
-]
-USER_COLUMNS = [name for name, _ in USER_FIELDS]
-USER_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in USER_FIELDS)
 # Each table, and the kind of row it is made of.
 TABLE_SOURCE = {
     "spam_events_by_channel": "event",
@@ -102,14 +92,8 @@ def _day(column: str) -> Any:
     return F.to_date(F.timestamp_millis(F.col(column)))
 
 
-def user_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
-    """Every user of every event among the detector's rows, in USER_COLUMNS order."""
-    return [[*(r.get(c) for c in EVENT_FACTS), *user] for r in rows if r["kind"] == "event" for user in r["users"]]
-
-
-def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame | None) -> dict[str, DataFrame]:
-    """Detector output shaped as the rows of each Cassandra table (see services/cassandra.cql); the user tables
-    only when there are user rows (users None: none)."""
+def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame) -> dict[str, DataFrame]:
+    """Detector output shaped as the rows of each Cassandra table (see services/cassandra.cql)."""
     top_users = F.transform(
         "top_users", lambda u: F.struct(u["user"].alias("user"), u["count"].cast("int").alias("count"))
     )
@@ -175,8 +159,6 @@ def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame | No
             F.col("message_count").alias("total_messages"),
         ),
     }
-    if users is None:
-        return frames
     return frames | {
         "spam_event_users": users.select(
             "event_id",
@@ -208,13 +190,15 @@ def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame | No
     }
 
 
-def newest_topic_updates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with only the last update of each topic: one write can hold several batches' updates of a topic
-    (or several windows' of one backlog batch), and Cassandra keeps the newest write timestamp, which follows
-    neither their order (the connector's tasks run side by side) nor, within one unlogged batch, any order at all
-    (its rows share one timestamp and a tie goes to the greater value)."""
+def mark_last_topic_updates(rows: list[dict[str, Any]]) -> None:
+    """Mark (last_update) each topic's last update among the rows: one batch can hold several windows' updates of a
+    topic, and Cassandra keeps the newest write timestamp, which follows neither their order (the connector's tasks
+    run side by side) nor, within one unlogged batch, any order at all (its rows share one timestamp and a tie goes
+    to the greater value), so only the last is written there."""
     last = {r["topic_id"]: i for i, r in enumerate(rows) if r["kind"] == "topic"}
-    return [r for i, r in enumerate(rows) if r["kind"] != "topic" or last[r["topic_id"]] == i]
+    for i, row in enumerate(rows):
+        if row["kind"] == "topic":
+            row["last_update"] = last[row["topic_id"]] == i
 
 
 def spam_record(row: dict[str, Any]) -> SpamEvent | SpamTopic:
@@ -250,6 +234,15 @@ def spam_record(row: dict[str, Any]) -> SpamEvent | SpamTopic:
         peak_rate=float(row["peak_rate"]),
         ended=bool(row["ended"]),
     )
+
+
+def kafka_record(row: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The Kafka key and value of a detector output row: a spam record (event or topic) or a dead letter."""
+    if row["kind"] == "dead":
+        letter = {"reason": row["reason"], "value": row["raw"], "kafka_ts": int(row["kafka_ts"])}
+        return DEADLETTER_RECORD_KEY, msgpack.packb(letter, use_bin_type=True)
+    record = spam_record(row)
+    return record.key, record.encode()
 
 
 def with_retries(
@@ -288,89 +281,66 @@ def with_retries(
 
 
 class Sinks:
-    """Where detector output goes: spam records and dead letters to Kafka (a producer in the driver: the rows are
-    few, and a Spark job per topic cost more than the write), then the history tables in Cassandra through
-    spark-cassandra-connector. Both are written before `write` returns, so before Spark commits the micro-batch:
-    its checkpoint is the only recovery, and a batch that runs again writes the same rows again (idempotent
-    upserts). Every write is retried while its service is away, which holds the stream back."""
+    """Where detector output goes: spam records and dead letters to Kafka, then the history tables in Cassandra,
+    each a Spark job over the stateful step's output (jobs.keyed.KEYED_FIELDS, encoded for Kafka on the executors),
+    so no output row passes through the driver. Both are written before `write` returns, so before Spark commits
+    the micro-batch: its checkpoint is the only recovery, and a batch that runs again writes the same rows again
+    (idempotent upserts; on Kafka the same event ids). Every write is retried while its service is away, which
+    holds the stream back."""
 
     def __init__(self, config: Config, spark: Any):
         self.config = config
         self.spark = spark
         self.keyspace = config.cassandra.keyspace
-        self.spam_topic = config.kafka.spam_topic
-        self.deadletter_topic = config.kafka.deadletter_topic
-        self._producer: Any = None
+        # Spark's Kafka sink: Java's producer, idempotent with acks=all by its defaults; a send waits for a broker's
+        # metadata as long as the platform's clients wait for a broker to answer, then the write is retried
+        self.kafka = {**kafka_options(config), "kafka.max.block.ms": str(int(config.kafka.connect_timeout_s * 4000))}
 
-    def write(self, rows: list[dict[str, Any]], dead: list[tuple[str, bytes, int]], timings: dict[str, float]) -> None:
-        spam = [spam_record(r) for r in rows]
-        if spam:
+    def write(self, output: DataFrame, counts: collections.Counter[str], timings: dict[str, float]) -> None:
+        """output: the stateful step's rows of one micro-batch (persisted by the caller); counts: how many of each
+        kind they hold (from the partitions' summaries), so that a table with no rows costs no Spark job."""
+        kind, state = F.col("kind"), F.col("state")
+        if counts["events"] + counts["open_reports"] + counts["undone"] + counts["topic_updates"]:
             # Kafka first: live consumers (the dashboard) see an event before the history tables are written.
-            with_retries(
-                "kafka spam", lambda: self._send(self.spam_topic, [(r.key, r.encode()) for r in spam]), timings=timings
+            spam = output.where(kind.isin("event", "topic")).select(
+                F.lit(self.config.kafka.spam_topic).alias("topic"), "key", "value"
             )
-        if dead:
-            values = [
-                (b"deadletter", msgpack.packb({"reason": reason, "value": raw, "kafka_ts": int(ts)}, use_bin_type=True))
-                for reason, raw, ts in dead
-            ]
-            with_retries("kafka dead letters", lambda: self._send(self.deadletter_topic, values), timings=timings)
-        # The history holds closed events only: an open one is not final, and an undone one was never written.
-        history = [r for r in rows if r["kind"] == "topic" or r.get("state", "closed") == "closed"]
-        if history:
-            self._cassandra(history, timings)
-
-    def _send(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-        if self._producer is None:
-            self._producer = kafka_producer(self.config)
-        futures = [self._producer.send(topic, key=key, value=value) for key, value in records]
-        self._producer.flush(timeout=self.config.kafka.connect_timeout_s * 4)
-        for future in futures:
-            future.get(timeout=0)  # raises the delivery error of a record that did not make it
-
-    def _cassandra(self, rows: list[dict[str, Any]], timings: dict[str, float]) -> None:
-        rows = newest_topic_updates(rows)
-        # From pandas, so Spark takes the rows through Arrow in the JVM: from a list they would be pickled and
-        # converted again for each table written: 40 rows to six tables took 2.6 s that way, 1.5 s this way.
-        frame = self.spark.createDataFrame(
-            pd.DataFrame([[r.get(c) for c in OUTPUT_COLUMNS] for r in rows], columns=OUTPUT_COLUMNS), OUTPUT_SCHEMA
-        )
-        users = user_rows(rows)
-        users_frame = (
-            self.spark.createDataFrame(pd.DataFrame(users, columns=USER_COLUMNS), USER_SCHEMA) if users else None
-        )
-        frames = cassandra_frames(
-            frame.where(F.col("kind") == "event"), frame.where(F.col("kind") == "topic"), users_frame
-        )
-        kinds = {r["kind"] for r in rows} | ({"user"} if users else set())
-        wanted = [t for t in CASSANDRA_TABLES if TABLE_SOURCE[t] in kinds]
-
-        def save(table: str) -> None:
-            with_retries(
-                f"cassandra {table}",
-                lambda: frames[table]
-                .write.format(CONNECTOR)
-                .options(keyspace=self.keyspace, table=table)
-                .mode("append")
-                .save(),
-                before_retry=self._reconnect,
-                timings=timings,
+            with_retries("kafka spam", lambda: spam.write.format("kafka").options(**self.kafka).save(), timings=timings)
+        if counts["dead_letters"]:
+            dead = output.where(kind == "dead").select(
+                F.lit(self.config.kafka.deadletter_topic).alias("topic"), "key", "value"
             )
-
+            with_retries(
+                "kafka dead letters", lambda: dead.write.format("kafka").options(**self.kafka).save(), timings=timings
+            )
+        # The history holds closed events only (an open one is not final, an undone one was never written), and
+        # each topic's last update of the batch.
+        events = output.where((kind == "event") & (state == "closed"))
+        users = events.select(*EVENT_FACTS, F.explode("users").alias("user")).select(
+            *EVENT_FACTS,
+            F.col("user.user").alias("user_login"),
+            F.col("user.messages").alias("messages"),
+            F.col("user.first_ts").alias("first_ts"),
+            F.col("user.last_ts").alias("last_ts"),
+        )
+        frames = cassandra_frames(events, output.where((kind == "topic") & F.col("last_update")), users)
+        kinds = {"event", "user"} if counts["events"] else set()
+        kinds |= {"topic"} if counts["topic_updates"] else set()
         # One table after the other: written at once, the connector's writes hung for good when Cassandra went
         # away mid-write (all of them waiting on the dropped session; test_faults' Cassandra outage).
-        for table in wanted:
-            save(table)
+        for table in CASSANDRA_TABLES:
+            if TABLE_SOURCE[table] in kinds:
+                self._save(table, frames[table], timings)
+
+    def _save(self, table: str, frame: DataFrame, timings: dict[str, float]) -> None:
+        with_retries(
+            f"cassandra {table}",
+            lambda: frame.write.format(CONNECTOR).options(keyspace=self.keyspace, table=table).mode("append").save(),
+            before_retry=self._reconnect,
+            timings=timings,
+        )
 
     def _reconnect(self) -> None:
         """Drop the connector's cached Cassandra sessions: one opened before a node restart can hang every later
         write (seen with the local node stopped and started again), while a new one connects at once."""
         self.spark.sparkContext._jvm.com.datastax.spark.connector.cql.CassandraConnector.evictCache()
-
-    def close(self) -> None:
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=10)
-            except Exception as exc:  # noqa: BLE001 - closing anyway: one line, not a traceback
-                log.warning("the spam producer did not close cleanly", extra={"error": str(exc)[:300]})
-            self._producer = None

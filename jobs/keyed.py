@@ -376,7 +376,7 @@ class KeyedBatch:
                 self.alerts.observe([r.asDict() for r in rows])
         finally:
             output.unpersist()
-        read = counts.pop("messages")
+        read = counts.pop("messages", 0)  # no summary when no partition has state yet
         self.totals.update(counts)
         self.totals["messages"] += read
         # The first batch of a start may be the empty batch the last run stopped before: the new chat comes after it.

@@ -92,10 +92,15 @@ def snapshot() -> dict[str, float]:
     return seconds
 
 
-def used_since(before: dict[str, float], messages: int) -> dict[str, Any]:
-    """CPU seconds per 100,000 messages of each kind since `before`, and in all."""
+def spent_since(before: dict[str, float]) -> dict[str, float]:
+    """CPU seconds of each kind since `before` (a snapshot)."""
     now = snapshot()
-    per = {kind: round(max(0.0, now[kind] - before[kind]) * 100_000 / max(1, messages), 2) for kind in KINDS}
+    return {kind: max(0.0, now[kind] - before[kind]) for kind in KINDS}
+
+
+def per_100k(seconds: dict[str, float], messages: int) -> dict[str, Any]:
+    """CPU seconds of each kind, and in all, per 100,000 messages."""
+    per = {kind: round(seconds[kind] * 100_000 / max(1, messages), 2) for kind in KINDS}
     return {"per_100k_messages": per, "total_per_100k_messages": round(sum(per.values()), 2)}
 
 

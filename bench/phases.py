@@ -94,15 +94,17 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan, chat: Prefil
     results: dict[str, dict[str, Any]] = {}
     for system in SYSTEMS:
         runs, first_events = [], []
-        cpu_before = cpu.snapshot()
+        spent = dict.fromkeys(cpu.KINDS, 0.0)  # during the drains only: reading and scoring their output is not theirs
         for repetition in range(plan.repeat):
             out_topic = space.topic(f"out-{system}")
+            before = cpu.snapshot()
             runs.append(drain_seconds(spark, config, system, chat_topic, out_topic))
+            spent = {kind: spent[kind] + used for kind, used in cpu.spent_since(before).items()}
             if repetition == 0 and system in DETECTING:
                 first_events = read_output(config, out_topic)
         rates = [(chat.messages + 1) / r for r in runs]
         entry: dict[str, Any] = {
-            "cpu": cpu.used_since(cpu_before, chat.messages * plan.repeat),
+            "cpu": cpu.per_100k(spent, chat.messages * plan.repeat),
             "max_sustained_msgs_per_s": round(statistics.median(rates)),
             "drain_min_msgs_per_s": round(min(rates)),
             "drain_max_msgs_per_s": round(max(rates)),
@@ -189,7 +191,7 @@ def capacity_per_core(space: BenchSpace, chat: Prefilled, cores: int) -> dict[st
         for system in PER_CORE_SYSTEMS:
             before = cpu.snapshot()
             seconds = drain_seconds(spark, space.config, system, chat.topic, space.topic(f"out-{system}-{cores}"))
-            used = cpu.used_since(before, chat.messages)["per_100k_messages"]
+            used = cpu.per_100k(cpu.spent_since(before), chat.messages)["per_100k_messages"]
             results[system] = {
                 "msgs_per_s": round((chat.messages + 1) / seconds),
                 "executors_cpu_s_per_100k": round(sum(used[kind] for kind in cpu.EXECUTOR_KINDS), 2),

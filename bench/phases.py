@@ -42,13 +42,21 @@ VOCABULARY = frozenset(EMOTES)  # the generator's emotes: the truth of which of 
 WORLD_EMOTES = frozenset(code for sets in THIRD_PARTY_SETS.values() for code in sets[""])  # what the stand-in serves
 
 
-def drain_seconds(spark: Any, config: configuration.Config, system: str, chat_topic: str, out_topic: str) -> float:
-    """Wall seconds of one system draining the chat topic into out_topic."""
+@dataclasses.dataclass(frozen=True)
+class Drain:
+    seconds: float
+    cpu_seconds: dict[str, float]  # by process kind (bench.cpu.KINDS), from its query's start to its end
+
+
+def drain(spark: Any, config: configuration.Config, system: str, chat_topic: str, out_topic: str) -> Drain:
+    """One system draining the chat topic into out_topic: its wall time, and the CPU spent once its query had
+    started (the plan's building is not per message)."""
     runner = Runner(spark, config, system)
     began = time.perf_counter()
     runner.start(chat_topic, out_topic, drain=True)
+    before = cpu.snapshot()
     runner.wait()
-    return time.perf_counter() - began
+    return Drain(time.perf_counter() - began, cpu.spent_since(before))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +105,9 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan, chat: Prefil
         spent = dict.fromkeys(cpu.KINDS, 0.0)  # during the drains only: reading and scoring their output is not theirs
         for repetition in range(plan.repeat):
             out_topic = space.topic(f"out-{system}")
-            before = cpu.snapshot()
-            runs.append(drain_seconds(spark, config, system, chat_topic, out_topic))
-            spent = {kind: spent[kind] + used for kind, used in cpu.spent_since(before).items()}
+            run = drain(spark, config, system, chat_topic, out_topic)
+            runs.append(run.seconds)
+            spent = {kind: spent[kind] + used for kind, used in run.cpu_seconds.items()}
             if repetition == 0 and system in DETECTING:
                 first_events = read_output(config, out_topic)
         rates = [(chat.messages + 1) / r for r in runs]
@@ -166,7 +174,7 @@ def _cut_drains(spark: Any, space: BenchSpace, plan: Plan, chat_topic: str, one_
     """The detector's drain again, cut into micro-batches of CUT_BATCH messages."""
     cut_config = space.config.with_overrides(detector__max_offsets_per_trigger=CUT_BATCH)
     out_topic = space.topic("out-detector-cut")
-    cut_runs = [drain_seconds(spark, cut_config, "detector", chat_topic, out_topic) for _ in range(plan.repeat)]
+    cut_runs = [drain(spark, cut_config, "detector", chat_topic, out_topic).seconds for _ in range(plan.repeat)]
     cut = {
         "cut_batch": CUT_BATCH,
         "cut_drain_s": round(statistics.median(cut_runs), 2),
@@ -189,11 +197,10 @@ def capacity_per_core(space: BenchSpace, chat: Prefilled, cores: int) -> dict[st
         warm_up.start(chat.topic, "unused", drain=True)
         warm_up.wait()
         for system in PER_CORE_SYSTEMS:
-            before = cpu.snapshot()
-            seconds = drain_seconds(spark, space.config, system, chat.topic, space.topic(f"out-{system}-{cores}"))
-            used = cpu.per_100k(cpu.spent_since(before), chat.messages)["per_100k_messages"]
+            run = drain(spark, space.config, system, chat.topic, space.topic(f"out-{system}-{cores}"))
+            used = cpu.per_100k(run.cpu_seconds, chat.messages)["per_100k_messages"]
             results[system] = {
-                "msgs_per_s": round((chat.messages + 1) / seconds),
+                "msgs_per_s": round((chat.messages + 1) / run.seconds),
                 "executors_cpu_s_per_100k": round(sum(used[kind] for kind in cpu.EXECUTOR_KINDS), 2),
                 "driver_cpu_s_per_100k": used["driver (this Python process)"],
             }

@@ -310,6 +310,7 @@ class KeyedBatch:
         self.timings: dict[str, float] = {}
         self.summaries: dict[int, dict[str, Any]] = {}  # partition -> its latest summary row
         self.drained_at: int | None = None
+        self.drained = threading.Event()  # set with drained_at
         self._first_batch: int | None = None
         self.alerts = Alerts(config)
         self._sinks: Sinks | None = None
@@ -382,6 +383,7 @@ class KeyedBatch:
         # The first batch of a start may be the empty batch the last run stopped before: the new chat comes after it.
         if read == 0 and self.drained_at is None and batch_id > self._first_batch:
             self.drained_at = batch_id
+            self.drained.set()
         if read or any(counts[name] for name in COUNT_FIELDS):
             log.info("batch written", extra={"batch": batch_id, "read": read, **counts})
 

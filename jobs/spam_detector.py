@@ -210,10 +210,13 @@ def await_drained(
     next batch (see KeyedBatch.request_stop), with an error that `writer.stop_requested` tells apart from a
     failure; on_drained is called first."""
     deadline = time.monotonic() + timeout_s
+    # Each look at the query is a call into the JVM: once a second until the writer says it has drained
+    while not writer.drained.wait(1.0):
+        if not query.isActive or time.monotonic() >= deadline:
+            return
     while query.isActive and time.monotonic() < deadline:
-        drained = writer.drained_at
         progress = query.lastProgress
-        if drained is not None and progress is not None and progress["batchId"] >= drained:
+        if progress is not None and progress["batchId"] >= (writer.drained_at or 0):
             on_drained()
             stop_between_batches(query, writer, max(deadline - time.monotonic(), 1.0))
             return

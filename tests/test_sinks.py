@@ -61,8 +61,10 @@ def test_only_a_topics_last_update_is_marked_in_order_of_the_rows() -> None:
 
 
 def write(sinks: Sinks, spark, rows: list[dict[str, Any]], timings: dict[str, float]) -> None:
-    """rows as the stateful step hands them over (jobs.keyed.output_frame), through the sinks."""
-    sinks.write(spark.createDataFrame(output_frame(rows), KEYED_SCHEMA), Counter(output_counts(rows)), timings)
+    """rows as the stateful step hands them over (jobs.keyed.output_frame), through the sinks: the rows of one Kafka
+    partition come from one call of the stateful step, so they are one Spark partition, in order."""
+    output = spark.createDataFrame(output_frame(rows), KEYED_SCHEMA).coalesce(1)
+    sinks.write(output, Counter(output_counts(rows)), timings)
 
 
 def test_a_batch_is_in_kafka_and_cassandra_when_write_returns_and_a_topics_last_update_wins(platform, spark) -> None:

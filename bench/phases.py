@@ -96,9 +96,7 @@ def capacity_and_quality(spark: Any, space: BenchSpace, plan: Plan, chat: Prefil
     """Each system drains the same labelled chat `plan.repeat` times; its first drain's events are scored."""
     config, settings = space.config, Settings()
     chat_topic, cells, emotes, oracle = chat.topic, chat.cells, chat.emotes, chat.oracle
-    warm_up = Runner(spark, config, "noop")  # the session's first query pays JVM and worker start-up: not a system's
-    warm_up.start(chat_topic, "unused", drain=True)
-    warm_up.wait()
+    drain(spark, config, "noop", chat_topic, "unused")  # the session's first query pays JVM and worker start-up
     results: dict[str, dict[str, Any]] = {}
     for system in SYSTEMS:
         runs, first_events = [], []
@@ -193,9 +191,7 @@ def capacity_per_core(space: BenchSpace, chat: Prefilled, cores: int) -> dict[st
     spark.sparkContext.setLogLevel("ERROR")
     results: dict[str, dict[str, Any]] = {}
     try:
-        warm_up = Runner(spark, space.config, "noop")
-        warm_up.start(chat.topic, "unused", drain=True)
-        warm_up.wait()
+        drain(spark, space.config, "noop", chat.topic, "unused")  # as capacity_and_quality's warm-up
         for system in PER_CORE_SYSTEMS:
             run = drain(spark, space.config, system, chat.topic, space.topic(f"out-{system}-{cores}"))
             used = cpu.per_100k(run.cpu_seconds, chat.messages)["per_100k_messages"]

@@ -5,6 +5,15 @@ renders), so a list sent again as a whole replaces every row, and a click, hover
 lost. A live list is therefore a fixed set of slots, never re-sent: each row keeps its slot for as long as it is
 shown, a slot's content is sent only when what the row shows changed, and the CSS `order` puts the slots in the
 list's order. New rows take free slots; a row that drops off frees its slot.
+
+The Dash renderer's work on each refresh grows with the square of the callback's outputs (it gathers them into an
+object copied once per output, and finds each pattern id's component by a linear search among the ids with the
+same keys), and each prop it sets notifies every component. With four props on 100 slots sharing one id shape, all
+sent each second (a new chat line moved every other line down a place), the browser's main thread stayed busy
+enough that clicks and keys reached the page seconds late. So each list has an id key of its own, a slot has two
+props, its content (in a block of the row's class) and its style (its `order`, or hidden), each sent only when
+it changed, and a row keeps its `order` value while the rows around it keep theirs: a new row on top takes one
+below the smallest (it may be negative).
 """
 
 from __future__ import annotations
@@ -30,8 +39,11 @@ def fingerprint(facts: Any) -> str:
     return hashlib.sha1(repr(facts).encode("utf-8")).hexdigest()[:16]
 
 
+HIDDEN = {"display": "none"}  # an empty slot's style
+
+
 class SlotList:
-    """A list of at most `capacity` rows in slots with pattern ids {"type": kind, "index": slot number}."""
+    """A list of at most `capacity` rows in slots with pattern ids {kind: slot number}."""
 
     def __init__(self, kind: str, capacity: int, empty_text: str):
         self.kind, self.capacity, self.empty_text = kind, capacity, empty_text
@@ -40,31 +52,34 @@ class SlotList:
         return html.Div(
             [
                 html.P(self.empty_text, id=f"{self.kind}-empty", className="muted"),
-                *(html.Div(id={"type": self.kind, "index": i}, n_clicks=0, hidden=True) for i in range(self.capacity)),
+                *(html.Div(id={self.kind: i}, n_clicks=0, style=HIDDEN) for i in range(self.capacity)),
             ],
             **container,
         )
 
+    @property
+    def every_slot(self) -> dict[str, Any]:
+        """The pattern id that matches all of the list's slots."""
+        return {self.kind: ALL}
+
     def outputs(self) -> list[Output]:
-        slot = {"type": self.kind, "index": ALL}
         return [
-            Output(slot, "children"),
-            Output(slot, "className"),
-            Output(slot, "style"),
-            Output(slot, "hidden"),
+            Output(self.every_slot, "children"),
+            Output(self.every_slot, "style"),
             Output(f"{self.kind}-empty", "hidden"),
         ]
 
     def update(self, shown: dict[str, list] | None, rows: list[Row]) -> tuple[list[Any], dict[str, list]]:
         """The values for `outputs()` that turn what the browser shows (`shown`, as the last update left it) into
-        `rows`, and what it shows then. Only the content of slots whose row changed is sent."""
+        `rows`, and what it shows then. Only what changed in a slot is sent."""
         rows = list({row.key: row for row in reversed(rows[: self.capacity])}.values())[::-1]  # a key once
-        keys: list[str | None] = (
-            list(shown["keys"]) if shown and len(shown["keys"]) == self.capacity else [None] * self.capacity
-        )
-        prints: list[str | None] = (
-            list(shown["prints"]) if shown and len(shown["prints"]) == self.capacity else [None] * self.capacity
-        )
+
+        def remembered(name: str) -> list[Any]:  # a browser state of another size is started afresh
+            kept = (shown or {}).get(name) or []
+            return list(kept) if len(kept) == self.capacity else [None] * self.capacity
+
+        keys, prints, styles = remembered("keys"), remembered("prints"), remembered("styles")
+        shown_orders = {key: style["order"] for key, style in zip(keys, styles, strict=True) if key and style}
         rank = {row.key: i for i, row in enumerate(rows)}
         # New rows take the slots that were empty before those that just emptied: a row that dropped off does not
         # turn into another under a user's cursor while there is room elsewhere.
@@ -78,20 +93,49 @@ class SlotList:
             if row.key not in placed:
                 keys[next(free)] = row.key
         by_key = {row.key: row for row in rows}
-        children, classes, styles, hidden = [], [], [], []
+        order = stable_orders(shown_orders, rows)
+        children_out: list[Any] = []
+        styles_out: list[Any] = []
         for i, key in enumerate(keys):
             listed = by_key.get(key) if key is not None else None
-            now = fingerprint((key, listed.facts)) if listed else None
-            children.append(no_update if now == prints[i] else listed.render() if listed else [])
+            now = fingerprint((key, listed.facts, listed.class_name)) if listed else None
+            if now == prints[i]:
+                children_out.append(no_update)
+            else:
+                children_out.append([html.Div(listed.render(), className=listed.class_name)] if listed else [])
             prints[i] = now
-            # These three are small and always sent: they are what a user sees of the slot, whatever was before.
-            classes.append(listed.class_name if listed else "")
-            styles.append({"order": rank[listed.key]} if listed else {})
-            hidden.append(listed is None)
-        return [children, classes, styles, hidden, bool(rows)], {"keys": keys, "prints": prints}
+            style = {"order": order[listed.key]} if listed else None
+            styles_out.append(no_update if style == styles[i] else style or HIDDEN)
+            styles[i] = style
+        return [children_out, styles_out, bool(rows)], {"keys": keys, "prints": prints, "styles": styles}
 
     @staticmethod
     def key_at(shown: dict[str, list] | None, slot: int) -> str | None:
         """The key of the row in a slot, as the browser shows it."""
         keys = (shown or {}).get("keys") or []
         return keys[slot] if 0 <= slot < len(keys) else None
+
+
+def stable_orders(before: dict[str, int], rows: list[Row]) -> dict[str, int]:
+    """CSS `order` values that put `rows` in their order, keeping the value in `before` of each row shown already
+    when those still come in the same order and the new rows fit between them; otherwise 0, 1, 2, ..."""
+    kept = [before[row.key] for row in rows if row.key in before]
+    if all(a < b for a, b in zip(kept, kept[1:], strict=False)):
+        orders: dict[str, int] = {}
+        new: list[str] = []  # new rows since the last kept one, whose value is `last`
+        last: int | None = None
+        for row in [*rows, None]:  # None: the end of the list
+            if row is not None and row.key not in before:
+                new.append(row.key)
+                continue
+            after = before[row.key] if row is not None else None
+            if last is not None and after is not None and after - last <= len(new):
+                break  # no room between two kept rows
+            start = last + 1 if last is not None else (after - len(new) if after is not None else 0)
+            orders.update(zip(new, range(start, start + len(new)), strict=True))
+            new = []
+            if row is not None:
+                orders[row.key] = last = before[row.key]
+        else:
+            return orders
+    return {row.key: i for i, row in enumerate(rows)}

@@ -508,7 +508,7 @@ def test_a_waves_message_count_grows_on_the_live_page_while_the_wave_goes_on(
     def live_count() -> int | None:
         """The message count the wave's event row shows while it is marked live (None: no such row)."""
         badges = browser.execute_script(
-            "const row = [...document.querySelectorAll('#live-events .event:not([hidden])')]"
+            "const row = [...document.querySelectorAll('#live-events .event')]"
             ".find(r => r.textContent.includes(arguments[0]));"
             "return row ? [...row.querySelectorAll('.badge')].map(b => b.textContent) : null;",
             wave.text,
@@ -534,8 +534,9 @@ def test_a_waves_message_count_grows_on_the_live_page_while_the_wave_goes_on(
     wait_for("the whole wave, closed", lambda: "55 msgs" in page_text(browser, "live-events"), timeout_s=30)
 
 
-VISIBLE_EVENTS = """return [...document.querySelectorAll('#live-events .event:not([hidden]) [data-event]')]
-    .map(e => [Number(e.closest('.event').style.order), e.dataset.event]).sort((a, b) => a[0] - b[0]).map(p => p[1]);"""
+VISIBLE_EVENTS = """return [...document.querySelectorAll('#live-events .event [data-event]')]
+    .map(e => [Number(e.closest('.event').parentElement.style.order), e.dataset.event])
+    .sort((a, b) => a[0] - b[0]).map(p => p[1]);"""  # a slot's CSS order (dashboard/slots.py) places it
 
 
 def shown_events(browser: Any) -> list[str]:
@@ -544,7 +545,8 @@ def shown_events(browser: Any) -> list[str]:
 
 
 def event_row_xpath(event_id: str) -> str:
-    return f"//*[@data-event='{event_id}']/ancestor::div[contains(@class, 'event')]"
+    """The slot (dashboard/slots.py) that shows an event: the row a user clicks, which keeps its DOM node."""
+    return f"//*[@data-event='{event_id}']/ancestor::div[contains(@class, 'event')]/.."
 
 
 def test_ten_clicks_on_ten_events_each_show_their_detail_while_the_page_refreshes(
@@ -673,7 +675,7 @@ def test_an_events_users_link_to_the_user_page_which_shows_both_channels(
     campaign = wait_for(
         "a campaign event on the live page",
         lambda: browser.execute_script(
-            "return [...document.querySelectorAll('#live-events .event:not([hidden]) [data-event]')]"
+            "return [...document.querySelectorAll('#live-events .event [data-event]')]"
             ".filter(e => e.textContent.includes(arguments[0])).map(e => e.dataset.event)[0] || null;",
             world.campaign.rsplit(" ", 1)[0],
         ),  # its last word, PogChamp, shows as an emote image

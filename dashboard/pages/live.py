@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import ALL, Input, NoUpdate, Output, State, ctx, dcc, html, no_update
+from dash import Input, NoUpdate, Output, State, ctx, dcc, html, no_update
 
 from dashboard.app import sources
 from dashboard.slots import SlotList, fingerprint
@@ -128,7 +128,7 @@ def refresh(_: int | None, channel: str | None, selected: str | None, shown: dic
 
 @dash.callback(
     Output("live-selected", "data"),
-    Input({"type": EVENTS.kind, "index": ALL}, "n_clicks"),
+    Input(EVENTS.every_slot, "n_clicks"),
     State("live-shown", "data"),
     prevent_initial_call=True,
 )
@@ -136,4 +136,4 @@ def select_event(clicks: list[int | None], shown: dict[str, Any] | None) -> str 
     if not ctx.triggered_id or not any(t["value"] for t in ctx.triggered):
         return no_update
     # The slot's event as the browser showed it when clicked.
-    return SlotList.key_at((shown or {}).get("events"), ctx.triggered_id["index"]) or no_update
+    return SlotList.key_at((shown or {}).get("events"), ctx.triggered_id[EVENTS.kind]) or no_update

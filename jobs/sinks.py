@@ -84,110 +84,53 @@ TABLE_SOURCE = {
 CASSANDRA_TABLES = list(TABLE_SOURCE)
 
 
-def _ms(column: str) -> Any:
-    return F.timestamp_millis(F.col(column))
+# Each table's rows as Spark SQL over the frames {events}, {topics} and {users} (see services/cassandra.cql). SQL
+# text, not the DataFrame API: a frame is then one call from Python into the JVM, where building these selects
+# column by column took hundreds, a share of the driver's CPU that grew with the number of micro-batches.
+TABLE_QUERIES = {
+    "spam_events_by_channel": """SELECT channel, to_date(timestamp_millis(window_start)) AS day,
+        timestamp_millis(window_start) AS window_start, event_id, event_kind AS kind,
+        timestamp_millis(window_end) AS window_end, text, message_hash, CAST(message_count AS INT) AS message_count,
+        CAST(distinct_users AS INT) AS distinct_users, CAST(variants AS INT) AS variants,
+        transform(top_users, u -> named_struct('user', u.user, 'count', CAST(u.`count` AS INT))) AS top_users,
+        transform(top_variants, v -> named_struct('text', v.text, 'count', CAST(v.`count` AS INT))) AS top_variants,
+        timestamp_millis(first_ts) AS first_ts, timestamp_millis(last_ts) AS last_ts, topic_id FROM {events}""",
+    "spam_events_by_message": """SELECT message_hash, to_date(timestamp_millis(window_start)) AS day,
+        timestamp_millis(window_start) AS window_start, channel, event_id, text,
+        CAST(message_count AS INT) AS message_count, CAST(distinct_users AS INT) AS distinct_users, topic_id
+        FROM {events}""",
+    "spam_message_days": """SELECT message_hash, to_date(timestamp_millis(window_start)) AS day, text FROM {events}""",
+    "spam_lsh_buckets": """SELECT posexplode(buckets) AS (band, bucket), message_hash, text,
+        timestamp_millis(last_ts) AS last_seen FROM {events}""",
+    "spam_topics_by_channel": """SELECT channel, to_date(timestamp_millis(first_ts)) AS day, topic_id, text,
+        message_hash, timestamp_millis(first_ts) AS first_seen, timestamp_millis(last_ts) AS last_seen,
+        CAST(windows_active AS INT) AS windows_active, message_count AS total_messages, peak_rate, ended
+        FROM {topics}""",
+    "spam_campaigns_by_day": """SELECT to_date(timestamp_millis(first_ts)) AS day, message_hash AS campaign_id,
+        channel, topic_id, text, message_hash, timestamp_millis(first_ts) AS first_seen,
+        timestamp_millis(last_ts) AS last_seen, message_count AS total_messages FROM {topics}""",
+    "spam_event_users": """SELECT event_id, to_date(timestamp_millis(window_start)) AS day, user_login, channel,
+        timestamp_millis(window_start) AS window_start, CAST(messages AS INT) AS messages,
+        timestamp_millis(first_ts) AS first_ts, timestamp_millis(last_ts) AS last_ts FROM {users}""",
+    "spam_events_by_user": """SELECT user_login, to_date(timestamp_millis(window_start)) AS day,
+        timestamp_millis(window_start) AS window_start, event_id, channel, event_kind AS kind, text, message_hash,
+        CAST(messages AS INT) AS messages, timestamp_millis(first_ts) AS first_ts,
+        timestamp_millis(last_ts) AS last_ts, CAST(message_count AS INT) AS event_messages,
+        CAST(distinct_users AS INT) AS event_users, topic_id FROM {users}""",
+    "spam_user_days": """SELECT user_login, to_date(timestamp_millis(window_start)) AS day FROM {users}""",
+}
+# Each closed event's users, a row each beside the event's facts: the user tables' rows.
+USER_ROWS = (
+    f"SELECT {', '.join(EVENT_FACTS)}, u.user AS user_login, u.messages, u.first_ts, u.last_ts "
+    f"FROM (SELECT {', '.join(EVENT_FACTS)}, explode(users) AS u FROM {{events}})"
+)
 
 
-def _day(column: str) -> Any:
-    return F.to_date(F.timestamp_millis(F.col(column)))
-
-
-def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame) -> dict[str, DataFrame]:
-    """Detector output shaped as the rows of each Cassandra table (see services/cassandra.cql)."""
-    top_users = F.transform(
-        "top_users", lambda u: F.struct(u["user"].alias("user"), u["count"].cast("int").alias("count"))
-    )
-    top_variants = F.transform(
-        "top_variants", lambda v: F.struct(v["text"].alias("text"), v["count"].cast("int").alias("count"))
-    )
-    frames = {
-        "spam_events_by_channel": events.select(
-            "channel",
-            _day("window_start").alias("day"),
-            _ms("window_start").alias("window_start"),
-            "event_id",
-            F.col("event_kind").alias("kind"),
-            _ms("window_end").alias("window_end"),
-            "text",
-            "message_hash",
-            F.col("message_count").cast("int").alias("message_count"),
-            F.col("distinct_users").cast("int").alias("distinct_users"),
-            F.col("variants").cast("int").alias("variants"),
-            top_users.alias("top_users"),
-            top_variants.alias("top_variants"),
-            _ms("first_ts").alias("first_ts"),
-            _ms("last_ts").alias("last_ts"),
-            "topic_id",
-        ),
-        "spam_events_by_message": events.select(
-            "message_hash",
-            _day("window_start").alias("day"),
-            _ms("window_start").alias("window_start"),
-            "channel",
-            "event_id",
-            "text",
-            F.col("message_count").cast("int").alias("message_count"),
-            F.col("distinct_users").cast("int").alias("distinct_users"),
-            "topic_id",
-        ),
-        "spam_message_days": events.select("message_hash", _day("window_start").alias("day"), "text"),
-        "spam_lsh_buckets": events.select(
-            F.posexplode("buckets").alias("band", "bucket"), "message_hash", "text", _ms("last_ts").alias("last_seen")
-        ),
-        "spam_topics_by_channel": topics.select(
-            "channel",
-            _day("first_ts").alias("day"),
-            "topic_id",
-            "text",
-            "message_hash",
-            _ms("first_ts").alias("first_seen"),
-            _ms("last_ts").alias("last_seen"),
-            F.col("windows_active").cast("int").alias("windows_active"),
-            F.col("message_count").alias("total_messages"),
-            "peak_rate",
-            "ended",
-        ),
-        "spam_campaigns_by_day": topics.select(
-            _day("first_ts").alias("day"),
-            F.col("message_hash").alias("campaign_id"),
-            "channel",
-            "topic_id",
-            "text",
-            "message_hash",
-            _ms("first_ts").alias("first_seen"),
-            _ms("last_ts").alias("last_seen"),
-            F.col("message_count").alias("total_messages"),
-        ),
-    }
-    return frames | {
-        "spam_event_users": users.select(
-            "event_id",
-            _day("window_start").alias("day"),
-            "user_login",
-            "channel",
-            _ms("window_start").alias("window_start"),
-            F.col("messages").cast("int").alias("messages"),
-            _ms("first_ts").alias("first_ts"),
-            _ms("last_ts").alias("last_ts"),
-        ),
-        "spam_events_by_user": users.select(
-            "user_login",
-            _day("window_start").alias("day"),
-            _ms("window_start").alias("window_start"),
-            "event_id",
-            "channel",
-            F.col("event_kind").alias("kind"),
-            "text",
-            "message_hash",
-            F.col("messages").cast("int").alias("messages"),
-            _ms("first_ts").alias("first_ts"),
-            _ms("last_ts").alias("last_ts"),
-            F.col("message_count").cast("int").alias("event_messages"),
-            F.col("distinct_users").cast("int").alias("event_users"),
-            "topic_id",
-        ),
-        "spam_user_days": users.select("user_login", _day("window_start").alias("day")),
-    }
+def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame | None = None) -> dict[str, DataFrame]:
+    """Detector output shaped as the rows of each Cassandra table; users: from the events' `users` if None."""
+    sql = events.sparkSession.sql  # a foreachBatch frame's own session, where its temporary views are
+    users = users if users is not None else sql(USER_ROWS, events=events)
+    return {table: sql(query, events=events, topics=topics, users=users) for table, query in TABLE_QUERIES.items()}
 
 
 def mark_last_topic_updates(rows: list[dict[str, Any]]) -> None:
@@ -316,14 +259,7 @@ class Sinks:
         # The history holds closed events only (an open one is not final, an undone one was never written), and
         # each topic's last update of the batch.
         events = output.where((kind == "event") & (state == "closed"))
-        users = events.select(*EVENT_FACTS, F.explode("users").alias("user")).select(
-            *EVENT_FACTS,
-            F.col("user.user").alias("user_login"),
-            F.col("user.messages").alias("messages"),
-            F.col("user.first_ts").alias("first_ts"),
-            F.col("user.last_ts").alias("last_ts"),
-        )
-        frames = cassandra_frames(events, output.where((kind == "topic") & F.col("last_update")), users)
+        frames = cassandra_frames(events, output.where((kind == "topic") & F.col("last_update")))
         kinds = {"event", "user"} if counts["events"] else set()
         kinds |= {"topic"} if counts["topic_updates"] else set()
         # One table after the other: written at once, the connector's writes hung for good when Cassandra went

@@ -229,16 +229,19 @@ class DetectorProcess:
 class LiveWave:
     """A spam wave written to the chat topic as it happens, stamped now: `users` take turns pasting `text`, one
     message every `every_s`, `count` in all, beginning half a second after a window boundary (so the whole wave
-    falls in one window). `window_end` is that window's end (epoch ms); `done` is set after the last message."""
+    falls in `windows` windows). `window_end` is the last window's end (epoch ms); `done` is set after the last
+    message."""
 
-    def __init__(self, config: Config, channel: str, text: str, users: int, count: int, every_s: float):
+    def __init__(
+        self, config: Config, channel: str, text: str, users: int, count: int, every_s: float, windows: int = 1
+    ):
         self.config, self.channel, self.text = config, channel, text
         self.users, self.count, self.every_s = users, count, every_s
         window_ms = config.detector.window_s * 1000
         now = int(time.time() * 1000)
         self.window_start = now - now % window_ms + window_ms
-        self.window_end = self.window_start + window_ms
-        assert count * every_s * 1000 < window_ms - 1_000, "the wave must fit in one window"
+        self.window_end = self.window_start + windows * window_ms
+        assert count * every_s * 1000 < windows * window_ms - 1_000, f"the wave must fit in {windows} window(s)"
         self.done = threading.Event()
         threading.Thread(target=self._run, name="test-live-wave", daemon=True).start()
 

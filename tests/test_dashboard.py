@@ -498,40 +498,54 @@ def test_live_page_shows_new_chat_and_spam_and_keeps_chat_text_inert(
 def test_a_waves_message_count_grows_on_the_live_page_while_the_wave_goes_on(
     world: World, served: str, browser: Any
 ) -> None:
-    """A wave written as it happens (55 messages from 12 users over 9 s, in one window): the live page shows its
-    event marked live before the wave is over, and its message count going up while it goes on."""
+    """A wave written as it happens (84 messages from 12 users over 28 s): the live page shows an event of it marked
+    live before the wave is over, each event's message count only going up while it goes on, and in the end every
+    message of the wave counted in its closed events. Three windows long (an event in each): on a loaded 2-core
+    machine the detector's micro-batches took 5-10 s each here (issue 30), so a wave of one window was over before
+    its first report could show. How soon a wave is reported is the bench's measure, not this test's."""
     text = f"{world.tag} this wave grows while you watch it go up"  # no emote: the row shows it as text
-    wave = LiveWave(world.config, f"{world.tag}_grow", text, users=12, count=55, every_s=0.16)
+    wave = LiveWave(world.config, f"{world.tag}_grow", text, users=12, count=84, every_s=0.33, windows=3)
     browser.get(f"{served}/?channel={wave.channel}")
-    seen: list[int] = []
+    seen: dict[str, list[int]] = {}  # event id -> the message counts its row showed while marked live
 
-    def live_count() -> int | None:
-        """The message count the wave's event row shows while it is marked live (None: no such row)."""
-        badges = browser.execute_script(
-            "const row = [...document.querySelectorAll('#live-events .event')]"
-            ".find(r => r.textContent.includes(arguments[0]));"
-            "return row ? [...row.querySelectorAll('.badge')].map(b => b.textContent) : null;",
+    def rows() -> list[tuple[str, bool, int]]:
+        """The wave's event rows: (event id, marked live, message count)."""
+        found = browser.execute_script(
+            "return [...document.querySelectorAll('#live-events .event')]"
+            ".filter(r => r.textContent.includes(arguments[0]))"
+            ".map(r => [r.querySelector('[data-event]').dataset.event,"
+            "  [...r.querySelectorAll('.badge')].map(b => b.textContent)]);",
             wave.text,
         )
-        if not badges or "live" not in badges:
-            return None
-        count = int(next(b for b in badges if b.endswith(" msgs")).split()[0])
-        if not seen or seen[-1] != count:
-            seen.append(count)
-        return count
+        return [
+            (event_id, "live" in badges, int(next(b for b in badges if b.endswith(" msgs")).split()[0]))
+            for event_id, badges in found
+        ]
+
+    def live_counts() -> dict[str, int]:
+        live = {event_id: count for event_id, is_live, count in rows() if is_live}
+        for event_id, count in live.items():
+            if seen.setdefault(event_id, [])[-1:] != [count]:
+                seen[event_id].append(count)
+        return live
 
     wait_for(
-        "the wave's event marked live",
-        live_count,
-        timeout_s=wave.window_start / 1000 - time.time() + 15,
+        "an event of the wave marked live",
+        live_counts,
+        timeout_s=wave.window_start / 1000 - time.time() + 28,
         shown=lambda: f"{page_text(browser, 'live-events')[:300]} | feed: {world.feed.events(wave.channel)[:1]}",
     )
-    assert not wave.done.is_set() and seen[0] < 55, seen  # shown, and marked live, while the wave went on
+    assert not wave.done.is_set(), seen  # shown, and marked live, while the wave went on
     while not wave.done.is_set():
-        live_count()
+        live_counts()
         time.sleep(0.2)
-    assert seen == sorted(seen), seen
-    wait_for("the whole wave, closed", lambda: "55 msgs" in page_text(browser, "live-events"), timeout_s=30)
+    assert all(counts == sorted(counts) for counts in seen.values()), seen
+    wait_for(
+        "the whole wave in closed events",
+        lambda: sum(count for _, is_live, count in rows() if not is_live) == wave.count,
+        timeout_s=wave.window_end / 1000 - time.time() + 60,
+        shown=lambda: str(rows()),
+    )
 
 
 VISIBLE_EVENTS = """return [...document.querySelectorAll('#live-events .event [data-event]')]

@@ -120,10 +120,10 @@ TABLE_QUERIES = {
     "spam_user_days": """SELECT user_login, to_date(timestamp_millis(window_start)) AS day FROM {users}""",
 }
 # Each closed event's users, a row each beside the event's facts: the user tables' rows.
-USER_ROWS = (
-    f"SELECT {', '.join(EVENT_FACTS)}, u.user AS user_login, u.messages, u.first_ts, u.last_ts "
-    f"FROM (SELECT {', '.join(EVENT_FACTS)}, explode(users) AS u FROM {{events}})"
-)
+USER_ROWS = """SELECT event_id, channel, window_start, event_kind, text, message_hash, topic_id, message_count,
+    distinct_users, u.user AS user_login, u.messages, u.first_ts, u.last_ts FROM (SELECT event_id, channel,
+    window_start, event_kind, text, message_hash, topic_id, message_count, distinct_users, explode(users) AS u
+    FROM {events})"""  # EVENT_FACTS, then each user's own
 
 
 def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame | None = None) -> dict[str, DataFrame]:

@@ -33,7 +33,9 @@ CQL = re.compile(
 )
 # The names a CQL text may have filled in: the keyspace, which the config checks is a plain CQL name, and its
 # replication map, built from the config's checked strategy, data centre names and whole factors.
-ALLOWED_PLACEHOLDERS = {"keyspace", "replication"}
+# keyspace and replication: validated identifiers; events, topics, users: the frames jobs/sinks.py hands to
+# spark.sql(text, events=frame), which puts a temporary view's name there, never a value
+ALLOWED_PLACEHOLDERS = {"keyspace", "replication", "events", "topics", "users"}
 
 
 def python_files() -> list[Path]:

@@ -119,18 +119,21 @@ TABLE_QUERIES = {
         CAST(distinct_users AS INT) AS event_users, topic_id FROM {users}""",
     "spam_user_days": """SELECT user_login, to_date(timestamp_millis(window_start)) AS day FROM {users}""",
 }
-# Each closed event's users, a row each beside the event's facts: the user tables' rows.
+# Each closed event's users, a row each beside the event's facts (EVENT_FACTS): the user tables' rows.
 USER_ROWS = """SELECT event_id, channel, window_start, event_kind, text, message_hash, topic_id, message_count,
-    distinct_users, u.user AS user_login, u.messages, u.first_ts, u.last_ts FROM (SELECT event_id, channel,
-    window_start, event_kind, text, message_hash, topic_id, message_count, distinct_users, explode(users) AS u
-    FROM {events})"""  # EVENT_FACTS, then each user's own
+    distinct_users, u.user AS user_login, u.messages, u.first_ts, u.last_ts
+    FROM {events} LATERAL VIEW explode(users) exploded AS u"""
 
 
-def cassandra_frames(events: DataFrame, topics: DataFrame, users: DataFrame | None = None) -> dict[str, DataFrame]:
-    """Detector output shaped as the rows of each Cassandra table; users: from the events' `users` if None."""
+def cassandra_frames(
+    events: DataFrame, topics: DataFrame, users: DataFrame | None = None, tables: list[str] = CASSANDRA_TABLES
+) -> dict[str, DataFrame]:
+    """Detector output shaped as the rows of each of `tables`; users: from the events' `users` if None. Only the
+    frames asked for are made: each is a query Spark analyses."""
     sql = events.sparkSession.sql  # a foreachBatch frame's own session, where its temporary views are
-    users = users if users is not None else sql(USER_ROWS, events=events)
-    return {table: sql(query, events=events, topics=topics, users=users) for table, query in TABLE_QUERIES.items()}
+    if users is None and any(TABLE_SOURCE[table] == "user" for table in tables):
+        users = sql(USER_ROWS, events=events)
+    return {table: sql(TABLE_QUERIES[table], events=events, topics=topics, users=users) for table in tables}
 
 
 def mark_last_topic_updates(rows: list[dict[str, Any]]) -> None:
@@ -259,14 +262,14 @@ class Sinks:
         # The history holds closed events only (an open one is not final, an undone one was never written), and
         # each topic's last update of the batch.
         events = output.where((kind == "event") & (state == "closed"))
-        frames = cassandra_frames(events, output.where((kind == "topic") & F.col("last_update")))
         kinds = {"event", "user"} if counts["events"] else set()
         kinds |= {"topic"} if counts["topic_updates"] else set()
+        tables = [table for table in CASSANDRA_TABLES if TABLE_SOURCE[table] in kinds]
+        frames = cassandra_frames(events, output.where((kind == "topic") & F.col("last_update")), tables=tables)
         # One table after the other: written at once, the connector's writes hung for good when Cassandra went
         # away mid-write (all of them waiting on the dropped session; test_faults' Cassandra outage).
-        for table in CASSANDRA_TABLES:
-            if TABLE_SOURCE[table] in kinds:
-                self._save(table, frames[table], timings)
+        for table, frame in frames.items():
+            self._save(table, frame, timings)
 
     def _save(self, table: str, frame: DataFrame, timings: dict[str, float]) -> None:
         with_retries(

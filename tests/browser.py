@@ -65,22 +65,25 @@ def type_text(element: Any, text: str, *then: str, keys_per_s: float = 15.0, tri
     ChromeDriver's send_keys types a whole string in one burst, faster than any hand; Dash 4's debounced input (the
     search and user boxes) puts the caret back where it was one tick earlier after each key, so under such a burst
     on a busy machine the words came out scrambled ("WHO ASK NOBODY ... KEKWED LULW"). As a user who sees the box
-    does not say what they typed, it clears the box and types again (see `until` for keys that never arrive)."""
+    does not say what they typed, it clears the box and types again, at half the pace each time (see `until` for
+    keys that never arrive)."""
     from selenium.webdriver.common.keys import Keys
 
-    for _ in range(tries):
+    seen: list[str] = []
+    for attempt in range(tries):
         for key in text:
             element.send_keys(key)
-            time.sleep(1 / keys_per_s)
+            time.sleep(1 / (keys_per_s / 2**attempt))
         settled = time.monotonic() + 15  # keys reach a busy page late (see `until`)
         while element.get_property("value") != text and time.monotonic() < settled:
             time.sleep(0.2)
-        if element.get_property("value") == text:
+        seen.append(element.get_property("value"))
+        if seen[-1] == text:
             break
         element.send_keys(Keys.CONTROL, "a")  # clear() leaves a React-held value in place
         element.send_keys(Keys.DELETE)
     else:
-        raise AssertionError(f"typed {text!r} {tries} times; the box says {element.get_property('value')!r}")
+        raise AssertionError(f"typed {text!r} {tries} times; the box said {seen!r}")
     if then:
         element.send_keys(*then)
 

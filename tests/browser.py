@@ -73,7 +73,7 @@ def type_text(element: Any, text: str, *then: str, keys_per_s: float = 15.0, tri
     for attempt in range(tries):
         for key in text:
             element.send_keys(key)
-            time.sleep(1 / (keys_per_s / 2**attempt))
+            time.sleep(2**attempt / keys_per_s)
         settled = time.monotonic() + 15  # keys reach a busy page late (see `until`)
         while element.get_property("value") != text and time.monotonic() < settled:
             time.sleep(0.2)

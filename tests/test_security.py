@@ -32,9 +32,8 @@ CQL = re.compile(
     re.I | re.S,
 )
 # The names a CQL text may have filled in: the keyspace, which the config checks is a plain CQL name, and its
-# replication map, built from the config's checked strategy, data centre names and whole factors.
-# keyspace and replication: validated identifiers; events, topics, users: the frames jobs/sinks.py hands to
-# spark.sql(text, events=frame), which puts a temporary view's name there, never a value
+# replication map, built from the config's checked strategy, data centre names and whole factors; and the frames
+# jobs/sinks.py hands to spark.sql(text, events=frame), which puts a temporary view's name there, never a value.
 ALLOWED_PLACEHOLDERS = {"keyspace", "replication", "events", "topics", "users"}
 
 
